@@ -1,0 +1,55 @@
+# Augur — every target sets up what it needs on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+export AUGUR_HOME ?= $(CURDIR)/.augur
+export BENTOML_HOME ?= $(AUGUR_HOME)/bentoml
+export RAY_USAGE_STATS_ENABLED := 0
+export BENTOML_DO_NOT_TRACK := True
+export DO_NOT_TRACK := 1
+
+.PHONY: help setup demo test lint bench clean system-deps
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q "uv==$(UV_VERSION)"
+	$(UV) pip install --python $(PY) -q -r requirements.lock
+	$(UV) pip install --python $(PY) -q --no-deps -e .
+	@touch $@
+
+setup: $(STAMP) system-deps ## create .venv and install the pinned dependencies + system servers
+
+# Servers the integration tests and the demo run for real (Debian packages).
+system-deps:
+	@if ! command -v redis-server >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing redis-server (Debian package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else \
+	    echo "redis-server is missing: run 'sudo apt-get install redis-server' (Debian/Ubuntu) and retry" >&2; exit 1; \
+	  fi; \
+	fi
+
+demo: setup ## run the main job end to end on embedded defaults
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo.sh
+
+test: setup ## run unit + integration tests (real Redis, Feast, bentoml serve, Ray) with coverage
+	$(PY) -m pytest --cov=augur --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+
+lint: setup ## ruff + mypy
+	$(VENV)/bin/ruff check src tests benchmarks bentos tuning feature_repo
+	$(VENV)/bin/ruff format --check src tests benchmarks bentos tuning feature_repo
+	$(VENV)/bin/mypy
+
+bench: setup ## run every benchmark: our figure, the peer's, the ratio
+	$(PY) -m benchmarks
+
+clean: ## remove the virtualenv and the working directory
+	rm -rf $(VENV) $(AUGUR_HOME)

@@ -1,0 +1,97 @@
+"""Typed settings for every Augur process.
+
+Loaded once per process (in the CLI callback, the Bento's ``__init__``, the tuning
+``main()``, the kopf startup handler) from environment variables with the ``AUGUR_``
+prefix. Every field carries its own description; a bad value fails at start and
+pydantic names the variable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Process-wide settings. Environment: ``AUGUR_<FIELD>`` (e.g. ``AUGUR_HOME``)."""
+
+    model_config = SettingsConfigDict(env_prefix="AUGUR_", extra="ignore")
+
+    # --- where things live ------------------------------------------------------------
+    home: Path = Field(
+        default=Path(".augur"),
+        description="Working directory for bars, offline features, the Feast registry, "
+        "the online SQLite store, the model store and reports.",
+    )
+    feature_repo: Path = Field(
+        default=Path("feature_repo"),
+        description="The Feast repository (definitions + feature_store.yaml).",
+    )
+
+    # --- features ---------------------------------------------------------------------
+    windows: list[int] = Field(
+        default=[5, 10, 20, 50],
+        description="Rolling windows (in bars) of the feature set, e.g. '[5,10,20,50]'.",
+    )
+    label_horizon: int = Field(
+        default=5, ge=1, description="Bars ahead over which the label's forward return is taken."
+    )
+    label_dead_zone: float = Field(
+        default=0.25,
+        ge=0.0,
+        description="Half-width of the 'flat' label band, in units of the forward-return "
+        "volatility (sigma * sqrt(horizon)).",
+    )
+
+    # --- online store -----------------------------------------------------------------
+    online_store: Literal["sqlite", "redis"] = Field(
+        default="sqlite", description="Feast online store: 'sqlite' (one machine) or 'redis'."
+    )
+    redis_url: str = Field(
+        default="localhost:6379",
+        description="Redis connection string for the Feast Redis online store (host:port[,db=N]).",
+    )
+
+    # --- models -----------------------------------------------------------------------
+    model_name: str = Field(
+        default="augur-ensemble", description="Name of the ensemble in the BentoML model store."
+    )
+
+    # --- misc -------------------------------------------------------------------------
+    seed: int = Field(default=7, description="Seed for every random choice (reproducible runs).")
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_positive(cls, v: list[int]) -> list[int]:
+        if not v or any(w < 2 for w in v):
+            raise ValueError("AUGUR_WINDOWS must be a non-empty list of integers >= 2")
+        return sorted(set(v))
+
+    @property
+    def bars_dir(self) -> Path:
+        """Parquet dataset of bars, partitioned by symbol."""
+        return self.home / "data" / "bars"
+
+    @property
+    def features_dir(self) -> Path:
+        """Offline feature parquet (the Feast FileSource reads it)."""
+        return self.home / "features"
+
+    @property
+    def models_dir(self) -> Path:
+        """BentoML model store (BENTOML_HOME) for this Augur home."""
+        return self.home / "bentoml"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, loaded once."""
+    return Settings()
