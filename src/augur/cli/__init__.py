@@ -25,7 +25,8 @@ _COMMAND_MODULES: list[tuple[str, str | None]] = [
     ("augur.cli.data", "data"),  # augur data sample | import
     ("augur.cli.features", "features"),  # augur features build | apply | materialize | push | training-set
     ("augur.cli.models", None),  # augur train; augur models list
-    ("augur.cli.backtest", None),  # augur backtest; augur simulate
+    ("augur.cli.backtest", None),  # augur backtest
+    ("augur.cli.simulate", None),  # augur simulate
     ("augur.cli.serving", None),  # augur serve; augur report serving
     ("augur.cli.tune", None),  # augur tune
 ]
