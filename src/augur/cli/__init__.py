@@ -27,7 +27,8 @@ _COMMAND_MODULES: list[tuple[str, str | None]] = [
     ("augur.cli.models", None),  # augur train; augur models list
     ("augur.cli.backtest", None),  # augur backtest
     ("augur.cli.simulate", None),  # augur simulate
-    ("augur.cli.serving", None),  # augur serve; augur report serving
+    ("augur.cli.serving", None),  # augur serve
+    ("augur.cli.report", None),  # augur report serving
     ("augur.cli.tune", None),  # augur tune
 ]
 
