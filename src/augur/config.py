@@ -61,6 +61,29 @@ class Settings(BaseSettings):
         default="augur-ensemble", description="Name of the ensemble in the BentoML model store."
     )
 
+    # --- monitoring -------------------------------------------------------------------
+    prediction_log_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the prediction/outcome log, e.g. "
+        "'postgresql+psycopg://user@host/augur'. Empty: SQLite at "
+        "<home>/serving/predictions.db.",
+    )
+    drift_window: int = Field(
+        default=500,
+        ge=50,
+        description="Recently served feature rows kept per model version for drift tests.",
+    )
+    drift_update_rows: int = Field(
+        default=100,
+        ge=1,
+        description="Recompute drift statistics after this many newly served rows ...",
+    )
+    drift_update_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="... or after this many seconds, whichever comes first.",
+    )
+
     # --- misc -------------------------------------------------------------------------
     seed: int = Field(default=7, description="Seed for every random choice (reproducible runs).")
 

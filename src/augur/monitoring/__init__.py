@@ -1,0 +1,83 @@
+"""Monitoring: the prediction/outcome log, feature drift, A/B and shadow analysis, the
+serving report.
+
+Public names are loaded on first use (PEP 562), so ``import augur.monitoring`` costs
+nothing and prometheus_client is not imported before a BentoML worker has set up its
+multiprocess directory.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from augur.monitoring._prediction_log import (
+        ROLES,
+        LogStats,
+        PredictionLog,
+        PredictionRecord,
+        UnknownRequestError,
+        default_log_url,
+    )
+    from augur.monitoring._report import write_serving_report
+    from augur.monitoring.analysis import ServingSummary, summarize
+    from augur.monitoring.drift import (
+        REFERENCE_FILENAME,
+        DriftGauges,
+        DriftMonitor,
+        DriftResult,
+        detect_drift,
+        load_reference,
+        reference_sample,
+        save_reference,
+    )
+
+_EXPORTS: dict[str, str] = {
+    "ROLES": "augur.monitoring._prediction_log",
+    "LogStats": "augur.monitoring._prediction_log",
+    "PredictionLog": "augur.monitoring._prediction_log",
+    "PredictionRecord": "augur.monitoring._prediction_log",
+    "UnknownRequestError": "augur.monitoring._prediction_log",
+    "default_log_url": "augur.monitoring._prediction_log",
+    "REFERENCE_FILENAME": "augur.monitoring.drift",
+    "DriftGauges": "augur.monitoring.drift",
+    "DriftMonitor": "augur.monitoring.drift",
+    "DriftResult": "augur.monitoring.drift",
+    "detect_drift": "augur.monitoring.drift",
+    "load_reference": "augur.monitoring.drift",
+    "reference_sample": "augur.monitoring.drift",
+    "save_reference": "augur.monitoring.drift",
+    "ServingSummary": "augur.monitoring.analysis",
+    "summarize": "augur.monitoring.analysis",
+    "write_serving_report": "augur.monitoring._report",
+}
+
+__all__ = [
+    "REFERENCE_FILENAME",
+    "ROLES",
+    "DriftGauges",
+    "DriftMonitor",
+    "DriftResult",
+    "LogStats",
+    "PredictionLog",
+    "PredictionRecord",
+    "ServingSummary",
+    "UnknownRequestError",
+    "default_log_url",
+    "detect_drift",
+    "load_reference",
+    "reference_sample",
+    "save_reference",
+    "summarize",
+    "write_serving_report",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'augur.monitoring' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

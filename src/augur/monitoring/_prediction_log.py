@@ -1,0 +1,537 @@
+"""The prediction/outcome log: every scored request (primary, canary and shadow) and the
+realised outcome reported later, joined on the request id.
+
+SQLAlchemy 2 Core, so the same code and schema run on SQLite (one machine; WAL mode so
+readers never block the writer) and PostgreSQL (a cluster). Writes never sit on the
+request path: :meth:`PredictionLog.log_prediction` only enqueues onto a bounded queue
+that a background thread drains in batches; when the queue is full the record is dropped
+and counted rather than delaying the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from augur.config import Settings
+
+log = logging.getLogger(__name__)
+
+Role = Literal["primary", "canary", "shadow"]
+ROLES: tuple[str, ...] = ("primary", "canary", "shadow")
+
+metadata = sa.MetaData()
+
+predictions_table = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    # A request is scored by one serving version (primary or canary) and maybe a shadow:
+    # the role is part of the key so both rows share the request id.
+    sa.Column("role", sa.String(16), primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("model_tag", sa.String(256), nullable=False, default=""),
+    sa.Column("features_digest", sa.String(64), nullable=False, default=""),
+    sa.Column("p_up", sa.Float, nullable=False),
+    sa.Column("p_down", sa.Float, nullable=False),
+    sa.Column("p_flat", sa.Float, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("agreement", sa.Float, nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("size", sa.Float, nullable=False),
+    sa.Column("direction", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("feature_timestamp", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("routing_key", sa.String(256), nullable=False, default=""),
+    sa.Index("ix_predictions_ts", "ts"),
+    sa.Index("ix_predictions_version_ts", "model_version", "ts"),
+    sa.Index("ix_predictions_symbol_ts", "symbol", "ts"),
+)
+
+outcomes_table = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("realized_return", sa.Float, nullable=False),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("caller", sa.String(256), nullable=False, default=""),
+)
+
+# The drift monitor's latest statistics, so the offline report can show them.
+drift_table = sa.Table(
+    "drift",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("feature", sa.String(128), nullable=False),
+    sa.Column("n_reference", sa.Integer, nullable=False),
+    sa.Column("n_current", sa.Integer, nullable=False),
+    sa.Column("ks_statistic", sa.Float, nullable=False),
+    sa.Column("ks_pvalue", sa.Float, nullable=False),
+    sa.Column("mw_pvalue", sa.Float, nullable=False),
+    sa.Column("psi", sa.Float, nullable=False),
+    sa.Column("drifted", sa.Boolean, nullable=False),
+    sa.Column("model_drifted", sa.Boolean, nullable=False),
+    sa.Index("ix_drift_version_ts", "model_version", "ts"),
+)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """One scored request as logged (one row per request id and role).
+
+    ``p_up``/``p_down``/``p_flat`` are the ensemble's class probabilities; ``direction``
+    is +1/-1/0; ``action`` is the ``Decision.action`` value; ``latency_ms`` is the time
+    spent scoring (for a shadow: its own scoring time, off the request path).
+    """
+
+    request_id: str
+    symbol: str
+    model_version: str
+    role: str
+    action: str
+    p_up: float
+    p_down: float
+    p_flat: float
+    confidence: float
+    agreement: float
+    size: float
+    direction: int
+    latency_ms: float
+    model_tag: str = ""
+    features_digest: str = ""
+    feature_timestamp: datetime | None = None
+    routing_key: str = ""
+    ts: datetime = field(default_factory=_utcnow)
+
+    def __post_init__(self) -> None:
+        if not self.request_id:
+            raise ValueError("PredictionRecord.request_id must be a non-empty string")
+        if self.role not in ROLES:
+            raise ValueError(f"PredictionRecord.role must be one of {ROLES}, got {self.role!r}")
+        for name in ("p_up", "p_down", "p_flat", "confidence", "agreement", "size", "latency_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or math.isnan(value):
+                raise ValueError(f"PredictionRecord.{name} must be a number, got {value!r}")
+
+    def to_row(self) -> dict[str, Any]:
+        """The row as inserted (plain Python types)."""
+        row = asdict(self)
+        row["direction"] = int(self.direction)
+        # Stored as UTC: SQLite keeps no zone, so every timestamp must be in the same one.
+        for key in ("ts", "feature_timestamp"):
+            value = row[key]
+            if isinstance(value, datetime):
+                row[key] = (
+                    value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+                )
+        return row
+
+
+class UnknownRequestError(KeyError):
+    """An outcome named a request id that was never logged (the service answers 404)."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return (
+            f"unknown request_id {self.request_id!r}: no prediction was logged under it "
+            "(use the request_id returned by /decide)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogStats:
+    """Counters of the buffered writer."""
+
+    enqueued: int
+    written: int
+    dropped: int
+    failed: int
+    pending: int
+
+
+def default_log_url(settings: Settings | None = None) -> str:
+    """``AUGUR_PREDICTION_LOG_URL`` when set, else SQLite under ``<home>/serving/``."""
+    if settings is None:
+        from augur.config import get_settings
+
+        settings = get_settings()
+    if settings.prediction_log_url:
+        return settings.prediction_log_url
+    path = Path(settings.home).resolve() / "serving" / "predictions.db"
+    return f"sqlite:///{path}"
+
+
+def _make_engine(url: str) -> sa.Engine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+    database = parsed.database or ""
+    if database in ("", ":memory:"):
+        # One shared connection, otherwise every thread would see its own empty database.
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False}, poolclass=sa.pool.StaticPool
+        )
+    else:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # timeout: wait for another process's write lock instead of failing at once.
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        if database not in ("", ":memory:"):
+            # WAL: the report (a reader) never blocks the service (the writer).
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return engine
+
+
+def _as_utc(value: Any) -> Any:
+    # SQLite hands back naive datetimes; every timestamp we store is UTC.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class PredictionLog:
+    """Prediction and outcome log behind a non-blocking buffered writer.
+
+    ``url`` is a SQLAlchemy URL (``sqlite:///path.db``, ``postgresql+psycopg://…``).
+    Tables are created when missing. ``log_prediction`` enqueues (never blocks);
+    ``flush`` waits until everything enqueued so far is written; ``close`` flushes and
+    stops the writer thread. Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_queue: int = 10_000,
+        batch_size: int = 256,
+        flush_interval: float = 0.2,
+        start: bool = True,
+    ) -> None:
+        if max_queue < 1 or batch_size < 1:
+            raise ValueError("max_queue and batch_size must be >= 1")
+        self.url = url
+        self.engine = _make_engine(url)
+        metadata.create_all(self.engine)
+        self._queue: queue.Queue[PredictionRecord | None] = queue.Queue(maxsize=max_queue)
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._lock = threading.Lock()
+        self._enqueued = 0
+        self._written = 0
+        self._dropped = 0
+        self._failed = 0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        if start:
+            self.start()
+
+    # --- writer -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the background writer (done by the constructor unless ``start=False``)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run, name="augur-prediction-log", daemon=True
+            )
+            self._thread.start()
+
+    def log_prediction(self, record: PredictionRecord) -> bool:
+        """Enqueue one prediction; never blocks. False (and counted) when the queue is full."""
+        if self._closed:
+            raise RuntimeError("PredictionLog is closed")
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            with self._lock:
+                self._dropped += 1
+            return False
+        with self._lock:
+            self._enqueued += 1
+        return True
+
+    def log_predictions(self, records: Iterable[PredictionRecord]) -> int:
+        """Enqueue many predictions; returns how many were accepted."""
+        return sum(self.log_prediction(r) for r in records)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything enqueued so far is written (or failed). False on timeout."""
+        deadline = time.monotonic() + timeout
+        # queue.join has no timeout: poll the unfinished-task count instead.
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            if self._thread is None or not self._thread.is_alive():
+                self._drain_inline()
+                continue
+            time.sleep(0.002)
+        return True
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush, stop the writer thread and release the connections. Idempotent."""
+        if self._closed:
+            return
+        self.flush(timeout)
+        self._closed = True
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+        self.engine.dispose()
+
+    def __enter__(self) -> PredictionLog:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def stats(self) -> LogStats:
+        """Writer counters: enqueued, written, dropped (queue full), failed (DB errors)."""
+        with self._lock:
+            return LogStats(
+                enqueued=self._enqueued,
+                written=self._written,
+                dropped=self._dropped,
+                failed=self._failed,
+                pending=self._queue.qsize(),
+            )
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self._queue.task_done()
+                return
+            batch = [item]
+            stop = False
+            deadline = time.monotonic() + self._flush_interval
+            # Gather a batch: one transaction per batch is what keeps SQLite fast.
+            while len(batch) < self._batch_size:
+                remaining = deadline - time.monotonic()
+                try:
+                    if remaining > 0:
+                        nxt = self._queue.get(timeout=remaining)
+                    else:
+                        nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    self._queue.task_done()
+                    break
+                batch.append(nxt)
+            try:
+                self._write(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if stop:
+                return
+
+    def _drain_inline(self) -> None:
+        batch: list[PredictionRecord] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.task_done()
+                continue
+            batch.append(item)
+        try:
+            if batch:
+                self._write(batch)
+        finally:
+            for _ in batch:
+                self._queue.task_done()
+
+    def _write(self, batch: list[PredictionRecord]) -> None:
+        rows = [r.to_row() for r in batch]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(predictions_table.insert(), rows)
+            written, failed = len(rows), 0
+        except sa.exc.IntegrityError:
+            # A duplicate (request_id, role) spoils the batch: write row by row, skip it.
+            written, failed = self._write_rows(rows)
+        except Exception:
+            # The log must never take the service down; count and carry on.
+            log.exception("prediction log: writing %d rows failed", len(rows))
+            written, failed = 0, len(rows)
+        with self._lock:
+            self._written += written
+            self._failed += failed
+
+    def _write_rows(self, rows: list[dict[str, Any]]) -> tuple[int, int]:
+        written = failed = 0
+        for row in rows:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(predictions_table.insert(), [row])
+                written += 1
+            except Exception as exc:
+                log.warning(
+                    "prediction log: request %s role %s not written: %s",
+                    row.get("request_id"),
+                    row.get("role"),
+                    type(exc).__name__,
+                )
+                failed += 1
+        return written, failed
+
+    # --- outcomes -----------------------------------------------------------------------
+    def log_outcome(self, request_id: str, realized_return: float, caller: str = "") -> bool:
+        """Join a realised return to a logged prediction (synchronous).
+
+        Returns False when no prediction carries ``request_id`` (the service answers 404);
+        :meth:`record_outcome` raises :class:`UnknownRequestError` instead. Posting again
+        for the same request replaces the earlier outcome (idempotent retries).
+        """
+        if not isinstance(realized_return, int | float) or not math.isfinite(realized_return):
+            raise ValueError(f"realized_return must be a finite number, got {realized_return!r}")
+        if self._insert_outcome(request_id, float(realized_return), caller):
+            return True
+        # The prediction may still be in the writer's queue: flush once and retry.
+        if self._queue.unfinished_tasks and self.flush(timeout=5.0):
+            return self._insert_outcome(request_id, float(realized_return), caller)
+        return False
+
+    def record_outcome(self, request_id: str, realized_return: float, caller: str = "") -> None:
+        """Like :meth:`log_outcome` but raises :class:`UnknownRequestError`."""
+        if not self.log_outcome(request_id, realized_return, caller):
+            raise UnknownRequestError(request_id)
+
+    def _insert_outcome(self, request_id: str, realized_return: float, caller: str) -> bool:
+        known = sa.select(predictions_table.c.request_id).where(
+            predictions_table.c.request_id == request_id
+        )
+        with self.engine.begin() as conn:
+            if conn.execute(known.limit(1)).first() is None:
+                return False
+            conn.execute(outcomes_table.delete().where(outcomes_table.c.request_id == request_id))
+            conn.execute(
+                outcomes_table.insert(),
+                [
+                    {
+                        "request_id": request_id,
+                        "realized_return": realized_return,
+                        "ts": _utcnow(),
+                        "caller": caller,
+                    }
+                ],
+            )
+        return True
+
+    # --- drift snapshots ----------------------------------------------------------------
+    def log_drift(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Store drift statistics (one row per model version and feature); synchronous."""
+        rows = [dict(r) for r in rows]
+        if not rows:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(drift_table.insert(), rows)
+        return len(rows)
+
+    def drift_frame(self) -> pd.DataFrame:
+        """The latest drift statistics per model version (empty frame when none)."""
+        import pandas as pd
+
+        latest = (
+            sa.select(drift_table.c.model_version, sa.func.max(drift_table.c.ts).label("ts"))
+            .group_by(drift_table.c.model_version)
+            .subquery()
+        )
+        query = (
+            sa.select(*[c for c in drift_table.c if c.name != "id"])
+            .join(
+                latest,
+                sa.and_(
+                    drift_table.c.model_version == latest.c.model_version,
+                    drift_table.c.ts == latest.c.ts,
+                ),
+            )
+            .order_by(drift_table.c.model_version, drift_table.c.feature)
+        )
+        with self.engine.connect() as conn:
+            result = conn.execute(query)
+            df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        if not df.empty:
+            df["ts"] = pd.to_datetime(df["ts"].map(_as_utc), utc=True)
+        return df
+
+    # --- reads --------------------------------------------------------------------------
+    def frame(self, since: datetime | None = None) -> pd.DataFrame:
+        """Every logged prediction (since ``since``) with its outcome, if any.
+
+        Columns: the prediction fields, plus ``realized_return``, ``outcome_ts`` and
+        ``caller`` (NaN/None where no outcome was reported). Sorted by ``ts``.
+        """
+        import pandas as pd
+
+        p, o = predictions_table, outcomes_table
+        query = sa.select(
+            *p.c,
+            o.c.realized_return,
+            o.c.ts.label("outcome_ts"),
+            o.c.caller,
+        ).select_from(p.outerjoin(o, p.c.request_id == o.c.request_id))
+        if since is not None:
+            if since.tzinfo is None:
+                raise ValueError("since must be timezone-aware (UTC)")
+            query = query.where(p.c.ts >= since.astimezone(UTC))
+        query = query.order_by(p.c.ts, p.c.request_id, p.c.role)
+        with self.engine.connect() as conn:
+            result = conn.execute(query)
+            df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        for col in ("ts", "feature_timestamp", "outcome_ts"):
+            df[col] = pd.to_datetime(df[col].map(_as_utc), utc=True)
+        df["realized_return"] = df["realized_return"].astype(float)
+        df["direction"] = df["direction"].astype(int)
+        return df
+
+    def count(self) -> int:
+        """Number of logged predictions (all roles)."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(predictions_table)).scalar_one()
+            )
+
+
+__all__ = [
+    "ROLES",
+    "LogStats",
+    "PredictionLog",
+    "PredictionRecord",
+    "UnknownRequestError",
+    "default_log_url",
+]
