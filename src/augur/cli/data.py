@@ -1,0 +1,127 @@
+"""``augur data …``: real sample bars and the import of a user's bars (validated)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Market bars: write the real sample data, or import your own CSV/Parquet (validated).",
+    no_args_is_help=True,
+)
+
+
+def _out() -> Console:
+    # Made per call (not at import) so COLUMNS and the terminal are read when the command runs.
+    return Console()
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
+def _span(td: object) -> str:
+    """A compact duration: '1d', '1h', '2d2h'."""
+    import pandas as pd
+
+    if td is None:
+        return "-"
+    c = pd.Timedelta(td).components
+    parts = [
+        f"{c.days}d" if c.days else "",
+        f"{c.hours}h" if c.hours else "",
+        f"{c.minutes}m" if c.minutes else "",
+    ]
+    return "".join(parts) or "0"
+
+
+@app.command("sample")
+def sample(
+    symbols: Annotated[
+        list[str] | None,
+        typer.Option("--symbol", "-s", help="Only these sample symbols (repeatable); default all."),
+    ] = None,
+) -> None:
+    """Write real OHLCV bars (EURUSD 1h; SP500, NASDAQ, AAPL, GOOG, IBM, MSFT daily) to the
+    bars dataset under AUGUR_HOME. Sources and licences: `augur data sources`."""
+    import pandas as pd
+
+    from augur.config import get_settings
+    from augur.data import SOURCES, load_sample, sample_splits, write_bars
+
+    try:
+        with _out().status("loading sample bars from the installed packages…"):
+            frames = load_sample(symbols)
+            reports = write_bars(pd.concat(frames.values(), ignore_index=True))
+    except KeyError as exc:
+        _err().print(f"[red]error:[/red] {exc.args[0]}")
+        raise typer.Exit(2) from None
+    licences = {s.symbol: s.licence.split(";")[0] for s in SOURCES}
+    table = Table(title=f"sample bars → {get_settings().bars_dir}")
+    for col in ("symbol", "rows", "first", "last", "interval", "gaps (largest)", "licence"):
+        table.add_column(col)
+    for sym, rep in reports.items():
+        gaps = f"{rep.gaps} ({_span(rep.largest_gap)})" if rep.gaps else "0"
+        table.add_row(
+            sym,
+            f"{rep.rows:,}",
+            f"{rep.start:%Y-%m-%d %H:%M}",
+            f"{rep.end:%Y-%m-%d %H:%M}",
+            _span(rep.bar_interval),
+            gaps,
+            licences[sym],
+        )
+    _out().print(table)
+    splits = [s for s in sample_splits() if s.symbol in reports]
+    if splits:
+        undone = ", ".join(f"{s.symbol} {s.date.date()} {s.ratio:g}:1" for s in splits)
+        _out().print(f"stock splits undone (scaled, documented in `augur data sources`): {undone}")
+
+
+@app.command("sources")
+def sources() -> None:
+    """Show where each sample symbol comes from, its licence and what was done to it."""
+    from augur.data import SOURCES
+
+    table = Table(title="sample data sources")
+    for col in ("symbol", "freq", "package", "loader", "licence", "notes"):
+        table.add_column(col, overflow="fold")
+    for s in SOURCES:
+        table.add_row(s.symbol, s.frequency, s.package, s.loader, s.licence, s.notes)
+    _out().print(table)
+
+
+@app.command("import")
+def import_bars(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or Parquet with timestamp (or time/date), open, high, low, close, volume."
+        ),
+    ],
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="Symbol the bars belong to.")],
+) -> None:
+    """Validate a file of bars and add it to the bars dataset (replacing that symbol's bars).
+
+    Nothing is written unless every rule passes. Naive timestamps are taken as UTC.
+    Gaps (weekends, holidays) are allowed and reported.
+    """
+    from augur.config import get_settings
+    from augur.data import BarsValidationError, read_bars_file, validate_bars, write_bars
+
+    try:
+        raw = read_bars_file(file)
+        report = validate_bars(raw, symbol)
+        write_bars(report.bars)
+    except BarsValidationError as exc:
+        _err().print(f"[red]invalid bars in {file}:[/red] {exc}")
+        _err().print("nothing was written.")
+        raise typer.Exit(1) from None
+    except (FileNotFoundError, ValueError) as exc:
+        _err().print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _out().print(f"imported {report.summary()} → {get_settings().bars_dir}")
