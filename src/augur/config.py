@@ -84,6 +84,57 @@ class Settings(BaseSettings):
         description="... or after this many seconds, whichever comes first.",
     )
 
+    # --- serving ----------------------------------------------------------------------
+    routing_table: Path | None = Field(
+        default=None,
+        description="Routing table file (YAML or JSON: versions with weights, optional shadow), "
+        "re-read when it changes. Unset: every request goes to <model_name>:latest.",
+    )
+    routing_reload_seconds: float = Field(
+        default=1.0, gt=0, description="How often the service checks the routing table file."
+    )
+    serving_token: str = Field(
+        default="",
+        description="Bearer token every endpoint except health/readiness requires. Empty: no "
+        "auth (unless serving_token_file is set). Never logged.",
+    )
+    serving_token_file: Path | None = Field(
+        default=None,
+        description="File holding the bearer token(s) (a mounted Kubernetes Secret): one "
+        "token, or lines 'caller=token' to name callers in the audit log.",
+    )
+    max_feature_age_seconds: float = Field(
+        default=3 * 3600.0,
+        gt=0,
+        description="Features older than this (relative to the request's as_of, default now) "
+        "give no_action with reason stale_features.",
+    )
+    bar_seconds: float = Field(
+        default=3600.0, gt=0, description="Bar length in seconds (turns opened_at into bars held)."
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest accepted request body (else 413)."
+    )
+    max_batch_symbols: int = Field(
+        default=256, ge=1, description="Most symbols one /decide_batch call may ask for."
+    )
+    shadow_queue_size: int = Field(
+        default=1024,
+        ge=1,
+        description="Shadow scoring jobs waiting at most; more are dropped and counted.",
+    )
+    store_retry_after_seconds: int = Field(
+        default=2, ge=1, description="Retry-After sent with a 503 when the online store is down."
+    )
+    otlp_endpoint: str = Field(
+        default="",
+        description="OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces). Empty: "
+        "tracing off (no exporter, no cost).",
+    )
+    serving_workers: int = Field(
+        default=2, ge=1, description="BentoML worker processes of the decision service."
+    )
+
     # --- misc -------------------------------------------------------------------------
     seed: int = Field(default=7, description="Seed for every random choice (reproducible runs).")
 

@@ -1,0 +1,113 @@
+"""``augur serve``: run the decision service locally (``bentoml serve`` on embedded defaults)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+
+def bento_dir() -> Path | None:
+    """``bentos/decision`` of the source checkout this package runs from (None if absent)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "bentos" / "decision"
+        if (candidate / "service.py").is_file():
+            return candidate
+    return None
+
+
+def serve_command(port: int, host: str, bento: Path) -> list[str]:
+    """The ``bentoml serve`` command line for the decision service."""
+    exe = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or shutil.which("bentoml")
+    base = [exe] if exe else [sys.executable, "-m", "bentoml"]
+    return [
+        *base,
+        "serve",
+        "service:DecisionService",
+        "--working-dir",
+        str(bento),
+        "--port",
+        str(port),
+        "--host",
+        host,
+    ]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the top-level ``serve`` command."""
+
+    @app.command("serve")
+    def serve(
+        port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+        host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 for all).")] = "127.0.0.1",
+        routing_table: Annotated[
+            Path | None,
+            typer.Option(
+                help="Routing table file (versions with weights, optional shadow); re-read on "
+                "change. Default: every request to the latest model.",
+                exists=True,
+                dir_okay=False,
+            ),
+        ] = None,
+        workers: Annotated[
+            int | None, typer.Option(min=1, help="Worker processes (AUGUR_SERVING_WORKERS).")
+        ] = None,
+        token_file: Annotated[
+            Path | None,
+            typer.Option(
+                help="Require 'Authorization: Bearer <token>' with a token from this file.",
+                exists=True,
+                dir_okay=False,
+            ),
+        ] = None,
+        bento: Annotated[
+            Path | None, typer.Option(help="Directory of the Bento source (bentos/decision).")
+        ] = None,
+    ) -> None:
+        """Serve decisions over HTTP: POST /decide {"symbol": "EURUSD"} (docs at /openapi.json).
+
+        Reads features from the online store (`augur features materialize` first) and the
+        model from the model store (`augur train` first). Settings come from AUGUR_*
+        environment variables; Ctrl-C stops the server.
+        """
+        err = Console(stderr=True)
+        directory = bento or bento_dir()
+        if directory is None or not (directory / "service.py").is_file():
+            err.print(
+                "[red]cannot find the Bento source (bentos/decision/service.py)[/]: run from a "
+                "source checkout or pass --bento DIR"
+            )
+            raise typer.Exit(2)
+        env = dict(os.environ)
+        from augur.config import get_settings
+
+        settings = get_settings()
+        env.setdefault("AUGUR_HOME", str(Path(settings.home).resolve()))
+        env.setdefault("BENTOML_HOME", str(settings.models_dir.resolve()))
+        env.setdefault("BENTOML_DO_NOT_TRACK", "True")
+        if routing_table is not None:
+            env["AUGUR_ROUTING_TABLE"] = str(routing_table.resolve())
+        if workers is not None:
+            env["AUGUR_SERVING_WORKERS"] = str(workers)
+        if token_file is not None:
+            env["AUGUR_SERVING_TOKEN_FILE"] = str(token_file.resolve())
+        cmd = serve_command(port, host, directory.resolve())
+        Console().print(f"serving decisions on http://{host}:{port} (Ctrl-C to stop)")
+        proc = subprocess.Popen(cmd, env=env)
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait()
+        raise typer.Exit(code)
+
+
+__all__ = ["bento_dir", "register", "serve_command"]

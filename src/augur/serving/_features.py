@@ -1,0 +1,49 @@
+"""Adapter from the Feast online store (:class:`augur.features.store.OnlineFeatures`) to the
+pipeline's :class:`~augur.serving._pipeline.FeatureReader`: same vectors, the service's
+own error types (unknown symbol → 404, store unreachable → 503)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from augur.serving._pipeline import StoreUnavailableError
+
+if TYPE_CHECKING:
+    from augur.config import Settings
+
+
+class OnlineFeatureReader:
+    """Latest feature vectors per symbol, in spec order, from Feast (SQLite or Redis)."""
+
+    def __init__(self, settings: Settings, online: Any = None) -> None:
+        if online is None:
+            from augur.features.store import OnlineFeatures
+
+            online = OnlineFeatures(settings)
+        self._online = online
+        self.feature_names: list[str] = list(online.spec.names)
+
+    def get(self, symbols: Sequence[str]) -> Mapping[str, tuple[np.ndarray, datetime | None]]:
+        """Known symbols only (a missing key means unknown); StoreUnavailableError when down."""
+        from augur.features.store import OnlineStoreUnavailable, UnknownSymbolError
+
+        wanted = list(symbols)
+        # Two rounds at most: the store names the unknown symbols, the rest are read again.
+        for _ in range(2):
+            if not wanted:
+                return {}
+            try:
+                return self._online.get(wanted)
+            except UnknownSymbolError as exc:
+                unknown = set(exc.symbols)
+                wanted = [s for s in wanted if s not in unknown]
+            except (OnlineStoreUnavailable, ConnectionError, TimeoutError) as exc:
+                raise StoreUnavailableError(str(exc)) from None
+        return {}
+
+
+__all__ = ["OnlineFeatureReader"]

@@ -1,0 +1,578 @@
+"""The decide-for-symbol pipeline the HTTP layer calls: route → features → ensemble →
+decision → log, with the shadow scored off the request path.
+
+Framework-free: the feature reader, the model loader and the decision function are passed
+in (the Bento wires the real ones), so the same pipeline runs in tests, the benchmark and
+the service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from augur.decision import Action, Decision, MarketContext, PositionContext, Reason, RiskState
+from augur.serving._routing import Route, Router, RoutingTable, RoutingTableFile
+from augur.serving._schemas import (
+    AccountIn,
+    DecideBatchRequest,
+    DecideBatchResponse,
+    DecideRequest,
+    DecisionOut,
+    ModelsResponse,
+    OutcomeRequest,
+    OutcomeResponse,
+    PositionIn,
+    ReasonOut,
+    SymbolError,
+    VersionOut,
+)
+
+log = logging.getLogger(__name__)
+
+# Features the market context is read from (the first present wins): per-bar volatility
+# and the regime's trend strength (Kaufman efficiency ratio, in [0, 1]).
+VOLATILITY_FEATURES = ("vol_20", "vol_10", "vol_50", "vol_5")
+TREND_FEATURES = ("eff_ratio_20", "eff_ratio_10", "eff_ratio_50", "eff_ratio_5")
+PRICE_FEATURES = ("close", "price")
+
+
+class UnknownSymbolError(LookupError):
+    """The online store has no features for the symbol (HTTP 404)."""
+
+    def __init__(self, symbol: str) -> None:
+        super().__init__(symbol)
+        self.symbol = symbol
+
+    def __str__(self) -> str:
+        return (
+            f"unknown symbol {self.symbol!r}: the online store has no features for it "
+            "(materialize or push its features first)"
+        )
+
+
+class StoreUnavailableError(RuntimeError):
+    """The online feature store cannot be reached (HTTP 503 with Retry-After)."""
+
+
+class UnknownRequestIdError(LookupError):
+    """An outcome for a request id that was never logged (HTTP 404)."""
+
+
+class FeatureReader(Protocol):
+    """Online feature reads: ``get(symbols) -> {symbol: (vector in names order, event time)}``.
+
+    Raises :class:`UnknownSymbolError` / :class:`StoreUnavailableError` (an adapter maps the
+    store's own errors to these).
+    """
+
+    feature_names: Sequence[str]
+
+    def get(self, symbols: Sequence[str]) -> Mapping[str, tuple[np.ndarray, datetime | None]]: ...
+
+
+DecideFn = Callable[..., Decision]
+
+
+@dataclass
+class LoadedModel:
+    """A loaded ensemble with the column order it needs and its decision settings."""
+
+    tag: str
+    model: Any  # has predict_one(x, volatility=, trend_strength=, explain=) -> EnsembleOutput
+    columns: np.ndarray  # indices into the reader's vector, in the model's feature order
+    config: Any  # DecisionConfig
+
+
+class ModelRegistry:
+    """Loaded models by tag; loads what a routing table needs before the table is used."""
+
+    def __init__(
+        self,
+        loader: Callable[[str], Any],
+        feature_names: Sequence[str],
+        default_config: Any,
+        on_loaded: Callable[[str, Any], None] | None = None,
+    ) -> None:
+        self._loader = loader
+        self._names = list(feature_names)
+        self._default_config = default_config
+        self._on_loaded = on_loaded
+        self._models: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, tag: str) -> LoadedModel:
+        return self._models[tag]
+
+    def __contains__(self, tag: str) -> bool:
+        return tag in self._models
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._models)
+
+    def ensure(self, tags: Sequence[str]) -> None:
+        """Load every tag not loaded yet; raises (naming the tag) when one cannot be loaded."""
+        with self._lock:
+            for tag in tags:
+                if tag in self._models:
+                    continue
+                try:
+                    model = self._loader(tag)
+                except Exception as exc:
+                    raise ValueError(f"model {tag!r} cannot be loaded: {exc}") from exc
+                names = list(getattr(model, "feature_names", ()) or self._names)
+                missing = [n for n in names if n not in self._names]
+                if missing:
+                    raise ValueError(
+                        f"model {tag!r} needs features the online store lacks: "
+                        f"{', '.join(missing[:5])}"
+                    )
+                columns = np.array([self._names.index(n) for n in names], dtype=np.intp)
+                config = getattr(model, "decision_config", None) or self._default_config
+                self._models[tag] = LoadedModel(tag, model, columns, config)
+                if self._on_loaded is not None:
+                    self._on_loaded(tag, model)
+                log.info("model %s loaded (%d features)", tag, len(columns))
+
+
+class StaticRouting:
+    """A fixed routing table (no file): the embedded default, tests and the benchmark."""
+
+    def __init__(self, table: RoutingTable) -> None:
+        self.router = Router(table)
+        self.loaded_at = datetime.now(UTC)
+        self.path = None
+
+    @property
+    def table(self) -> RoutingTable:
+        return self.router.table
+
+
+def _first_index(names: Sequence[str], candidates: Sequence[str]) -> int | None:
+    for c in candidates:
+        if c in names:
+            return list(names).index(c)
+    return None
+
+
+def features_digest(x: np.ndarray) -> str:
+    """Short digest of a feature vector (the log ties a prediction to its exact inputs)."""
+    return hashlib.blake2b(
+        np.ascontiguousarray(x, dtype=np.float64).tobytes(), digest_size=8
+    ).hexdigest()
+
+
+def _risk_state(account: AccountIn | None) -> RiskState:
+    if account is None:
+        return RiskState()
+    kwargs: dict[str, Any] = {
+        "equity": account.equity,
+        "peak_equity": account.peak_equity,
+        "consecutive_losses": account.consecutive_losses,
+        "open_exposure": dict(account.open_exposure),
+    }
+    if account.bars_since_last_loss is not None:
+        kwargs["bars_since_last_loss"] = account.bars_since_last_loss
+    return RiskState(**kwargs)
+
+
+class DecisionPipeline:
+    """Everything between a parsed request and its decision (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        features: FeatureReader,
+        models: ModelRegistry,
+        routing: RoutingTableFile | StaticRouting,
+        decide: DecideFn,
+        max_feature_age_seconds: float,
+        bar_seconds: float = 3600.0,
+        prediction_log: Any = None,
+        drift: Any = None,
+        shadow: Any = None,
+        metrics: Any = None,
+        tracer: Any = None,
+    ) -> None:
+        from opentelemetry import trace
+
+        self.features = features
+        self.models = models
+        self.routing = routing
+        self._decide = decide
+        self.max_age = max_feature_age_seconds
+        self.bar_seconds = bar_seconds
+        self.log = prediction_log
+        self.drift = drift
+        self.shadow = shadow
+        self.metrics = metrics
+        self.tracer = tracer if tracer is not None else trace.NoOpTracer()
+        names = list(features.feature_names)
+        self._vol_i = _first_index(names, VOLATILITY_FEATURES)
+        self._trend_i = _first_index(names, TREND_FEATURES)
+        self._price_i = _first_index(names, PRICE_FEATURES)
+        models.ensure(routing.table.model_tags())
+
+    # --- one symbol -----------------------------------------------------------------------
+    @property
+    def router(self) -> Router:
+        return self.routing.router
+
+    def decide(self, req: DecideRequest, request_id: str) -> DecisionOut:
+        """Decide for one symbol. Raises UnknownSymbolError / StoreUnavailableError."""
+        with self.tracer.start_as_current_span("features"):
+            row = self.features.get([req.symbol])
+        if req.symbol not in row:
+            raise UnknownSymbolError(req.symbol)
+        vector, ts = row[req.symbol]
+        return self._decide_one(
+            req.symbol,
+            vector,
+            ts,
+            req.as_of,
+            req.price,
+            req.position,
+            req.account,
+            req.routing_key or req.symbol,
+            request_id,
+        )
+
+    def decide_batch(self, req: DecideBatchRequest, request_id: str) -> DecideBatchResponse:
+        """Decide for many symbols with one feature read; unknown symbols become errors."""
+        symbols = list(dict.fromkeys(req.symbols))
+        with self.tracer.start_as_current_span("features"):
+            rows = self.features.get(symbols)
+        decisions, errors = [], []
+        for i, symbol in enumerate(symbols):
+            if symbol not in rows:
+                errors.append(
+                    SymbolError(
+                        symbol=symbol,
+                        error="unknown_symbol",
+                        detail=str(UnknownSymbolError(symbol)),
+                    )
+                )
+                continue
+            vector, ts = rows[symbol]
+            decisions.append(
+                self._decide_one(
+                    symbol,
+                    vector,
+                    ts,
+                    req.as_of,
+                    req.prices.get(symbol),
+                    req.positions.get(symbol),
+                    req.account,
+                    req.routing_key or symbol,
+                    # One log row per decision: the batch id plus the symbol's position.
+                    f"{request_id}-{i}",
+                )
+            )
+        return DecideBatchResponse(decisions=decisions, errors=errors, request_id=request_id)
+
+    def _decide_one(
+        self,
+        symbol: str,
+        vector: np.ndarray,
+        ts: datetime | None,
+        as_of: datetime | None,
+        price: float | None,
+        position: PositionIn | None,
+        account: AccountIn | None,
+        routing_key: str,
+        request_id: str,
+    ) -> DecisionOut:
+        t0 = time.perf_counter()
+        with self.tracer.start_as_current_span("routing"):
+            router = self.router
+            route = router.route(routing_key)
+            shadow_route = router.shadow(routing_key)
+        loaded = self.models[route.model_tag]
+        now = as_of or datetime.now(UTC)
+        refusal = self._refusal(vector, ts, now)
+        if refusal is not None:
+            decision = Decision(
+                action=Action.NO_ACTION,
+                size=0.0,
+                direction=0,
+                probability=0.0,
+                confidence=0.0,
+                agreement=0.0,
+                reasons=(refusal,),
+                model_version=route.model_tag,
+                request_id=request_id,
+            )
+            if self.metrics is not None:
+                self.metrics.decisions.labels(
+                    decision.action.value, route.model_tag, route.role
+                ).inc()
+            return _out(symbol, decision, ts)
+        x = np.asarray(vector, dtype=np.float64)
+        market, pos = self._contexts(symbol, x, ts, now, price, position)
+        risk = _risk_state(account)
+        decision, out = self._score(loaded, x, market, pos, risk, request_id)
+        latency_ms = (time.perf_counter() - t0) * 1e3
+        digest = features_digest(x) if (self.log is not None or shadow_route) else ""
+        self._record(route, symbol, decision, out, latency_ms, digest, ts, routing_key)
+        if self.drift is not None:
+            self.drift.observe(route.model_tag, x[loaded.columns])
+        if self.metrics is not None:
+            self.metrics.decisions.labels(decision.action.value, route.model_tag, route.role).inc()
+        if shadow_route is not None and self.shadow is not None:
+            self._submit_shadow(
+                shadow_route,
+                symbol,
+                x,
+                market,
+                pos,
+                risk,
+                request_id,
+                decision,
+                ts,
+                digest,
+                routing_key,
+            )
+        return _out(symbol, decision, ts)
+
+    def _refusal(self, vector: Any, ts: datetime | None, now: datetime) -> Reason | None:
+        """Why no model may look at these features (stale, missing, from the future)."""
+        if ts is None:
+            return Reason("stale_features", "the online store has no event time for the features")
+        age = (now - ts).total_seconds()
+        if age > self.max_age:
+            return Reason(
+                "stale_features",
+                f"features are {age:.0f}s old, the limit is {self.max_age:.0f}s",
+            )
+        if age < 0:
+            return Reason(
+                "features_after_as_of",
+                f"features are from {ts.isoformat()}, after as_of {now.isoformat()}",
+            )
+        if not np.all(np.isfinite(vector)):
+            return Reason("missing_features", "some features are missing (warm-up or gaps)")
+        return None
+
+    def _contexts(
+        self,
+        symbol: str,
+        x: np.ndarray,
+        ts: datetime | None,
+        now: datetime,
+        price: float | None,
+        position: PositionIn | None,
+    ) -> tuple[MarketContext, PositionContext]:
+        vol = float(x[self._vol_i]) if self._vol_i is not None else 0.0
+        trend = float(x[self._trend_i]) if self._trend_i is not None else 0.0
+        if price is None:
+            price = float(x[self._price_i]) if self._price_i is not None else 0.0
+        market = MarketContext(
+            symbol=symbol, price=price, timestamp=ts, volatility=vol, trend_strength=trend
+        )
+        if position is None:
+            return market, PositionContext()
+        bars_held = 0
+        if position.opened_at is not None:
+            bars_held = max(
+                0, math.floor((now - position.opened_at).total_seconds() / self.bar_seconds)
+            )
+        pos = PositionContext(
+            side=position.side,
+            size=position.size,
+            entry_price=position.entry_price,
+            opened_at=position.opened_at,
+            **({"bars_held": bars_held} if _has_bars_held() else {}),
+        )
+        return market, pos
+
+    def _score(
+        self,
+        loaded: LoadedModel,
+        x: np.ndarray,
+        market: MarketContext,
+        pos: PositionContext,
+        risk: RiskState,
+        request_id: str,
+    ) -> tuple[Decision, Any]:
+        with self.tracer.start_as_current_span("ensemble"):
+            out = loaded.model.predict_one(
+                x[loaded.columns],
+                volatility=market.volatility or None,
+                trend_strength=market.trend_strength,
+                explain=False,
+            )
+            signal = out.to_signal(loaded.tag)
+        with self.tracer.start_as_current_span("decision"):
+            decision = self._decide(signal, pos, risk, market, loaded.config, request_id)
+        return decision, out
+
+    def _record(
+        self,
+        route: Route,
+        symbol: str,
+        decision: Decision,
+        out: Any,
+        latency_ms: float,
+        digest: str,
+        ts: datetime | None,
+        routing_key: str,
+    ) -> None:
+        if self.log is None:
+            return
+        from augur.monitoring import PredictionRecord
+
+        try:
+            self.log.log_prediction(
+                PredictionRecord(
+                    request_id=decision.request_id,
+                    symbol=symbol,
+                    model_version=route.model_tag,
+                    role=route.role,
+                    action=decision.action.value,
+                    p_up=out.p_up,
+                    p_down=out.p_down,
+                    p_flat=out.p_flat,
+                    confidence=out.confidence,
+                    agreement=out.agreement,
+                    size=decision.size,
+                    direction=decision.direction,
+                    latency_ms=latency_ms,
+                    model_tag=route.model_tag,
+                    features_digest=digest,
+                    feature_timestamp=ts,
+                    routing_key=routing_key,
+                )
+            )
+        except Exception:  # the log must never fail a decision
+            log.exception("request %s: prediction not logged", decision.request_id)
+
+    def _submit_shadow(
+        self,
+        route: Route,
+        symbol: str,
+        x: np.ndarray,
+        market: MarketContext,
+        pos: PositionContext,
+        risk: RiskState,
+        request_id: str,
+        primary: Decision,
+        ts: datetime | None,
+        digest: str,
+        routing_key: str,
+    ) -> None:
+        tracer = self.tracer
+
+        def job() -> None:
+            with tracer.start_as_current_span("shadow"):
+                t0 = time.perf_counter()
+                loaded = self.models[route.model_tag]
+                decision, out = self._score(loaded, x, market, pos, risk, request_id)
+                latency_ms = (time.perf_counter() - t0) * 1e3
+                self._record(route, symbol, decision, out, latency_ms, digest, ts, routing_key)
+                if self.metrics is not None:
+                    agreed = "true" if decision.action == primary.action else "false"
+                    self.metrics.shadow_comparisons.labels(route.model_tag, agreed).inc()
+                    self.metrics.decisions.labels(
+                        decision.action.value, route.model_tag, "shadow"
+                    ).inc()
+
+        self.shadow.submit(job)
+
+    # --- outcomes and introspection -------------------------------------------------------
+    def record_outcome(self, req: OutcomeRequest, caller: str) -> OutcomeResponse:
+        """Join a realised return to a logged request (404 when the id is unknown)."""
+        if self.log is None:
+            raise UnknownRequestIdError(
+                f"request_id {req.request_id!r}: the prediction log is off in this service"
+            )
+        matched = bool(self.log.log_outcome(req.request_id, req.realized_return, caller))
+        if self.metrics is not None:
+            self.metrics.outcomes.labels("true" if matched else "false").inc()
+        log.info(
+            "audit: outcome request_id=%s realized_return=%g caller=%s matched=%s",
+            req.request_id,
+            req.realized_return,
+            caller,
+            matched,
+        )
+        if not matched:
+            raise UnknownRequestIdError(
+                f"unknown request_id {req.request_id!r}: no prediction was logged under it "
+                "(use the request_id returned by /decide)"
+            )
+        return OutcomeResponse(request_id=req.request_id, recorded=True)
+
+    def models_info(self) -> ModelsResponse:
+        """The routing table in force and which versions are loaded."""
+        table = self.routing.table
+        versions = [
+            VersionOut(
+                name=v.name,
+                model_tag=v.model_tag,
+                weight=v.weight,
+                role="primary" if i == 0 else "canary",
+                loaded=v.model_tag in self.models,
+            )
+            for i, v in enumerate(table.versions)
+        ]
+        if table.shadow is not None:
+            versions.append(
+                VersionOut(
+                    name=table.shadow.name,
+                    model_tag=table.shadow.model_tag,
+                    percent=table.shadow.percent,
+                    role="shadow",
+                    loaded=table.shadow.model_tag in self.models,
+                )
+            )
+        path = getattr(self.routing, "path", None)
+        return ModelsResponse(
+            routing_table=table.model_dump(exclude_none=True),
+            versions=versions,
+            source=str(path) if path else "embedded",
+            loaded_at=self.routing.loaded_at,
+        )
+
+
+def _has_bars_held() -> bool:
+    # PositionContext gained ``bars_held`` with the exit logic; older contracts lack it.
+    return "bars_held" in PositionContext.__dataclass_fields__
+
+
+def _out(symbol: str, d: Decision, ts: datetime | None) -> DecisionOut:
+    return DecisionOut(
+        symbol=symbol,
+        action=d.action.value,
+        size=d.size,
+        direction=d.direction,
+        probability=d.probability,
+        confidence=d.confidence,
+        agreement=d.agreement,
+        reasons=[ReasonOut(code=r.code, text=r.text) for r in d.reasons],
+        model_version=d.model_version,
+        request_id=d.request_id,
+        feature_timestamp=ts,
+    )
+
+
+__all__ = [
+    "DecisionPipeline",
+    "FeatureReader",
+    "LoadedModel",
+    "ModelRegistry",
+    "StaticRouting",
+    "StoreUnavailableError",
+    "UnknownRequestIdError",
+    "UnknownSymbolError",
+    "features_digest",
+]

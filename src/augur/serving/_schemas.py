@@ -1,0 +1,189 @@
+"""Request and response bodies of the decision service (pydantic, JSON).
+
+The same models validate requests (``model_validate_json`` straight from the body
+bytes — the fastest path pydantic offers), serialise responses and generate the
+OpenAPI document, so the docs cannot drift from what the service accepts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+# Symbols as the sample data and the feature store spell them (EURUSD, AAPL, ^GSPC, BTC-USD).
+SYMBOL_PATTERN = r"^[A-Za-z0-9._:^=/-]{1,64}$"
+
+
+class _Strict(BaseModel):
+    # Unknown fields are refused: a misspelt field must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class PositionIn(_Strict):
+    """The caller's open position in the symbol (omit, or side 'flat', when none)."""
+
+    side: Literal["long", "short", "flat"] = Field(
+        default="flat", description="'long', 'short' or 'flat'."
+    )
+    size: float = Field(default=0.0, ge=0.0, description="Position size, fraction of equity.")
+    entry_price: float = Field(default=0.0, ge=0.0, description="Average entry price.")
+    opened_at: AwareDatetime | None = Field(
+        default=None, description="When the position was opened (ISO 8601 with a zone)."
+    )
+
+
+class AccountIn(_Strict):
+    """Account-level risk state."""
+
+    equity: float = Field(default=1.0, gt=0.0, description="Equity now (any unit).")
+    peak_equity: float = Field(default=1.0, gt=0.0, description="Highest equity so far.")
+    consecutive_losses: int = Field(default=0, ge=0, description="Losing trades in a row.")
+    bars_since_last_loss: int | None = Field(
+        default=None, ge=0, description="Bars since the last losing trade (for the cool-down)."
+    )
+    open_exposure: dict[str, float] = Field(
+        default_factory=dict,
+        description="Signed exposure per symbol as a fraction of equity (portfolio limits).",
+    )
+
+
+class DecideRequest(_Strict):
+    """Ask for a decision for one symbol now (or as of a time)."""
+
+    symbol: str = Field(pattern=SYMBOL_PATTERN, description="Symbol in the feature store.")
+    as_of: AwareDatetime | None = Field(
+        default=None,
+        description="Decision time for the staleness check (default: now). Features older "
+        "than the configured limit relative to it give no_action/stale_features.",
+    )
+    price: float | None = Field(
+        default=None, gt=0.0, description="Current price (enables price-based exits)."
+    )
+    routing_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Key for the canary split (default: the symbol); a caller sending the "
+        "same key always meets the same model version.",
+    )
+    position: PositionIn | None = None
+    account: AccountIn | None = None
+
+
+class DecideBatchRequest(_Strict):
+    """Decisions for many symbols in one call (one account, per-symbol positions)."""
+
+    symbols: list[str] = Field(min_length=1, description="Symbols, each as in /decide.")
+    as_of: AwareDatetime | None = None
+    routing_key: str | None = Field(default=None, min_length=1, max_length=256)
+    positions: dict[str, PositionIn] = Field(
+        default_factory=dict, description="Open positions by symbol."
+    )
+    prices: dict[str, float] = Field(default_factory=dict, description="Current prices by symbol.")
+    account: AccountIn | None = None
+
+
+class OutcomeRequest(_Strict):
+    """The realised result of an earlier decision."""
+
+    request_id: str = Field(min_length=1, max_length=64, description="From the /decide answer.")
+    realized_return: float = Field(description="Realised return of the decision (0.01 = 1%).")
+
+
+class ReasonOut(BaseModel):
+    code: str = Field(description="Machine-readable reason code, e.g. stale_features.")
+    text: str = Field(description="Short human-readable explanation.")
+
+
+class DecisionOut(BaseModel):
+    """The decision contract plus the time of the features it was made on."""
+
+    symbol: str
+    action: Literal["no_action", "risk_rejected", "exit_position", "enter_long", "enter_short"]
+    size: float = Field(description="Fraction of equity to trade (0 when no trade).")
+    direction: int = Field(description="+1 up, -1 down, 0 flat.")
+    probability: float
+    confidence: float
+    agreement: float
+    reasons: list[ReasonOut]
+    model_version: str = Field(description="Model tag that scored the request.")
+    request_id: str = Field(description="Echo of X-Request-ID; quote it in /outcome.")
+    feature_timestamp: datetime | None = Field(description="Event time of the features used.")
+
+
+class SymbolError(BaseModel):
+    symbol: str
+    error: str
+    detail: str
+
+
+class DecideBatchResponse(BaseModel):
+    decisions: list[DecisionOut]
+    errors: list[SymbolError] = Field(
+        default_factory=list, description="Symbols that could not be decided (e.g. unknown)."
+    )
+    request_id: str
+
+
+class OutcomeResponse(BaseModel):
+    request_id: str
+    recorded: bool
+
+
+class VersionOut(BaseModel):
+    name: str
+    model_tag: str
+    weight: float | None = None
+    percent: float | None = None
+    role: Literal["primary", "canary", "shadow"]
+    loaded: bool
+
+
+class ModelsResponse(BaseModel):
+    routing_table: dict[str, Any] = Field(description="The routing table in force.")
+    versions: list[VersionOut]
+    source: str = Field(description="File the table was read from ('embedded' when none).")
+    loaded_at: datetime
+
+
+class ErrorOut(BaseModel):
+    """Every error the service returns: a code, a readable detail, the request id."""
+
+    error: str = Field(description="Error code, e.g. validation_error, unknown_symbol.")
+    detail: str = Field(description="What was wrong and what to do.")
+    request_id: str = ""
+    fields: list[dict[str, str]] | None = Field(
+        default=None, description="For validation errors: the offending field and why."
+    )
+
+
+def describe_validation_error(exc: ValidationError) -> tuple[str, list[dict[str, str]]]:
+    """A one-line summary naming the offending field(s), and one entry per error."""
+    fields = []
+    for err in exc.errors(include_url=False, include_context=False, include_input=False):
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "body"
+        fields.append({"field": loc, "message": str(err.get("msg", "invalid"))})
+    head = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:3])
+    more = f" (+{len(fields) - 3} more)" if len(fields) > 3 else ""
+    return f"invalid request body: {head}{more}", fields
+
+
+__all__ = [
+    "SYMBOL_PATTERN",
+    "AccountIn",
+    "DecideBatchRequest",
+    "DecideBatchResponse",
+    "DecideRequest",
+    "DecisionOut",
+    "ErrorOut",
+    "ModelsResponse",
+    "OutcomeRequest",
+    "OutcomeResponse",
+    "PositionIn",
+    "ReasonOut",
+    "SymbolError",
+    "VersionOut",
+    "describe_validation_error",
+]

@@ -1,0 +1,181 @@
+"""Composition root of the decision service: settings → feature reader, models, routing,
+prediction log, drift monitor, shadow queue, metrics, tracer → the ASGI app.
+
+The Bento (``bentos/decision/service.py``) calls :func:`build_service` once per worker in
+its ``__init__``; tests and the benchmark call it with their own parts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from augur.config import Settings, get_settings
+from augur.serving._asgi import DecisionApp
+from augur.serving._auth import BearerAuth, load_auth
+from augur.serving._openapi import openapi_document
+from augur.serving._pipeline import DecisionPipeline, FeatureReader, ModelRegistry, StaticRouting
+from augur.serving._routing import RoutingTable, RoutingTableFile
+from augur.serving._shadow import ShadowQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DecisionService:
+    """The wired service: the ASGI app, its auth and the parts to close at shutdown."""
+
+    app: DecisionApp
+    auth: BearerAuth
+    pipeline: DecisionPipeline
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def ready(self) -> bool:
+        """Every version of the routing table in force is loaded."""
+        return all(t in self.pipeline.models for t in self.pipeline.routing.table.model_tags())
+
+    def close(self) -> None:
+        """Stop the watcher and the shadow worker, flush the prediction log."""
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception:
+                log.exception("closing the decision service")
+        self._closers.clear()
+
+
+def resolve_tag(tag: str) -> str:
+    """``name:latest`` (or a bare name) → the concrete tag in the BentoML model store."""
+    import bentoml
+
+    return str(bentoml.models.get(tag).tag)
+
+
+def bentoml_loader(drift: Any = None) -> Callable[[str], Any]:
+    """Load an ensemble from the BentoML model store; register its drift reference."""
+
+    def load(tag: str) -> Any:
+        import bentoml
+
+        from augur.models import load_ensemble
+
+        model = load_ensemble(tag)
+        if drift is not None:
+            from augur.monitoring import load_reference
+
+            reference = load_reference(bentoml.models.get(tag).path)
+            if reference is not None:
+                drift.set_reference(tag, reference)
+        return model
+
+    return load
+
+
+def build_service(
+    settings: Settings | None = None,
+    *,
+    features: FeatureReader | None = None,
+    loader: Callable[[str], Any] | None = None,
+    decide: Callable[..., Any] | None = None,
+    decision_config: Any = None,
+    prediction_log: Any = "default",
+    drift: Any = "default",
+    metrics: Any = "default",
+    routing_table: RoutingTable | None = None,
+    examples: dict[str, dict[str, Any]] | None = None,
+    shadow_worker: bool = True,
+) -> DecisionService:
+    """Wire the service from settings; any part can be passed in instead (tests, benchmark).
+
+    ``prediction_log``/``drift``/``metrics``: ``"default"`` builds the real one from the
+    settings, ``None`` turns it off. ``routing_table`` fixes the table (no file watching);
+    else ``settings.routing_table`` is watched, else everything goes to
+    ``<model_name>:latest`` resolved in the model store.
+    """
+    settings = settings or get_settings()
+    closers: list[Callable[[], None]] = []
+    auth = load_auth(settings)  # first: a bad token file fails the start, naming the variable
+    if metrics == "default":
+        from augur.serving._telemetry import default_metrics
+
+        metrics = default_metrics()
+    if prediction_log == "default":
+        from augur.monitoring import PredictionLog, default_log_url
+
+        prediction_log = PredictionLog(default_log_url(settings))
+    if prediction_log is not None:
+        closers.append(prediction_log.close)
+    if drift == "default":
+        from augur.monitoring import DriftGauges, DriftMonitor
+
+        drift = DriftMonitor(
+            window=settings.drift_window,
+            update_every=settings.drift_update_rows,
+            update_seconds=settings.drift_update_seconds,
+            gauges=DriftGauges.default(),
+            log=prediction_log,
+        )
+        drift.start()
+        closers.append(drift.stop)
+    if features is None:
+        from augur.serving._features import OnlineFeatureReader
+
+        features = OnlineFeatureReader(settings)
+    if decide is None:
+        from augur.decision import decide as decide_fn
+
+        decide = decide_fn
+    if decision_config is None:
+        from augur.decision import DecisionConfig
+
+        decision_config = DecisionConfig()
+    models = ModelRegistry(loader or bentoml_loader(drift), features.feature_names, decision_config)
+    routing: RoutingTableFile | StaticRouting
+    if routing_table is not None:
+        routing = StaticRouting(routing_table)
+    elif settings.routing_table is not None:
+        watcher = RoutingTableFile(
+            settings.routing_table,
+            interval=settings.routing_reload_seconds,
+            on_change=lambda t: models.ensure(t.model_tags()),
+        )
+        watcher.start()
+        closers.append(watcher.stop)
+        routing = watcher
+    else:
+        routing = StaticRouting(RoutingTable.single(resolve_tag(f"{settings.model_name}:latest")))
+    shadow = None
+    if shadow_worker:
+        on_drop = metrics.shadow_dropped.inc if metrics is not None else None
+        shadow = ShadowQueue(settings.shadow_queue_size, on_drop=on_drop)
+        shadow.start()
+        closers.append(shadow.stop)
+    from augur.serving._telemetry import make_tracer
+
+    pipeline = DecisionPipeline(
+        features=features,
+        models=models,
+        routing=routing,
+        decide=decide,
+        max_feature_age_seconds=settings.max_feature_age_seconds,
+        bar_seconds=settings.bar_seconds,
+        prediction_log=prediction_log,
+        drift=drift,
+        shadow=shadow,
+        metrics=metrics,
+        tracer=make_tracer(settings.otlp_endpoint),
+    )
+    app = DecisionApp(
+        pipeline,
+        max_body_bytes=settings.max_body_bytes,
+        max_batch_symbols=settings.max_batch_symbols,
+        retry_after_seconds=settings.store_retry_after_seconds,
+        metrics=metrics,
+        openapi=openapi_document(examples),
+    )
+    return DecisionService(app=app, auth=auth, pipeline=pipeline, _closers=closers)
+
+
+__all__ = ["DecisionService", "bentoml_loader", "build_service", "resolve_tag"]

@@ -1,0 +1,116 @@
+"""Traces and metrics of the decision service.
+
+Tracing: OpenTelemetry spans (routing, feature fetch, ensemble, decision, shadow). With an
+OTLP endpoint configured, spans go to it through a batching exporter; without one the
+no-op tracer is used, so tracing costs nothing on the request path.
+
+Metrics: prometheus_client objects, created on first use — after BentoML has set
+``PROMETHEUS_MULTIPROC_DIR`` in the worker, so every worker's values show up on one
+``/metrics``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Latency buckets (seconds) around the service's targets: sub-ms to a second.
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.02,
+    0.03,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+
+
+def make_tracer(otlp_endpoint: str = "", service_name: str = "augur-decision") -> Any:
+    """An OpenTelemetry tracer: exporting to ``otlp_endpoint`` when set, else a no-op one."""
+    from opentelemetry import trace
+
+    if not otlp_endpoint:
+        return trace.NoOpTracer()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+    log.info("tracing: exporting spans to %s", otlp_endpoint)
+    return provider.get_tracer("augur.serving")
+
+
+class ServingMetrics:
+    """The service's Prometheus metrics (names prefixed ``augur_``)."""
+
+    def __init__(self, registry: Any = None) -> None:
+        from prometheus_client import REGISTRY, Counter, Histogram
+
+        reg = registry if registry is not None else REGISTRY
+        self.latency = Histogram(
+            "augur_request_latency_seconds",
+            "Request latency by route and serving version (model tag).",
+            ["route", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.requests = Counter(
+            "augur_requests",
+            "Requests by route and HTTP status.",
+            ["route", "status"],
+            registry=reg,
+        )
+        self.decisions = Counter(
+            "augur_decisions",
+            "Decisions by action and serving version.",
+            ["action", "version", "role"],
+            registry=reg,
+        )
+        self.shadow_comparisons = Counter(
+            "augur_shadow_comparisons",
+            "Shadow scorings, by whether the shadow's action agreed with the primary's.",
+            ["shadow_version", "agreed"],
+            registry=reg,
+        )
+        self.shadow_dropped = Counter(
+            "augur_shadow_queue_dropped",
+            "Shadow scoring jobs dropped because the bounded queue was full.",
+            registry=reg,
+        )
+        self.store_errors = Counter(
+            "augur_online_store_errors",
+            "Online feature store reads that failed (answered 503).",
+            registry=reg,
+        )
+        self.outcomes = Counter(
+            "augur_outcomes",
+            "Outcomes posted, by whether they matched a logged request.",
+            ["matched"],
+            registry=reg,
+        )
+
+
+_default: ServingMetrics | None = None
+
+
+def default_metrics() -> ServingMetrics:
+    """The process-wide metrics (one set per process: Prometheus forbids duplicates)."""
+    global _default
+    if _default is None:
+        _default = ServingMetrics()
+    return _default
+
+
+__all__ = ["LATENCY_BUCKETS", "ServingMetrics", "default_metrics", "make_tracer"]
