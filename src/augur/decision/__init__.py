@@ -1,5 +1,13 @@
-"""Decision engine: confidence gate → risk assessment → exit evaluation → sizing."""
+"""Decision engine: confidence gate → risk assessment → exit evaluation → sizing.
 
+Public names: :func:`decide` (pure), :class:`DecisionConfig`, the contract types, and the
+scalar sizing rules (:func:`kelly_size`, :func:`payoff_ratio`, :func:`drawdown_scale`,
+:func:`volatility_scale`) shared with the compiled simulation engines.
+"""
+
+from augur.decision._config import DecisionConfig
+from augur.decision._engine import decide
+from augur.decision._sizing import drawdown_scale, kelly_size, payoff_ratio, volatility_scale
 from augur.decision._types import (
     Action,
     Decision,
@@ -13,9 +21,15 @@ from augur.decision._types import (
 __all__ = [
     "Action",
     "Decision",
+    "DecisionConfig",
     "MarketContext",
     "PositionContext",
     "Reason",
     "RiskState",
     "Signal",
+    "decide",
+    "drawdown_scale",
+    "kelly_size",
+    "payoff_ratio",
+    "volatility_scale",
 ]

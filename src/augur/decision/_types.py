@@ -53,12 +53,17 @@ class Signal:
 
 @dataclass(frozen=True, slots=True)
 class PositionContext:
-    """The caller's open position in this symbol (``side`` 'flat' when none)."""
+    """The caller's open position in this symbol (``side`` 'flat' when none).
+
+    ``size`` is the absolute position as a fraction of equity; ``bars_held`` counts the
+    decision steps since entry (the time limit compares it with ``max_holding_bars``).
+    """
 
     side: str = "flat"  # "long" | "short" | "flat"
     size: float = 0.0
     entry_price: float = 0.0
     opened_at: datetime | None = None
+    bars_held: int = 0  # decision steps since the position was opened (for the time limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,9 @@ class RiskState:
 
     ``open_exposure`` maps symbol → signed exposure as a fraction of equity;
     ``correlations`` maps (symbol_a, symbol_b) → return correlation (either order).
+    ``consecutive_losses`` is the current streak of losing trades and
+    ``bars_since_last_loss`` the decision steps since the last loss was realised (0 at the
+    first decision after it); together they drive the cool-down.
     """
 
     equity: float = 1.0
