@@ -234,8 +234,7 @@ class PredictionLog:
         url: str,
         *,
         max_queue: int = 10_000,
-        batch_size: int = 256,
-        flush_interval: float = 0.2,
+        batch_size: int = 512,
         start: bool = True,
     ) -> None:
         if max_queue < 1 or batch_size < 1:
@@ -245,7 +244,6 @@ class PredictionLog:
         metadata.create_all(self.engine)
         self._queue: queue.Queue[PredictionRecord | None] = queue.Queue(maxsize=max_queue)
         self._batch_size = batch_size
-        self._flush_interval = flush_interval
         self._lock = threading.Lock()
         self._enqueued = 0
         self._written = 0
@@ -333,15 +331,12 @@ class PredictionLog:
                 return
             batch = [item]
             stop = False
-            deadline = time.monotonic() + self._flush_interval
-            # Gather a batch: one transaction per batch is what keeps SQLite fast.
+            # Natural batching: take what is already queued, never wait for more, so an
+            # idle log writes at once and a busy one writes big batches (one transaction
+            # per batch is what keeps SQLite fast).
             while len(batch) < self._batch_size:
-                remaining = deadline - time.monotonic()
                 try:
-                    if remaining > 0:
-                        nxt = self._queue.get(timeout=remaining)
-                    else:
-                        nxt = self._queue.get_nowait()
+                    nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
@@ -421,10 +416,10 @@ class PredictionLog:
             raise ValueError(f"realized_return must be a finite number, got {realized_return!r}")
         if self._insert_outcome(request_id, float(realized_return), caller):
             return True
-        # The prediction may still be in the writer's queue: flush once and retry.
-        if self._queue.unfinished_tasks and self.flush(timeout=5.0):
-            return self._insert_outcome(request_id, float(realized_return), caller)
-        return False
+        # The prediction may still be in the writer's queue (or be written just now):
+        # flush once and look again before calling the id unknown.
+        self.flush(timeout=5.0)
+        return self._insert_outcome(request_id, float(realized_return), caller)
 
     def record_outcome(self, request_id: str, realized_return: float, caller: str = "") -> None:
         """Like :meth:`log_outcome` but raises :class:`UnknownRequestError`."""

@@ -56,6 +56,11 @@ _PSI_EPS = 1e-4  # floor for empty bins: log(0) would make PSI infinite
 
 
 # --- the training reference -----------------------------------------------------------
+def _make_readable(path: str) -> None:
+    # mkstemp creates 0600; a report or model file is meant to be read by others too.
+    os.chmod(path, 0o644)
+
+
 def reference_sample(
     X: pd.DataFrame | np.ndarray,
     max_rows: int = 5_000,
@@ -113,6 +118,7 @@ def save_reference(sample: pd.DataFrame, directory: str | Path) -> Path:
     os.close(fd)
     try:
         sample.to_parquet(tmp, index=False)
+        _make_readable(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,224 @@
+"""The prediction/outcome log: round trip, unknown ids, the buffered writer's limits."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from augur.config import Settings
+from augur.monitoring import (
+    PredictionLog,
+    PredictionRecord,
+    UnknownRequestError,
+    default_log_url,
+)
+from augur.monitoring._prediction_log import predictions_table
+
+
+def record(
+    request_id: str, role: str = "primary", version: str = "v1", **kw: object
+) -> PredictionRecord:
+    base: dict[str, object] = dict(
+        request_id=request_id,
+        symbol="AAA",
+        model_version=version,
+        role=role,
+        action="enter_long",
+        p_up=0.6,
+        p_down=0.25,
+        p_flat=0.15,
+        confidence=0.4,
+        agreement=0.75,
+        size=0.05,
+        direction=1,
+        latency_ms=1.5,
+    )
+    base.update(kw)
+    return PredictionRecord(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[PredictionLog]:
+    plog = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}")
+    yield plog
+    plog.close()
+
+
+def test_round_trip_prediction_outcome_join(log: PredictionLog) -> None:
+    feature_ts = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
+    log.log_prediction(
+        record(
+            "r1",
+            features_digest="abc",
+            feature_timestamp=feature_ts,
+            routing_key="AAA",
+            model_tag="augur-ensemble:v1",
+        )
+    )
+    log.log_prediction(record("r1", role="shadow", version="v2", action="no_action", direction=0))
+    log.log_prediction(record("r2", role="canary", version="v3"))
+    assert log.flush()
+    assert log.log_outcome("r1", -0.012, caller="alice") is True
+
+    df = log.frame()
+    assert len(df) == 3
+    r1 = df[df["request_id"] == "r1"].set_index("role")
+    # The outcome belongs to the request: both the served and the shadow row see it.
+    assert r1.loc["primary", "realized_return"] == pytest.approx(-0.012)
+    assert r1.loc["shadow", "realized_return"] == pytest.approx(-0.012)
+    assert r1.loc["primary", "caller"] == "alice"
+    assert r1.loc["primary", "features_digest"] == "abc"
+    assert r1.loc["primary", "feature_timestamp"] == feature_ts
+    assert r1.loc["primary", "model_tag"] == "augur-ensemble:v1"
+    assert r1.loc["shadow", "direction"] == 0
+    assert df.loc[df["request_id"] == "r2", "realized_return"].isna().all()
+    assert str(df["ts"].dt.tz) == "UTC"
+    assert log.count() == 3
+
+
+def test_outcome_replaces_earlier_outcome(log: PredictionLog) -> None:
+    log.log_prediction(record("r1"))
+    assert log.log_outcome("r1", 0.01)
+    assert log.log_outcome("r1", 0.02)
+    df = log.frame()
+    assert len(df) == 1
+    assert df["realized_return"].iloc[0] == pytest.approx(0.02)
+
+
+def test_unknown_request_id(log: PredictionLog) -> None:
+    log.log_prediction(record("known"))
+    assert log.log_outcome("nope", 0.01) is False
+    with pytest.raises(UnknownRequestError, match="unknown request_id 'nope'"):
+        log.record_outcome("nope", 0.01)
+    log.record_outcome("known", 0.01)
+
+
+def test_outcome_right_after_prediction_finds_it(log: PredictionLog) -> None:
+    # The prediction may still sit in the writer's queue: the outcome must still join.
+    for i in range(50):
+        log.log_prediction(record(f"r{i}"))
+        assert log.log_outcome(f"r{i}", 0.001 * i)
+    assert log.frame()["realized_return"].notna().sum() == 50
+
+
+def test_bad_outcome_value(log: PredictionLog) -> None:
+    log.log_prediction(record("r1"))
+    with pytest.raises(ValueError, match="realized_return"):
+        log.log_outcome("r1", float("nan"))
+
+
+def test_record_validation_names_the_field() -> None:
+    with pytest.raises(ValueError, match="role"):
+        record("r", role="boss")
+    with pytest.raises(ValueError, match="request_id"):
+        record("")
+    with pytest.raises(ValueError, match="p_up"):
+        record("r", p_up=float("nan"))
+
+
+def test_buffered_writer_counts_drops_when_full(tmp_path: Path) -> None:
+    plog = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", max_queue=10, start=False)
+    accepted = [plog.log_prediction(record(f"r{i}")) for i in range(15)]
+    assert accepted == [True] * 10 + [False] * 5
+    assert plog.stats.dropped == 5
+    assert plog.stats.pending == 10
+    plog.start()
+    assert plog.flush(timeout=10)
+    stats = plog.stats
+    assert (stats.enqueued, stats.written, stats.dropped, stats.pending) == (10, 10, 5, 0)
+    assert plog.count() == 10
+    plog.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        plog.log_prediction(record("late"))
+    plog.close()  # idempotent
+
+
+def test_flush_without_writer_thread_writes_inline(tmp_path: Path) -> None:
+    plog = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", start=False)
+    assert plog.log_predictions(record(f"r{i}") for i in range(5)) == 5
+    assert plog.flush()
+    assert plog.count() == 5
+    plog.close()
+
+
+def test_concurrent_writers_lose_nothing(log: PredictionLog) -> None:
+    def write(worker: int) -> None:
+        for i in range(300):
+            assert log.log_prediction(record(f"w{worker}-{i}"))
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert log.flush()
+    assert log.count() == 8 * 300
+    assert log.stats.written == 8 * 300
+    assert log.stats.failed == 0
+
+
+def test_duplicate_row_is_skipped_not_the_batch(tmp_path: Path) -> None:
+    plog = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", start=False)
+    for rid in ("a", "b", "a", "c"):
+        plog.log_prediction(record(rid))
+    plog.flush()
+    assert plog.count() == 3
+    assert plog.stats.failed == 1
+    assert plog.stats.written == 3
+    plog.close()
+
+
+def test_database_failure_is_counted_not_raised(tmp_path: Path) -> None:
+    plog = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}")
+    predictions_table.drop(plog.engine)  # the table vanishes under the running writer
+    plog.log_prediction(record("r1"))
+    assert plog.flush()
+    assert plog.stats.failed == 1
+    assert plog.stats.written == 0
+    plog.close()
+
+
+def test_frame_since_filters_and_requires_tz(log: PredictionLog) -> None:
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+    new = datetime(2026, 1, 5, 12, tzinfo=timezone(timedelta(hours=2)))  # 10:00 UTC
+    log.log_prediction(record("old", ts=old))
+    log.log_prediction(record("new", ts=new))
+    log.flush()
+    df = log.frame(since=datetime(2026, 1, 5, 9, 30, tzinfo=UTC))
+    assert df["request_id"].tolist() == ["new"]
+    assert df["ts"].iloc[0] == datetime(2026, 1, 5, 10, tzinfo=UTC)
+    with pytest.raises(ValueError, match="timezone"):
+        log.frame(since=datetime(2026, 1, 1))
+
+
+def test_in_memory_sqlite_is_shared_between_threads() -> None:
+    with PredictionLog("sqlite://") as plog:
+        plog.log_prediction(record("r1"))
+        assert plog.log_outcome("r1", 0.5)
+        assert len(plog.frame()) == 1
+
+
+def test_sqlite_file_uses_wal(log: PredictionLog) -> None:
+    with log.engine.connect() as conn:
+        assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_default_log_url(tmp_path: Path) -> None:
+    assert default_log_url(Settings(home=tmp_path)) == (
+        f"sqlite:///{tmp_path.resolve() / 'serving' / 'predictions.db'}"
+    )
+    assert default_log_url(Settings(prediction_log_url="postgresql://u@h/db")) == (
+        "postgresql://u@h/db"
+    )
+
+
+def test_empty_frames(log: PredictionLog) -> None:
+    df = log.frame()
+    assert df.empty
+    assert "realized_return" in df.columns
+    assert log.drift_frame().empty
