@@ -1,14 +1,25 @@
 """Features: the spec (single source of truth) and the vectorised engine.
 
-Public names: :class:`FeatureSpec`, :class:`FeatureDef`, :func:`default_spec`,
-:data:`ENGINE_VERSION`.
+- :class:`FeatureSpec` / :class:`FeatureDef` / :func:`default_spec`: the feature list,
+  its column order and its stable hash.
+- :func:`compute_features`: every feature for every bar (offline, numba kernels).
+- :func:`latest_features`: each symbol's latest row from a short history (online).
+- :func:`make_labels`, :func:`training_frame`: labels and the offline training set.
+
+numba is imported on the first computation, not here.
 """
 
+from augur.features._engine import compute_features, latest_features
+from augur.features.labels import make_labels, training_frame
 from augur.features.spec import ENGINE_VERSION, FeatureDef, FeatureSpec, default_spec
 
 __all__ = [
     "ENGINE_VERSION",
     "FeatureDef",
     "FeatureSpec",
+    "compute_features",
     "default_spec",
+    "latest_features",
+    "make_labels",
+    "training_frame",
 ]

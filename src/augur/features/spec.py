@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 # models trained on the old numbers are refused by the hash check.
 ENGINE_VERSION = "1"
 
+# A variance this small (absolutely, or relative to the squared mean) counts as zero: the
+# feature takes its neutral value instead of dividing rounding noise by itself. 1e-14 is
+# pandas' own cut-off for rolling skew/kurt.
+VAR_EPS = 1e-14
+
 DEFAULT_WINDOWS: tuple[int, ...] = (5, 10, 20, 50)
 DEFAULT_LAGS: tuple[int, ...] = (1, 2, 3, 5)
 
