@@ -139,7 +139,7 @@ class DecisionApp:
         self.max_batch = max_batch_symbols
         self.retry_after = str(retry_after_seconds).encode()
         self.metrics = metrics
-        self._openapi = json.dumps(openapi or {}).encode()
+        self._openapi_json = json.dumps(openapi or {}).encode()
         self._handlers = {
             path: (method, getattr(self, name)) for path, (method, name) in ROUTES.items()
         }
@@ -301,7 +301,7 @@ class DecisionApp:
         return 200, self.pipeline.models_info().model_dump_json().encode(), ""
 
     async def _openapi(self, scope: Scope, body: bytes, request_id: str) -> tuple[int, bytes, str]:
-        return 200, self._openapi, ""
+        return 200, self._openapi_json, ""
 
 
 def unauthorized(request_id: str) -> bytes:

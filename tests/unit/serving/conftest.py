@@ -1,0 +1,94 @@
+"""Parts for the serving unit tests: an in-memory feature table and a small linear model.
+
+The integration tests (tests/integration/test_service_*.py) use the real online store
+(Redis) and a trained ensemble; here the pipeline's own logic is under test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from augur.decision import Signal
+from augur.serving._pipeline import StoreUnavailableError
+
+NAMES = ["ret_mean_20", "vol_20", "eff_ratio_20", "mom_20"]
+NOW = datetime(2024, 1, 2, 12, tzinfo=UTC)
+
+
+class MemoryFeatures:
+    """Feature rows in a dict; ``down = True`` simulates an unreachable store."""
+
+    def __init__(self) -> None:
+        self.feature_names = list(NAMES)
+        self.rows: dict[str, tuple[np.ndarray, datetime | None]] = {
+            "AAA": (np.array([0.002, 0.01, 0.6, 0.03]), NOW - timedelta(minutes=30)),
+            "BBB": (np.array([-0.003, 0.02, 0.4, -0.05]), NOW - timedelta(minutes=30)),
+            "OLD": (np.array([0.001, 0.01, 0.5, 0.01]), NOW - timedelta(days=2)),
+            "NAN": (np.array([np.nan, 0.01, 0.5, 0.01]), NOW - timedelta(minutes=5)),
+        }
+        self.down = False
+        self.reads = 0
+
+    def get(self, symbols: Sequence[str]) -> dict[str, tuple[np.ndarray, datetime | None]]:
+        self.reads += 1
+        if self.down:
+            raise StoreUnavailableError("redis at 127.0.0.1:1 refused the connection")
+        return {s: self.rows[s] for s in symbols if s in self.rows}
+
+
+@dataclass
+class Output:
+    p_up: float
+    p_down: float
+    p_flat: float
+    direction: int
+    probability: float
+    agreement: float
+    confidence: float
+
+    def to_signal(self, model_version: str = "") -> Signal:
+        return Signal(
+            direction=self.direction,
+            probability=self.probability,
+            p_up=self.p_up,
+            p_down=self.p_down,
+            confidence=self.confidence,
+            agreement=self.agreement,
+            q05=-0.02,
+            q50=0.001,
+            q95=0.03,
+            model_version=model_version,
+        )
+
+
+class LinearModel:
+    """A logistic model on a weighted feature sum (``scale`` makes versions differ)."""
+
+    def __init__(self, scale: float = 1.0, names: Sequence[str] = tuple(NAMES)) -> None:
+        self.feature_names = tuple(names)
+        self.scale = scale
+        self.calls = 0
+
+    def predict_one(self, x, *, volatility=None, trend_strength=None, explain=True) -> Output:
+        self.calls += 1
+        z = self.scale * (300 * x[0] + 20 * x[-1])
+        p_up = 1 / (1 + math.exp(-z))
+        direction = 1 if p_up >= 0.5 else -1
+        prob = max(p_up, 1 - p_up)
+        return Output(p_up, 1 - p_up, 0.0, direction, prob, 1.0, prob)
+
+
+@pytest.fixture
+def memory_features() -> MemoryFeatures:
+    return MemoryFeatures()
+
+
+@pytest.fixture
+def models() -> dict[str, LinearModel]:
+    return {"m:1": LinearModel(1.0), "m:2": LinearModel(-1.0), "m:3": LinearModel(0.5)}

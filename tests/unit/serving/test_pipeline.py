@@ -1,0 +1,183 @@
+"""The decide-for-symbol pipeline: routing, staleness, decision parity, logging, shadow."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from augur.decision import DecisionConfig, MarketContext, PositionContext, RiskState, decide
+from augur.monitoring import PredictionLog
+from augur.serving._pipeline import (
+    DecisionPipeline,
+    ModelRegistry,
+    StaticRouting,
+    UnknownRequestIdError,
+    UnknownSymbolError,
+    features_digest,
+)
+from augur.serving._routing import RoutingTable
+from augur.serving._schemas import DecideBatchRequest, DecideRequest, OutcomeRequest
+from augur.serving._shadow import ShadowQueue
+from conftest import NOW, LinearModel, MemoryFeatures
+
+TABLE = RoutingTable.model_validate(
+    {
+        "versions": [
+            {"name": "stable", "model_tag": "m:1", "weight": 70},
+            {"name": "canary", "model_tag": "m:2", "weight": 30},
+        ],
+        "shadow": {"name": "next", "model_tag": "m:3", "percent": 100},
+    }
+)
+
+
+@pytest.fixture
+def plog(tmp_path):
+    log = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}")
+    yield log
+    log.close()
+
+
+def make(features, models, table=TABLE, plog=None, shadow=None, max_age=3 * 3600.0):
+    registry = ModelRegistry(models.__getitem__, features.feature_names, DecisionConfig())
+    return DecisionPipeline(
+        features=features,
+        models=registry,
+        routing=StaticRouting(table),
+        decide=decide,
+        max_feature_age_seconds=max_age,
+        prediction_log=plog,
+        shadow=shadow,
+    )
+
+
+def test_decision_matches_the_engine_called_directly(
+    memory_features: MemoryFeatures, models
+) -> None:
+    p = make(memory_features, models, RoutingTable.single("m:1"))
+    req = DecideRequest.model_validate(
+        {"symbol": "AAA", "as_of": NOW.isoformat(), "account": {"equity": 0.95, "peak_equity": 1.0}}
+    )
+    out = p.decide(req, "rid-1")
+    x, ts = memory_features.rows["AAA"]
+    signal = models["m:1"].predict_one(x).to_signal("m:1")
+    market = MarketContext(
+        symbol="AAA", price=0.0, timestamp=ts, volatility=0.01, trend_strength=0.6
+    )
+    expected = decide(
+        signal,
+        PositionContext(),
+        RiskState(equity=0.95, peak_equity=1.0),
+        market,
+        DecisionConfig(),
+        "rid-1",
+    )
+    assert out.model_dump(exclude={"symbol", "feature_timestamp"}) == {
+        **expected.to_dict(),
+        "reasons": [dict(r) for r in expected.to_dict()["reasons"]],
+    }
+    assert out.feature_timestamp == ts and out.model_version == "m:1" and out.request_id == "rid-1"
+
+
+def test_stale_missing_and_future_features_give_no_action(memory_features, models) -> None:
+    p = make(memory_features, models)
+    stale = p.decide(DecideRequest(symbol="OLD", as_of=NOW), "r1")
+    assert stale.action == "no_action" and stale.reasons[0].code == "stale_features"
+    missing = p.decide(DecideRequest(symbol="NAN", as_of=NOW), "r2")
+    assert missing.reasons[0].code == "missing_features"
+    future = p.decide(DecideRequest(symbol="AAA", as_of=NOW - timedelta(hours=1)), "r3")
+    assert future.reasons[0].code == "features_after_as_of"
+    assert sum(m.calls for m in models.values()) == 0  # no model looked at refused features
+    memory_features.rows["NOTS"] = (np.zeros(4), None)
+    assert (
+        p.decide(DecideRequest(symbol="NOTS", as_of=NOW), "r4").reasons[0].code == "stale_features"
+    )
+
+
+def test_unknown_symbol(memory_features, models) -> None:
+    p = make(memory_features, models)
+    with pytest.raises(UnknownSymbolError, match="'ZZZ'"):
+        p.decide(DecideRequest(symbol="ZZZ", as_of=NOW), "r")
+
+
+def test_routing_key_decides_the_version_and_sticks(memory_features, models) -> None:
+    p = make(memory_features, models)
+    versions = {
+        k: p.decide(DecideRequest(symbol="AAA", as_of=NOW, routing_key=k), "r").model_version
+        for k in (f"client-{i}" for i in range(200))
+    }
+    assert set(versions.values()) == {"m:1", "m:2"}
+    for k, v in list(versions.items())[:20]:
+        assert (
+            p.decide(DecideRequest(symbol="AAA", as_of=NOW, routing_key=k), "r").model_version == v
+        )
+
+
+def test_primary_and_shadow_logged_with_the_request_id(memory_features, models, plog) -> None:
+    shadow = ShadowQueue(16)
+    shadow.start()
+    p = make(memory_features, models, plog=plog, shadow=shadow)
+    out = p.decide(
+        DecideRequest(
+            symbol="AAA",
+            as_of=NOW,
+            position={
+                "side": "long",
+                "size": 0.1,
+                "entry_price": 1.0,
+                "opened_at": (NOW - timedelta(hours=30)).isoformat(),
+            },
+        ),
+        "req-42",
+    )
+    assert shadow.join(5)
+    plog.flush()
+    frame = plog.frame()
+    rows = frame[frame.request_id == "req-42"].set_index("role")
+    assert set(rows.index) == {rows.index[0], "shadow"} and len(rows) == 2
+    assert rows.loc["shadow", "model_version"] == "m:3"
+    assert rows.drop(index="shadow").iloc[0]["model_version"] == out.model_version
+    x, _ = memory_features.rows["AAA"]
+    assert set(rows.features_digest) == {features_digest(x)}
+    assert "m:3" not in out.model_dump_json()  # the shadow never shows in the answer
+    shadow.stop()
+
+
+def test_outcome_joins_and_unknown_request_id(memory_features, models, plog) -> None:
+    p = make(memory_features, models, plog=plog)
+    p.decide(DecideRequest(symbol="AAA", as_of=NOW), "req-7")
+    assert p.record_outcome(
+        OutcomeRequest(request_id="req-7", realized_return=0.01), "desk"
+    ).recorded
+    with pytest.raises(UnknownRequestIdError, match="nope"):
+        p.record_outcome(OutcomeRequest(request_id="nope", realized_return=0.0), "desk")
+    no_log = make(memory_features, models)
+    with pytest.raises(UnknownRequestIdError, match="log is off"):
+        no_log.record_outcome(OutcomeRequest(request_id="req-7", realized_return=0.0), "desk")
+
+
+def test_batch_reports_unknown_symbols_separately(memory_features, models) -> None:
+    p = make(memory_features, models)
+    out = p.decide_batch(DecideBatchRequest(symbols=["AAA", "ZZZ", "BBB", "AAA"], as_of=NOW), "b1")
+    assert [d.symbol for d in out.decisions] == ["AAA", "BBB"]
+    assert [e.symbol for e in out.errors] == ["ZZZ"] and out.errors[0].error == "unknown_symbol"
+    assert memory_features.reads == 1  # one store read for the whole batch
+    assert out.decisions[0].request_id == "b1-0"
+
+
+def test_models_info_and_bad_models(memory_features, models) -> None:
+    p = make(memory_features, models)
+    info = p.models_info()
+    assert [(v.name, v.role, v.loaded) for v in info.versions] == [
+        ("stable", "primary", True),
+        ("canary", "canary", True),
+        ("next", "shadow", True),
+    ]
+    assert info.source == "embedded"
+    with pytest.raises(ValueError, match="cannot be loaded"):
+        make(memory_features, {}, RoutingTable.single("m:404"))
+    wrong = {"m:1": LinearModel(names=["ret_mean_20", "not_in_store"])}
+    with pytest.raises(ValueError, match="not_in_store"):
+        make(memory_features, wrong, RoutingTable.single("m:1"))
