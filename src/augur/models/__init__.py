@@ -1,0 +1,43 @@
+"""The ensemble: RF, XGBoost, RBF-SVM and logistic regression with calibrated
+probabilities, dynamic weights, agreement/confidence, forward-return quantiles and
+tree-SHAP explanations; model-store I/O.
+
+Public names: :class:`Ensemble` (``fit``, ``predict``, ``predict_one``,
+``update_weights``, ``evaluate``), :class:`EnsembleParams` (hyper-parameters),
+:class:`EnsembleOutput` (one row, ``to_signal``), :class:`EnsemblePrediction` (batch),
+:class:`DynamicWeights`, :func:`confidence_of`, :func:`save_ensemble`,
+:func:`load_ensemble`, :func:`list_models`, :class:`ModelRecord`,
+:class:`FeatureSpecMismatchError`, :class:`ModelNotFoundError`, :data:`MEMBERS`.
+
+Nothing heavy happens at import: scikit-learn, XGBoost and BentoML load when used.
+"""
+
+from augur.models._confidence import confidence_of
+from augur.models._ensemble import MEMBERS, Ensemble, EnsembleOutput, EnsemblePrediction
+from augur.models._params import EnsembleParams
+from augur.models._store import (
+    FeatureSpecMismatchError,
+    ModelNotFoundError,
+    ModelRecord,
+    list_models,
+    load_ensemble,
+    save_ensemble,
+)
+from augur.models._weights import CLASSES, DynamicWeights
+
+__all__ = [
+    "CLASSES",
+    "MEMBERS",
+    "DynamicWeights",
+    "Ensemble",
+    "EnsembleOutput",
+    "EnsembleParams",
+    "EnsemblePrediction",
+    "FeatureSpecMismatchError",
+    "ModelNotFoundError",
+    "ModelRecord",
+    "confidence_of",
+    "list_models",
+    "load_ensemble",
+    "save_ensemble",
+]

@@ -1,0 +1,84 @@
+"""Direction, agreement and confidence from member probabilities (vectorised).
+
+Probability vectors are ordered (down, flat, up) everywhere in ``augur.models``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+F64 = NDArray[np.float64]
+
+
+def direction_of(p: F64) -> NDArray[np.int64]:
+    """Direction (-1, 0, 1) of the largest probability; ties go to flat (0).
+
+    Flat wins whenever ``p_flat >= max(p_down, p_up)`` or ``p_down == p_up``: an
+    undecided model must not open a position.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    down, flat, up = p[..., 0], p[..., 1], p[..., 2]
+    d = np.where(up > down, 1, -1)
+    return np.where((flat >= np.maximum(up, down)) | (up == down), 0, d).astype(np.int64)
+
+
+def margin_of(p: F64, direction: NDArray[np.int64]) -> F64:
+    """Probability of the chosen direction minus the largest other probability (>= 0)."""
+    p = np.asarray(p, dtype=np.float64)
+    idx = np.asarray(direction) + 1
+    chosen = np.take_along_axis(p, idx[..., None], axis=-1)[..., 0]
+    others = np.where(np.arange(3) == idx[..., None], -np.inf, p).max(axis=-1)
+    return np.maximum(chosen - others, 0.0)
+
+
+def agreement_of(per_model: F64, direction: NDArray[np.int64]) -> F64:
+    """Share of members whose own argmax direction equals the ensemble's.
+
+    ``per_model``: (members, n, 3); ``direction``: (n,).
+    """
+    member_dirs = direction_of(per_model)
+    return (member_dirs == np.asarray(direction)[None, :]).mean(axis=0)
+
+
+def confidence_of(
+    margin: F64,
+    agreement: F64,
+    *,
+    volatility_ratio: F64 | float | None = None,
+    trend_strength: F64 | float | None = None,
+    margin_weight: float = 0.5,
+    agreement_weight: float = 0.3,
+    trend_weight: float = 0.2,
+    volatility_penalty: float = 0.5,
+) -> F64:
+    """Confidence in [0, 1] from four signals.
+
+    ::
+
+        base       = (wm * margin + wa * agreement + wt * trend) / (wm + wa + wt)
+        penalty    = 1 / (1 + lam * max(0, volatility_ratio - 1))
+        confidence = clip(base * penalty, 0, 1)
+
+    ``margin`` = P(chosen) − P(runner-up) of the weighted ensemble; ``agreement`` = share of
+    members agreeing with the ensemble; ``trend`` = trend strength in [0, 1] (efficiency
+    ratio: a clear regime makes a directional call more trustworthy); ``volatility_ratio``
+    = current volatility / its reference: above-normal volatility shrinks confidence,
+    normal or calm volatility leaves it unchanged. When the trend strength is unknown
+    (None) its term is dropped and the other two weights renormalised; an unknown
+    volatility means no penalty. Monotone non-decreasing in margin, agreement and trend,
+    non-increasing in volatility.
+    """
+    m = np.clip(np.asarray(margin, dtype=np.float64), 0.0, 1.0)
+    a = np.clip(np.asarray(agreement, dtype=np.float64), 0.0, 1.0)
+    num = margin_weight * m + agreement_weight * a
+    den = margin_weight + agreement_weight
+    if trend_strength is not None:
+        t = np.nan_to_num(np.clip(np.asarray(trend_strength, dtype=np.float64), 0.0, 1.0))
+        num = num + trend_weight * t
+        den += trend_weight
+    base = num / den if den > 0 else np.zeros_like(m)
+    if volatility_ratio is not None:
+        v = np.nan_to_num(np.asarray(volatility_ratio, dtype=np.float64), nan=1.0)
+        base = base / (1.0 + volatility_penalty * np.maximum(v - 1.0, 0.0))
+    return np.clip(base, 0.0, 1.0)

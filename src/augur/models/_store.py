@@ -1,0 +1,230 @@
+"""Model-store I/O: fitted ensembles as versioned entries of the BentoML model store.
+
+One entry = one ``name:version`` directory holding ``ensemble.pkl`` (the pickled
+:class:`~augur.models.Ensemble`) plus metadata BentoML keeps in ``model.yaml``: the
+FeatureSpec hash, feature names, data range, hyper-parameters, out-of-sample metrics,
+training time and label horizon/dead zone. BentoML writes the entry in a temporary
+directory and moves it into the store only when complete, so a crash never leaves a
+half-written version behind.
+
+Where the store lives: ``store_dir`` when given, else ``$BENTOML_HOME`` (what
+``bentoml serve`` reads), else ``Settings.models_dir`` (``$AUGUR_HOME/bentoml``).
+BentoML is imported inside the functions (core code imports no BentoML at module level).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from augur.models._ensemble import Ensemble
+
+_ARTIFACT = "ensemble.pkl"
+_KIND = "augur-ensemble"
+
+
+class FeatureSpecMismatchError(RuntimeError):
+    """The stored model was trained on a different FeatureSpec than the running code's."""
+
+
+class ModelNotFoundError(LookupError):
+    """No model with the requested tag in the store."""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One stored version as ``augur models list`` shows it."""
+
+    tag: str
+    created: datetime
+    metadata: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.tag.split(":", 1)[0]
+
+    @property
+    def version(self) -> str:
+        return self.tag.split(":", 1)[1]
+
+
+def store_path(store_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The BentoML home in use (see the module docstring for the order)."""
+    if store_dir is not None:
+        return Path(store_dir)
+    env = os.environ.get("BENTOML_HOME")
+    if env:
+        return Path(env)
+    from augur.config import get_settings
+
+    return get_settings().models_dir
+
+
+def _model_store(store_dir: str | os.PathLike[str] | None) -> Any:
+    from bentoml._internal.models.model import ModelStore
+
+    models = store_path(store_dir) / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    return ModelStore(str(models))
+
+
+def save_ensemble(
+    ensemble: Ensemble,
+    name: str | None = None,
+    *,
+    labels: dict[str, str] | None = None,
+    store_dir: str | os.PathLike[str] | None = None,
+) -> str:
+    """Save a fitted ensemble as a new version; returns its tag (``name:version``).
+
+    ``name`` defaults to ``Settings.model_name``. The ensemble must carry its
+    FeatureSpec hash (``fit(..., feature_spec_hash=...)``): a model without one could
+    later meet features it was never trained on.
+    """
+    import bentoml
+
+    if not ensemble.is_fitted:
+        raise ValueError("cannot save an ensemble that is not fitted")
+    if not ensemble.feature_spec_hash:
+        raise ValueError(
+            "the ensemble has no feature_spec_hash: pass fit(..., feature_spec_hash=spec.hash) "
+            "so loading can check the features match"
+        )
+    if name is None:
+        from augur.config import get_settings
+
+        name = get_settings().model_name
+    ctx = ensemble.context
+    metadata: dict[str, Any] = {
+        "kind": _KIND,
+        "feature_spec_hash": ensemble.feature_spec_hash,
+        "feature_names": list(ensemble.feature_names),
+        "data_range": {
+            "start": str(ctx.get("data_start", "")),
+            "end": str(ctx.get("data_end", "")),
+        },
+        "symbols": [str(s) for s in ctx.get("symbols", [])],
+        "label_horizon": ctx.get("label_horizon"),
+        "label_dead_zone": ctx.get("label_dead_zone"),
+        "params": ensemble.params.to_dict(),
+        "metrics": _plain(ensemble.metrics),
+        "training_seconds": float(ensemble.training_seconds),
+        "weights": ensemble.dynamic_weights.as_dict(),
+        "volatility_ref": ensemble.volatility_ref,
+    }
+    metadata.update(
+        {
+            k: _plain(v)
+            for k, v in ctx.items()
+            if k not in metadata and k not in ("data_start", "data_end")
+        }
+    )
+    store = _model_store(store_dir)
+    with (
+        bentoml.models.create(
+            name,
+            labels={"kind": _KIND, **(labels or {})},
+            metadata=metadata,
+            module="augur.models",
+            _model_store=store,
+        ) as model,
+        open(model.path_of(_ARTIFACT), "wb") as fh,
+    ):
+        pickle.dump(ensemble, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return str(model.tag)
+
+
+def _get(tag: str, store_dir: str | os.PathLike[str] | None) -> Any:
+    from bentoml.exceptions import NotFound
+
+    store = _model_store(store_dir)
+    try:
+        return store.get(tag)
+    except NotFound as exc:
+        raise ModelNotFoundError(
+            f"no model {tag!r} in the model store at {store_path(store_dir)}: "
+            "train one with `augur train` or list them with `augur models list`"
+        ) from exc
+
+
+def current_feature_spec_hash() -> str:
+    """The FeatureSpec hash of the running code (and settings)."""
+    from augur.features import FeatureSpec
+
+    return str(FeatureSpec.from_settings().hash)
+
+
+def load_ensemble(
+    tag: str | None = None,
+    *,
+    expected_hash: str | None = None,
+    store_dir: str | os.PathLike[str] | None = None,
+) -> Ensemble:
+    """Load ``tag`` (default ``<model_name>:latest``) from the model store.
+
+    The returned ensemble's ``tag`` attribute holds the concrete ``name:version``.
+    Raises :class:`FeatureSpecMismatchError` — before unpickling anything — when the
+    stored FeatureSpec hash differs from ``expected_hash`` (default: the running
+    code's :func:`current_feature_spec_hash`).
+    """
+    if tag is None:
+        from augur.config import get_settings
+
+        tag = f"{get_settings().model_name}:latest"
+    model = _get(tag, store_dir)
+    meta = dict(model.info.metadata)
+    if meta.get("kind") != _KIND:
+        raise ModelNotFoundError(
+            f"{model.tag} is not an Augur ensemble (kind={meta.get('kind')!r})"
+        )
+    want = expected_hash if expected_hash is not None else current_feature_spec_hash()
+    stored = meta.get("feature_spec_hash")
+    if stored != want:
+        raise FeatureSpecMismatchError(
+            f"model {model.tag} was trained on FeatureSpec {stored} but the running code's "
+            f"FeatureSpec is {want}: the features would not mean what the model learnt. "
+            "Retrain with `augur train` (or serve with the code/settings that trained it; "
+            f"its features were {', '.join(meta.get('feature_names', [])[:8])}…)."
+        )
+    with open(model.path_of(_ARTIFACT), "rb") as fh:
+        ensemble = pickle.load(fh)
+    if not isinstance(ensemble, Ensemble):
+        raise ModelNotFoundError(f"{model.tag} does not hold an Augur Ensemble")
+    ensemble.tag = str(model.tag)
+    return ensemble
+
+
+def list_models(
+    name: str | None = None, *, store_dir: str | os.PathLike[str] | None = None
+) -> list[ModelRecord]:
+    """Stored Augur ensembles (all names, or one), newest first."""
+    from bentoml.exceptions import NotFound
+
+    store = _model_store(store_dir)
+    try:
+        models = store.list(name)
+    except NotFound:
+        return []
+    records = [
+        ModelRecord(str(m.tag), m.info.creation_time, dict(m.info.metadata))
+        for m in models
+        if m.info.metadata.get("kind") == _KIND
+    ]
+    return sorted(records, key=lambda r: r.created, reverse=True)
+
+
+def _plain(value: Any) -> Any:
+    """Metadata BentoML can write as YAML (numpy scalars → Python, NaN kept as float)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

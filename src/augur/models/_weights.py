@@ -1,0 +1,92 @@
+"""Dynamic member weights: exponentially forgetting Bayesian model averaging.
+
+Each member keeps ``perf_m``, the exponentially weighted average of its per-outcome
+log-score ``log p_m(realised class)``::
+
+    perf_m <- decay * perf_m + (1 - decay) * log p_m(y)
+
+and its weight is ``exp(perf_m / (1 - decay))``, normalised, i.e. the product of the
+probabilities it gave to recent outcomes with outcome ``k`` steps ago counted with
+exponent ``decay**k`` (Bayesian model averaging with forgetting factor ``decay``).
+A floor mixes in ``floor / M`` of the uniform weights so no member is ever silenced
+for good. All members start equal (``perf = 0``); fitting replays the validation tail
+through :meth:`DynamicWeights.update`, so the saved weights are out-of-sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: Class order of every probability vector in augur.models: down, flat, up.
+CLASSES: tuple[int, int, int] = (-1, 0, 1)
+_EPS = 1e-6
+
+
+class DynamicWeights:
+    """Normalised member weights that follow recent out-of-sample log-scores."""
+
+    def __init__(self, names: Sequence[str], decay: float = 0.95, floor: float = 0.02) -> None:
+        if not 0 < decay < 1:
+            raise ValueError(f"weight decay must be in (0, 1), got {decay}")
+        self.names = tuple(names)
+        self.decay = float(decay)
+        self.floor = float(floor)
+        self.perf = np.zeros(len(self.names))
+        self.n_updates = 0
+
+    @property
+    def weights(self) -> NDArray[np.float64]:
+        """Current weights (sum to 1), in member order."""
+        z = self.perf / (1.0 - self.decay)
+        w = np.exp(z - z.max())
+        w /= w.sum()
+        m = len(w)
+        return (1.0 - self.floor) * w + self.floor / m
+
+    def as_dict(self) -> dict[str, float]:
+        """``{member: weight}``."""
+        return dict(zip(self.names, self.weights.tolist(), strict=True))
+
+    def update(
+        self, per_model_probs: NDArray[np.float64], realised_label: int
+    ) -> NDArray[np.float64]:
+        """Fold one realised outcome into the weights; returns the new weights.
+
+        ``per_model_probs``: (members, 3) probabilities each member gave *before* the
+        outcome (columns down, flat, up); ``realised_label``: -1, 0 or 1.
+        """
+        probs = np.asarray(per_model_probs, dtype=np.float64)
+        if probs.shape != (len(self.names), 3):
+            raise ValueError(
+                f"per_model_probs must have shape ({len(self.names)}, 3) (members × down/flat/up), "
+                f"got {probs.shape}"
+            )
+        if realised_label not in CLASSES:
+            raise ValueError(f"realised_label must be -1, 0 or 1, got {realised_label!r}")
+        score = np.log(np.clip(probs[:, CLASSES.index(int(realised_label))], _EPS, 1.0))
+        self.perf = self.decay * self.perf + (1.0 - self.decay) * score
+        self.n_updates += 1
+        return self.weights
+
+    def state(self) -> dict[str, object]:
+        """JSON-safe state (saved with the model)."""
+        return {
+            "names": list(self.names),
+            "decay": self.decay,
+            "floor": self.floor,
+            "perf": self.perf.tolist(),
+            "n_updates": self.n_updates,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> DynamicWeights:
+        """Inverse of :meth:`state`."""
+        names = state["names"]
+        assert isinstance(names, list)
+        dw = cls(names, float(state["decay"]), float(state["floor"]))  # type: ignore[arg-type]
+        dw.perf = np.asarray(state["perf"], dtype=np.float64)
+        dw.n_updates = int(state["n_updates"])  # type: ignore[call-overload]
+        return dw

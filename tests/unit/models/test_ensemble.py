@@ -1,0 +1,123 @@
+"""Ensemble behaviour a user of its predictions would notice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _ensemble_fixtures import small_params
+
+from augur.decision import Signal
+from augur.models import MEMBERS, Ensemble
+
+
+def test_probabilities_sum_to_one(fitted, xy) -> None:
+    pred = fitted.predict(xy[0])
+    np.testing.assert_allclose(pred.proba.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(pred.per_model.sum(axis=2), 1.0, atol=1e-12)
+    assert np.all((pred.proba >= 0) & (pred.proba <= 1))
+    np.testing.assert_allclose(pred.weights.sum(), 1.0)
+
+
+def test_direction_probability_agreement_consistent(fitted, xy) -> None:
+    pred = fitted.predict(xy[0])
+    idx = pred.direction + 1
+    np.testing.assert_allclose(pred.probability, pred.proba[np.arange(len(idx)), idx])
+    assert np.all(pred.probability >= pred.proba.max(axis=1) - 1e-12)
+    assert np.all((pred.agreement >= 0) & (pred.agreement <= 1))
+    assert np.all((pred.confidence >= 0) & (pred.confidence <= 1))
+    assert set(np.unique(pred.direction)) <= {-1, 0, 1}
+
+
+def test_quantiles_are_ordered(fitted, xy) -> None:
+    q = fitted.predict(xy[0]).quantiles
+    assert np.all(q[:, 0] <= q[:, 1]) and np.all(q[:, 1] <= q[:, 2])
+
+
+def test_predict_one_output_and_signal(fitted, xy) -> None:
+    out = fitted.predict_one(xy[0][5], volatility=2.0, trend_strength=0.7)
+    assert out.p_up + out.p_down + out.p_flat == pytest.approx(1.0)
+    assert set(out.per_model) == set(MEMBERS)
+    assert sum(out.weights.values()) == pytest.approx(1.0)
+    assert len(out.contributions) == 3
+    assert all(name in fitted.feature_names for name, _ in out.contributions)
+    mags = [abs(c) for _, c in out.contributions]
+    assert mags == sorted(mags, reverse=True)
+    sig = out.to_signal("augur-ensemble:v1")
+    assert isinstance(sig, Signal)
+    assert (sig.direction, sig.probability, sig.model_version) == (
+        out.direction,
+        out.probability,
+        "augur-ensemble:v1",
+    )
+    d = out.to_dict()
+    assert d["per_model"]["rf"]["up"] == out.per_model["rf"][2]
+    # higher volatility than the reference lowers confidence
+    calm = fitted.predict_one(xy[0][5], volatility=1.0, trend_strength=0.7, explain=False)
+    assert calm.confidence > out.confidence
+
+
+def test_validation_metrics_recorded(fitted) -> None:
+    m = fitted.metrics
+    for name in (*MEMBERS, "ensemble", "ensemble_equal_weights"):
+        assert 0.0 <= m[name]["accuracy"] <= 1.0
+        assert m[name]["log_loss"] > 0
+    assert 0 <= m["quantile_coverage_90"] <= 1
+    assert m["n_validation"] == 80
+    assert sum(m["weights_after_validation"].values()) == pytest.approx(1.0)
+
+
+def test_update_weights_rewards_the_member_that_was_right(fitted) -> None:
+    import copy
+
+    ens = copy.deepcopy(fitted)
+    before = ens.dynamic_weights.as_dict()
+    probs = {m: (0.3, 0.4, 0.3) for m in MEMBERS}
+    probs["svm"] = (0.05, 0.05, 0.9)  # svm alone said "up" strongly
+    after = ens.update_weights(probs, 1)
+    assert after["svm"] > before["svm"]
+    assert all(after[m] < before[m] for m in MEMBERS if m != "svm")
+    assert sum(after.values()) == pytest.approx(1.0)
+    out = ens.predict_one(np.zeros(6), explain=False)
+    again = ens.update_weights(out, -1)
+    assert sum(again.values()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="lacks member"):
+        ens.update_weights({"rf": (0.2, 0.3, 0.5)}, 1)
+
+
+def test_bad_input_is_rejected_with_clear_errors(fitted, xy) -> None:
+    X, y, r = xy
+    names = [f"f{i}" for i in range(X.shape[1])]
+    ens = Ensemble(small_params())
+    with pytest.raises(RuntimeError, match="not fitted"):
+        ens.predict(X)
+    with pytest.raises(ValueError, match="feature_names"):
+        ens.fit(X, y, r, names[:-1])
+    with pytest.raises(ValueError, match="labels must be"):
+        ens.fit(X, np.where(y == 0, 2, y), r, names)
+    with pytest.raises(ValueError, match="two classes"):
+        ens.fit(X, np.ones_like(y), r, names)
+    Xn = X.copy()
+    Xn[7, 2] = np.nan
+    with pytest.raises(ValueError, match="row 7"):
+        ens.fit(Xn, y, r, names)
+    with pytest.raises(ValueError, match="at least"):
+        ens.fit(X[:10], y[:10], r[:10], names)
+    with pytest.raises(ValueError, match="rows left"):
+        Ensemble(small_params(validation_fraction=0.8)).fit(X[:70], y[:70], r[:70], names, purge=5)
+    with pytest.raises(ValueError, match="one row of 6"):
+        fitted.predict_one(X[:2])
+    with pytest.raises(ValueError, match="shape"):
+        fitted.predict(X[:, :3])
+    with pytest.raises(ValueError, match="one value per row"):
+        fitted.evaluate(X[:5], y[:4], r[:5])
+
+
+def test_evaluate_updates_weights_out_of_sample(fitted, xy) -> None:
+    import copy
+
+    ens = copy.deepcopy(fitted)
+    X, y, r = xy
+    n0 = ens.dynamic_weights.n_updates
+    rep = ens.evaluate(X[-50:], y[-50:], r[-50:])
+    assert ens.dynamic_weights.n_updates == n0 + 50
+    assert 0 <= rep["ensemble"]["accuracy"] <= 1

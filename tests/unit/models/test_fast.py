@@ -1,0 +1,71 @@
+"""The fast single-row paths reproduce each library's own predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _ensemble_fixtures import small_params, synthetic_xy
+from sklearn.svm import SVC
+from sklearn.utils.multiclass import _ovr_decision_function
+
+from augur.models import MEMBERS, Ensemble
+from augur.models._fast import FastSVC, ovr_from_ovo
+
+
+def test_fast_paths_equal_library_predict_proba(fitted, xy) -> None:
+    X = xy[0][:120]
+    fast = fitted.predict(X).per_model
+    lib = fitted.predict_library(X)
+    for i, m in enumerate(MEMBERS):
+        np.testing.assert_allclose(fast[i], lib[i], atol=1e-9, err_msg=m)
+
+
+def test_single_row_equals_batch_row(fitted, xy) -> None:
+    X = xy[0]
+    batch = fitted.predict(X[:10])
+    for i in range(10):
+        one = fitted.predict_one(X[i], explain=False)
+        np.testing.assert_allclose([one.p_down, one.p_flat, one.p_up], batch.proba[i], atol=1e-12)
+        assert one.direction == batch.direction[i]
+        np.testing.assert_allclose([one.q05, one.q50, one.q95], batch.quantiles[i], atol=1e-12)
+        lib = fitted.predict_library(X[i : i + 1])[:, 0, :]
+        np.testing.assert_allclose(np.array(list(one.per_model.values())), lib, atol=1e-9)
+
+
+def test_quantile_fast_path_equals_xgboost_predict(fitted, xy) -> None:
+    X = xy[0][:50]
+    lib = np.sort(fitted.quantile_model.predict(X), axis=1)
+    np.testing.assert_allclose(fitted.predict(X).quantiles, lib, rtol=1e-6, atol=1e-7)
+
+
+def test_two_class_labels_fast_equals_library() -> None:
+    X, y, r = synthetic_xy(n=300, classes=(-1, 1), seed=3)
+    ens = Ensemble(small_params(validation_fraction=0.0)).fit(X, y, r, [f"f{i}" for i in range(6)])
+    fast = ens.predict(X[:60]).per_model
+    lib = ens.predict_library(X[:60])
+    np.testing.assert_allclose(fast, lib, atol=1e-9)
+    assert np.all(fast[:, :, 1] == 0.0), "no flat class in training → P(flat) = 0"
+    out = ens.predict_one(X[0])
+    assert len(out.contributions) == 3
+
+
+def test_ovr_aggregation_matches_sklearn() -> None:
+    rng = np.random.default_rng(1)
+    dec = rng.normal(size=(50, 3))
+    dec[0] = 0.0  # ties
+    np.testing.assert_allclose(ovr_from_ovo(dec, 3), _ovr_decision_function(dec < 0, -dec, 3))
+
+
+def test_fast_svc_matches_decision_function() -> None:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(200, 4))
+    for y in (rng.integers(0, 3, 200), rng.integers(0, 2, 200)):
+        pipe = Pipeline([("s", StandardScaler()), ("svc", SVC(gamma="scale"))]).fit(X, y)
+        np.testing.assert_allclose(
+            FastSVC(pipe).raw(X[:30]), pipe.decision_function(X[:30]), atol=1e-9
+        )
+    with pytest.raises(ValueError, match="rbf"):
+        FastSVC(Pipeline([("s", StandardScaler()), ("svc", SVC(kernel="linear"))]).fit(X, y))
