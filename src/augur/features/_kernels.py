@@ -50,6 +50,7 @@ def compute_kernel(
     nan = np.nan
     r = np.empty(n)  # 1-bar log return
     ar = np.empty(n)  # |r|
+    arp = np.empty(n)  # |r| of the bar before (NaN at a symbol's first two bars)
     tr = np.empty(n)  # true range
     d = np.empty(n)  # close change
     for g in range(starts.shape[0] - 1):
@@ -57,12 +58,14 @@ def compute_kernel(
         e = starts[g + 1]
         r[s] = nan
         ar[s] = nan
+        arp[s] = nan
         tr[s] = nan
         d[s] = nan
         for i in range(s + 1, e):
             pc = close[i - 1]
             r[i] = math.log(close[i] / pc)
             ar[i] = abs(r[i])
+            arp[i] = ar[i - 1]
             d[i] = close[i] - pc
             tr[i] = max(high[i] - low[i], abs(high[i] - pc), abs(low[i] - pc))
         if ret_dest >= 0:
@@ -79,54 +82,87 @@ def compute_kernel(
             dst = wdest[j]
             for t in range(s, e):
                 m = t - s  # bars of history before t within the symbol
-                # --- log-return moments over r[t-w+1 .. t] --------------------------
+                if m < w - 1:  # not even the close window is full
+                    for k in range(N_PER_WINDOW):
+                        if dst[k] >= 0:
+                            out[dst[k], t] = nan
+                    continue
+                lo = t - w + 1
+                # Two fused passes over the window [lo, t] (every index >= s): sums, then
+                # centred moments. Sums may include a symbol's leading NaNs while m < w + 1;
+                # those results are replaced by NaN below.
+                s_r = 0.0
+                s_r2 = 0.0
+                s_c = 0.0
+                s_x = 0.0
+                s_y = 0.0
+                s_tr = 0.0
+                gains = 0.0
+                losses = 0.0
+                for i in range(lo, t + 1):
+                    ri = r[i]
+                    s_r += ri
+                    s_r2 += ri * ri
+                    s_c += close[i]
+                    s_x += ar[i]
+                    s_y += arp[i]
+                    s_tr += tr[i]
+                    di = d[i]
+                    if di > 0:
+                        gains += di
+                    else:
+                        losses -= di
+                mean = s_r / w
+                cmean = s_c / w
+                mx = s_x / w
+                my = s_y / w
+                m2 = 0.0
+                m3 = 0.0
+                m4 = 0.0
+                c2 = 0.0
+                sxx = 0.0
+                syy = 0.0
+                sxy = 0.0
+                for i in range(lo, t + 1):
+                    dv = r[i] - mean
+                    d2 = dv * dv
+                    m2 += d2
+                    m3 += d2 * dv
+                    m4 += d2 * d2
+                    dc = close[i] - cmean
+                    c2 += dc * dc
+                    dx = ar[i] - mx
+                    dy = arp[i] - my
+                    sxx += dx * dx
+                    syy += dy * dy
+                    sxy += dx * dy
+
+                # --- z-score of the close over close[t-w+1 .. t] (m >= w - 1) ---------
+                if _degenerate(c2 / w, cmean):
+                    zscore = 0.0
+                else:
+                    zscore = (close[t] - cmean) / math.sqrt(c2 / (w - 1))
+                # --- return moments, true range, close changes (m >= w) ---------------
                 if m >= w:
-                    sm = 0.0
-                    sq = 0.0
-                    for i in range(t - w + 1, t + 1):
-                        sm += r[i]
-                        sq += r[i] * r[i]
-                    mean = sm / w
-                    m2 = 0.0
-                    m3 = 0.0
-                    m4 = 0.0
-                    for i in range(t - w + 1, t + 1):
-                        dv = r[i] - mean
-                        d2 = dv * dv
-                        m2 += d2
-                        m3 += d2 * dv
-                        m4 += d2 * d2
                     ret_mean = mean
                     ret_std = math.sqrt(m2 / (w - 1))
-                    rvol = math.sqrt(sq)
+                    rvol = math.sqrt(s_r2)
                     b = m2 / w
+                    skew = nan
+                    kurt = nan
                     if b <= VAR_EPS:
                         skew = 0.0
                         kurt = 0.0
                     else:
                         if w >= 3:
                             skew = math.sqrt(w * (w - 1.0)) / (w - 2.0) * (m3 / w) / b**1.5
-                        else:
-                            skew = nan
                         if w >= 4:
                             kurt = (
                                 (w - 1.0)
                                 / ((w - 2.0) * (w - 3.0))
                                 * ((w + 1.0) * (m4 / w) / (b * b) - 3.0 * (w - 1.0))
                             )
-                        else:
-                            kurt = nan
-                    # --- true range, close changes ---------------------------------
-                    atr = 0.0
-                    gains = 0.0
-                    losses = 0.0
-                    for i in range(t - w + 1, t + 1):
-                        atr += tr[i]
-                        if d[i] > 0:
-                            gains += d[i]
-                        else:
-                            losses -= d[i]
-                    atr = atr / w / close[t]
+                    atr = s_tr / w / close[t]
                     path = gains + losses
                     if path == 0.0:
                         rsi = 0.5
@@ -139,46 +175,13 @@ def compute_kernel(
                 else:
                     ret_mean = ret_std = rvol = skew = kurt = nan
                     atr = rsi = eff = mom = roc = nan
-                # --- z-score of the close over close[t-w+1 .. t] ---------------------
-                if m >= w - 1:
-                    sm = 0.0
-                    for i in range(t - w + 1, t + 1):
-                        sm += close[i]
-                    cmean = sm / w
-                    c2 = 0.0
-                    for i in range(t - w + 1, t + 1):
-                        dv = close[i] - cmean
-                        c2 += dv * dv
-                    if _degenerate(c2 / w, cmean):
-                        zscore = 0.0
-                    else:
-                        zscore = (close[t] - cmean) / math.sqrt(c2 / (w - 1))
-                else:
-                    zscore = nan
-                # --- volatility clustering: corr(|r_i|, |r_(i-1)|), i in window ------
-                if m >= w + 1:
-                    sx = 0.0
-                    sy = 0.0
-                    for i in range(t - w + 1, t + 1):
-                        sx += ar[i]
-                        sy += ar[i - 1]
-                    mx = sx / w
-                    my = sy / w
-                    sxx = 0.0
-                    syy = 0.0
-                    sxy = 0.0
-                    for i in range(t - w + 1, t + 1):
-                        dx = ar[i] - mx
-                        dy = ar[i - 1] - my
-                        sxx += dx * dx
-                        syy += dy * dy
-                        sxy += dx * dy
-                    if _degenerate(sxx / w, mx) or _degenerate(syy / w, my):
-                        vclust = 0.0
-                    else:
-                        vclust = sxy / math.sqrt(sxx * syy)
-                else:
+                # --- volatility clustering: corr(|r_i|, |r_(i-1)|) (m >= w + 1) -------
+                if m < w + 1:
                     vclust = nan
+                elif _degenerate(sxx / w, mx) or _degenerate(syy / w, my):
+                    vclust = 0.0
+                else:
+                    vclust = sxy / math.sqrt(sxx * syy)
 
                 if dst[RET_MEAN] >= 0:
                     out[dst[RET_MEAN], t] = ret_mean
