@@ -1,0 +1,331 @@
+"""Run a study with Ray Tune driving Optuna: the Tuner builder and the restore idiom.
+
+* Search: ``OptunaSearch`` (multivariate TPE, seeded) behind a ``ConcurrencyLimiter``;
+  single objective (composite score, maximised) or two objectives (total return up,
+  max drawdown down — Optuna keeps the Pareto front).
+* Pruning: ASHA on the cumulative composite score at fold boundaries
+  (``training_iteration`` = folds done).
+* Study-level early stop: :class:`PlateauStopper` ends the study when the best value has
+  not improved for ``early_stop_patience`` finished trials.
+* Low overhead: actors are reused across trials (``reuse_actors=True``), the decision grid
+  is scored inside a trial, and Tune's default file loggers are off (the trial table is
+  built from the experiment state instead).
+* Recovery: ``Tuner.can_restore(path)`` → ``Tuner.restore(path, trainable=...,
+  resume_errored=True)`` else a new Tuner. The searcher (OptunaSearch's whole study,
+  ConcurrencyLimiter and SearchGenerator counters) is pickled into the experiment
+  checkpoint by ``SearchGenerator.save_to_dir`` and restored by ``restore_from_dir``
+  (ray/tune/search/search_generator.py), so sampling continues where it stopped and the
+  trial budget counts the trials already made.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from augur.tuning._study import StudyConfig
+
+__all__ = ["StudyRun", "build_tuner", "experiment_path", "run_study"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between experiment-state snapshots (Ray's default "auto" is >= 10 s; a kill
+#: would then lose up to 10 s of finished trials, which would run again).
+EXPERIMENT_CHECKPOINT_S = "1"
+
+
+def experiment_path(study: StudyConfig) -> str:
+    """Where Ray keeps this study's experiment (path or URI)."""
+    return f"{study.resolved_storage()}/{study.name}"
+
+
+def results_dir(study: StudyConfig) -> Path:
+    """Local folder for best.json, the trial table, dashboards and progress."""
+    storage = study.resolved_storage()
+    if "://" in storage:
+        from augur.config import get_settings
+
+        return (get_settings().home / "tuning-results" / study.name).resolve()
+    return Path(storage) / study.name / "augur"
+
+
+def _atomic_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _make_callback_class() -> type:
+    from ray.tune import Callback
+
+    class ProgressCallback(Callback):
+        """Writes ``progress.json`` (trials done / total, best so far, ETA inputs) after
+        every trial event: the CLI progress bar, the operator and tests read it."""
+
+        def __init__(self, path: str, total: int, n_folds: int, metric: str, mode: str) -> None:
+            self.path = path
+            self.total = total
+            self.n_folds = n_folds
+            self.metric = metric
+            self.sign = 1.0 if mode == "max" else -1.0
+            self.completed: dict[str, dict[str, Any]] = {}
+            self.failed: dict[str, str] = {}
+            self.running: dict[str, dict[str, Any]] = {}
+            self.best: float | None = None
+            self.started = time.time()
+
+        def _write(self) -> None:
+            _atomic_json(
+                Path(self.path),
+                {
+                    "trials_total": self.total,
+                    "trials_done": len(self.completed) + len(self.failed),
+                    "trials_completed": len(self.completed),
+                    "trials_failed": len(self.failed),
+                    "best": self.best,
+                    "started": self.started,
+                    "updated": time.time(),
+                    "completed": self.completed,
+                    "failed": self.failed,
+                    "running": {
+                        k: v
+                        for k, v in self.running.items()
+                        if k not in self.completed and k not in self.failed
+                    },
+                },
+            )
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            result = trial.last_result or {}
+            value = result.get(self.metric)
+            self.completed[trial.trial_id] = {
+                "value": value,
+                "fold": result.get("fold"),
+                "evaluated_at": result.get("evaluated_at"),
+            }
+            full = result.get("fold") == self.n_folds - 1
+            if (
+                value is not None
+                and full
+                and (self.best is None or self.sign * value > self.sign * self.best)
+            ):
+                self.best = float(value)
+            self._write()
+
+        def on_trial_result(
+            self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any
+        ) -> None:
+            self.running[trial.trial_id] = {
+                "fold": result.get("fold"),
+                "worker_pid": result.get("worker_pid"),
+            }
+            self._write()
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self.failed[trial.trial_id] = str(trial.error_file or "error")
+            self._write()
+
+        def on_experiment_end(self, trials: list, **info: Any) -> None:
+            self._write()
+
+        def get_state(self) -> dict[str, Any]:
+            return {
+                "completed": self.completed,
+                "failed": self.failed,
+                "best": self.best,
+                "started": self.started,
+            }
+
+        def set_state(self, state: dict[str, Any]) -> None:
+            self.completed = state["completed"]
+            self.failed = state["failed"]
+            self.best = state["best"]
+
+    return ProgressCallback
+
+
+def _make_stopper_class() -> type:
+    from ray.tune import Stopper
+
+    class PlateauStopper(Stopper):
+        """Stop the study when ``patience`` trials in a row finished without improving
+        the best value (only trials that ran every fold count)."""
+
+        def __init__(self, metric: str, mode: str, patience: int, n_folds: int) -> None:
+            self.metric = metric
+            self.sign = 1.0 if mode == "max" else -1.0
+            self.patience = patience
+            self.n_folds = n_folds
+            self.best = -math.inf
+            self.since_best = 0
+
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            if result.get("fold") == self.n_folds - 1 and self.metric in result:
+                value = self.sign * float(result[self.metric])
+                if value > self.best:
+                    self.best, self.since_best = value, 0
+                else:
+                    self.since_best += 1
+            return False
+
+        def stop_all(self) -> bool:
+            return self.since_best >= self.patience
+
+    return PlateauStopper
+
+
+def __getattr__(name: str) -> Any:  # the Ray-derived classes, built on first use
+    if name == "ProgressCallback":
+        return _make_callback_class()
+    if name == "PlateauStopper":
+        return _make_stopper_class()
+    raise AttributeError(name)
+
+
+def init_ray(study: StudyConfig) -> None:
+    """Connect to the cluster named by RAY_ADDRESS (a KubeRay RayJob sets it), else start
+    a quiet local Ray with no dashboard."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    common = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(**common)
+        return
+    cpus = max(2, math.ceil(study.concurrency * study.cpus_per_trial))
+    ray.init(num_cpus=cpus, object_store_memory=256 * 1024**2, **common)
+
+
+def build_tuner(study: StudyConfig, bars: Any, restore: bool | None = None) -> Any:
+    """The Tuner for this study: restored from its storage if it exists there, else new."""
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from augur.tuning._space import tune_search_space
+    from augur.tuning._trainable import trial_function
+
+    out = results_dir(study)
+    out.mkdir(parents=True, exist_ok=True)
+    trainable = tune.with_parameters(
+        trial_function, study=study, bars=bars, cache_dir=str(out / "cache")
+    )
+    if study.cpus_per_trial != 1.0:
+        trainable = tune.with_resources(trainable, {"cpu": study.cpus_per_trial})
+    path = experiment_path(study)
+    if restore is None:
+        restore = tune.Tuner.can_restore(path)
+    if restore:
+        return tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+
+    if study.multi_objective:
+        metric: Any = ["total_return", "max_drawdown_pct"]
+        mode: Any = ["max", "min"]
+        sampler: Any = optuna.samplers.TPESampler(seed=study.seed, multivariate=True)
+    else:
+        metric, mode = "score", "max"
+        sampler = optuna.samplers.TPESampler(seed=study.seed, multivariate=True)
+    searcher = ConcurrencyLimiter(
+        OptunaSearch(metric=metric, mode=mode, sampler=sampler), max_concurrent=study.concurrency
+    )
+    n_folds = study.data.n_folds
+    if study.pruning.enabled and n_folds > 1:
+        scheduler: Any = ASHAScheduler(
+            metric="score",
+            mode="max",
+            time_attr="training_iteration",
+            max_t=n_folds,
+            grace_period=min(study.pruning.grace_folds, n_folds),
+            reduction_factor=study.pruning.reduction_factor,
+        )
+    else:
+        scheduler = FIFOScheduler()
+    callbacks = [
+        _make_callback_class()(str(out / "progress.json"), study.trials, n_folds, "score", "max")
+    ]
+    stop = None
+    if study.early_stop_patience:
+        stop = _make_stopper_class()("score", "max", study.early_stop_patience, n_folds)
+    return tune.Tuner(
+        trainable,
+        param_space=tune_search_space(study),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=study.trials,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=study.name,
+            storage_path=study.resolved_storage(),
+            stop=stop,
+            callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=study.max_failures),
+            # num_to_keep=1 makes Tune snapshot the experiment state after every trial
+            # checkpoint, so a killed driver never re-runs a fold it already reported
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            verbose=0,
+        ),
+    )
+
+
+@dataclass
+class StudyRun:
+    """Outcome of :func:`run_study`: where things are and whether it resumed."""
+
+    study: StudyConfig
+    results_dir: Path
+    resumed: bool
+    seconds: float
+    result_grid: Any
+
+
+def prepare(study: StudyConfig, bars: Any) -> None:
+    """Work shared by every trial, done once in the driver before trials start: for a
+    study that searches only decision thresholds, the fixed model's out-of-sample
+    predictions (cached on disk where the trials read them)."""
+    from augur.tuning._objective import TrialScorer, model_searched
+
+    if model_searched(study):
+        return
+    TrialScorer(study, bars, {}, cache_dir=results_dir(study) / "cache").fixed_model_predictions()
+
+
+def run_study(study: StudyConfig, bars: Any | None = None) -> StudyRun:
+    """Run (or resume) a study to the end; returns the Ray ResultGrid and locations."""
+    from ray import tune
+
+    from augur.tuning._objective import load_study_bars
+
+    # before Ray starts: a missing data range must fail here, naming the key
+    if bars is None:
+        bars = load_study_bars(study)
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_CHECKPOINT_S)
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's result loggers are off; its analysis would warn about their missing files
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    started = time.perf_counter()
+    prepare(study, bars)
+    init_ray(study)
+    resumed = tune.Tuner.can_restore(experiment_path(study))
+    tuner = build_tuner(study, bars, restore=resumed)
+    grid = tuner.fit()
+    return StudyRun(
+        study=study,
+        results_dir=results_dir(study),
+        resumed=resumed,
+        seconds=time.perf_counter() - started,
+        result_grid=grid,
+    )

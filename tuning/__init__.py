@@ -1,0 +1,1 @@
+"""Ray Tune + Optuna entry point (thin: ``python -m tuning.run --config study.yaml``)."""

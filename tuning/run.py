@@ -1,0 +1,65 @@
+"""Entry point of a tuning study — locally or as a KubeRay ``RayJob``.
+
+    python -m tuning.run --config tuning/studies/quick.yaml [--smoke-test] [--promote]
+
+The study file may also come from the environment (``AUGUR_TUNING_CONFIG``: a path, or
+the YAML itself as the ``TuningJob`` operator passes it). Running the same command again
+resumes the study from its storage. The last line on stdout is a JSON summary; the same
+summary is written to ``summary.json`` in the results folder (and ``--summary-file``).
+Exit codes: 0 done, 2 invalid study, 3 every trial failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tuning.run", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--config", help="study file (default: $AUGUR_TUNING_CONFIG)")
+    parser.add_argument(
+        "--smoke-test", action="store_true", help="a few trials, two folds, tiny models"
+    )
+    parser.add_argument(
+        "--promote", action="store_true", help="train and save the winner after the study"
+    )
+    parser.add_argument("--summary-file", type=Path, help="also write the JSON summary here")
+    args = parser.parse_args(argv)
+
+    from augur.tuning import StudyError, load_study, parse_study, run_and_report
+
+    source = args.config or os.environ.get("AUGUR_TUNING_CONFIG", "")
+    try:
+        if not source:
+            raise StudyError("--config: give a study file (or set AUGUR_TUNING_CONFIG)")
+        if Path(source).is_file() or "\n" not in source:
+            study = load_study(source)
+        else:
+            import yaml
+
+            study = parse_study(yaml.safe_load(source))
+    except StudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = run_and_report(study, smoke_test=args.smoke_test, promote=args.promote)
+    line = json.dumps(summary, default=str)
+    if args.summary_file:
+        args.summary_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.summary_file.with_name(f".{args.summary_file.name}.tmp")
+        tmp.write_text(line + "\n")
+        os.replace(tmp, args.summary_file)
+    print(line, flush=True)
+    if summary["trials_complete"] == 0 and summary["trials_pruned"] == 0:
+        print(f"error: every trial failed; first error: {summary['first_error']}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
