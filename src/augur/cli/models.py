@@ -1,0 +1,216 @@
+"""``augur train`` and ``augur models list``: fit + save an ensemble version; list versions."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+models_app = typer.Typer(
+    help="The ensemble versions in the BentoML model store.", no_args_is_help=True
+)
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=1)
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as JSON when they can be (numbers, null, true)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            _fail(f"--param {item!r}: expected KEY=VALUE, e.g. --param rf_n_estimators=100")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def train(
+    symbols: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--symbols",
+            "-s",
+            help="Symbols to train on (repeatable or comma-separated); default all in the bars dataset.",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="Model name in the store (default AUGUR_MODEL_NAME, 'augur-ensemble')."
+        ),
+    ] = None,
+    holdout: Annotated[
+        float,
+        typer.Option(
+            "--holdout",
+            min=0.0,
+            max=0.8,
+            help="Share of the latest timestamps held out for the out-of-sample check.",
+        ),
+    ] = 0.2,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="Hyper-parameter KEY=VALUE (a field of augur.models.EnsembleParams), repeatable.",
+        ),
+    ] = None,
+) -> None:
+    """Train the ensemble on the bars dataset, check it on a held-out tail, save a version.
+
+    Features and labels come from the FeatureSpec and AUGUR_LABEL_HORIZON /
+    AUGUR_LABEL_DEAD_ZONE; the version goes to the BentoML model store
+    ($BENTOML_HOME, default $AUGUR_HOME/bentoml).
+    """
+    from augur.config import get_settings
+    from augur.data import read_bars
+    from augur.models import EnsembleParams, save_ensemble
+    from augur.models._train import train_on_bars
+
+    settings = get_settings()
+    wanted = [s for item in symbols or [] for s in item.split(",") if s] or None
+    try:
+        params = EnsembleParams.from_dict({"seed": settings.seed, **_parse_params(param or [])})
+    except (TypeError, ValueError) as exc:
+        _fail(str(exc))
+    console = Console()
+    try:
+        bars = read_bars(wanted)
+    except KeyError as exc:
+        _fail(str(exc.args[0]) if exc.args else str(exc))
+    if bars.empty:
+        _fail(
+            "the bars dataset is empty: run `augur data sample` or `augur data import FILE --symbol S`"
+        )
+    try:
+        with console.status("training…") as status:
+            result = train_on_bars(
+                bars,
+                params=params,
+                settings=settings,
+                holdout_fraction=holdout,
+                progress=lambda msg: status.update(f"training: {msg}…"),
+            )
+            status.update("saving to the model store…")
+            tag = save_ensemble(result.ensemble, name)
+    except ValueError as exc:
+        _fail(str(exc))
+    ens = result.ensemble
+    table = Table(title=f"{tag} — {result.n_train} training rows, {result.n_holdout} held out")
+    for col in (
+        "model",
+        "weight",
+        "val acc",
+        "val log loss",
+        "holdout acc",
+        "holdout log loss",
+        "holdout brier",
+        "holdout hit rate",
+    ):
+        table.add_column(col, justify="right" if col != "model" else "left")
+    val, ho = ens.metrics, result.holdout
+    weights = ens.dynamic_weights.as_dict()
+    for row in (*weights, "ensemble", "ensemble_equal_weights"):
+        v, h = val.get(row, {}), ho.get(row, {})
+        table.add_row(
+            row,
+            _fmt(weights.get(row)),
+            _fmt(v.get("accuracy")),
+            _fmt(v.get("log_loss")),
+            _fmt(h.get("accuracy")),
+            _fmt(h.get("log_loss")),
+            _fmt(h.get("brier")),
+            _fmt(h.get("directional_hit_rate")),
+        )
+    table.add_row(
+        "majority class",
+        "",
+        _fmt(val.get("majority_class_accuracy")),
+        "",
+        _fmt(ho.get("majority_class_accuracy")),
+        "",
+        "",
+        "",
+    )
+    console.print(table)
+    if ho:
+        console.print(
+            f"forward-return 90% interval coverage on the held-out rows: "
+            f"{_fmt(ho.get('quantile_coverage_90'))}; training took {ens.training_seconds:.1f}s"
+        )
+    console.print(f"saved [bold]{tag}[/bold]")
+
+
+def list_models_cmd(
+    name: Annotated[str | None, typer.Option("--name", help="Only this model name.")] = None,
+) -> None:
+    """List the ensemble versions (newest first) with their data and out-of-sample figures."""
+    from augur.features import FeatureSpec
+    from augur.models import list_models
+
+    records = list_models(name)
+    console = Console()
+    if not records:
+        console.print("no ensemble versions yet: run `augur train`")
+        return
+    current = FeatureSpec.from_settings().hash
+    table = Table(title="ensemble versions (metrics: held-out tail)")
+    for col in (
+        "tag",
+        "created (UTC)",
+        "spec",
+        "symbols",
+        "data range",
+        "rows",
+        "ens acc",
+        "best member acc",
+        "ens log loss",
+        "train s",
+    ):
+        table.add_column(col)
+    for r in records:
+        meta = r.metadata
+        ho = meta.get("metrics", {}).get("holdout") or meta.get("metrics", {})
+        member_acc = {m: (ho.get(m) or {}).get("accuracy") for m in ("rf", "xgb", "svm", "logreg")}
+        best = max((v for v in member_acc.values() if v is not None), default=None)
+        spec = str(meta.get("feature_spec_hash", ""))
+        rng = meta.get("data_range", {})
+        table.add_row(
+            r.tag,
+            r.created.strftime("%Y-%m-%d %H:%M"),
+            spec if spec == current else f"[yellow]{spec} (≠ code)[/yellow]",
+            ",".join(meta.get("symbols", [])),
+            f"{str(rng.get('start', ''))[:10]} → {str(rng.get('end', ''))[:10]}",
+            _fmt(meta.get("n_train")),
+            _fmt((ho.get("ensemble") or {}).get("accuracy")),
+            _fmt(best),
+            _fmt((ho.get("ensemble") or {}).get("log_loss")),
+            _fmt(meta.get("training_seconds"), 1),
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and the ``models`` group to the ``augur`` app."""
+    app.command("train")(train)
+    models_app.command("list")(list_models_cmd)
+    app.add_typer(models_app, name="models")

@@ -1,0 +1,89 @@
+"""Model store: versioned save/load round trip, FeatureSpec guard, listing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from augur.models import (
+    Ensemble,
+    FeatureSpecMismatchError,
+    ModelNotFoundError,
+    list_models,
+    load_ensemble,
+    save_ensemble,
+)
+from augur.models._store import store_path
+
+
+def test_save_load_round_trip(fitted, xy, tmp_path) -> None:
+    tag = save_ensemble(fitted, "test-ens", store_dir=tmp_path)
+    assert tag.startswith("test-ens:")
+    assert (tmp_path / "models" / "test-ens").is_dir()
+    loaded = load_ensemble("test-ens:latest", expected_hash="testhash", store_dir=tmp_path)
+    assert loaded.tag == tag
+    X = xy[0][:40]
+    a, b = fitted.predict(X), loaded.predict(X)
+    np.testing.assert_array_equal(a.proba, b.proba)
+    np.testing.assert_array_equal(a.quantiles, b.quantiles)
+    np.testing.assert_array_equal(a.weights, b.weights)
+    assert loaded.predict_one(X[0]).contributions == fitted.predict_one(X[0]).contributions
+    assert loaded.dynamic_weights.n_updates == fitted.dynamic_weights.n_updates
+    [rec] = list_models("test-ens", store_dir=tmp_path)
+    meta = rec.metadata
+    assert rec.tag == tag and rec.name == "test-ens" and rec.version == tag.split(":")[1]
+    assert meta["feature_spec_hash"] == "testhash"
+    assert meta["feature_names"] == list(fitted.feature_names)
+    assert meta["label_horizon"] == 2 and meta["symbols"] == ["AAA"]
+    assert meta["params"]["rf_n_estimators"] == fitted.params.rf_n_estimators
+    assert meta["metrics"]["ensemble"]["accuracy"] == pytest.approx(
+        fitted.metrics["ensemble"]["accuracy"]
+    )
+    assert meta["training_seconds"] > 0
+
+
+def test_versions_are_listed_newest_first(fitted, tmp_path) -> None:
+    first = save_ensemble(fitted, "ens", store_dir=tmp_path)
+    second = save_ensemble(fitted, "ens", store_dir=tmp_path)
+    assert [r.tag for r in list_models(store_dir=tmp_path)] == [second, first]
+    assert load_ensemble("ens", expected_hash="testhash", store_dir=tmp_path).tag == second
+    assert list_models("nothing-here", store_dir=tmp_path) == []
+
+
+def test_feature_spec_mismatch_fails_clearly(fitted, tmp_path) -> None:
+    tag = save_ensemble(fitted, "ens", store_dir=tmp_path)
+    with pytest.raises(
+        FeatureSpecMismatchError,
+        match=r"trained on FeatureSpec testhash.*running code's FeatureSpec is other.*augur train",
+    ):
+        load_ensemble(tag, expected_hash="other", store_dir=tmp_path)
+
+
+def test_default_hash_is_the_running_codes(fitted, tmp_path) -> None:
+    from augur.features import FeatureSpec
+
+    tag = save_ensemble(fitted, "ens", store_dir=tmp_path)
+    with pytest.raises(FeatureSpecMismatchError, match=FeatureSpec.from_settings().hash):
+        load_ensemble(tag, store_dir=tmp_path)
+
+
+def test_missing_and_unsaveable(fitted, tmp_path) -> None:
+    with pytest.raises(ModelNotFoundError, match="augur train"):
+        load_ensemble("absent:latest", expected_hash="x", store_dir=tmp_path)
+    with pytest.raises(ValueError, match="not fitted"):
+        save_ensemble(Ensemble(), "x", store_dir=tmp_path)
+    import copy
+
+    unguarded = copy.copy(fitted)
+    unguarded.feature_spec_hash = ""
+    with pytest.raises(ValueError, match="feature_spec_hash"):
+        save_ensemble(unguarded, "x", store_dir=tmp_path)
+
+
+def test_store_location_follows_bentoml_home(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bh"))
+    assert store_path() == tmp_path / "bh"
+    monkeypatch.delenv("BENTOML_HOME")
+    from augur.config import get_settings
+
+    assert store_path() == get_settings().models_dir
