@@ -13,17 +13,23 @@ from augur.backtest.metrics import (
     periods_per_year,
     trading_metrics,
 )
+from augur.backtest.simulation import OutOfSampleOutcomes, SimulationResult, simulate
+from augur.backtest.sweep import sweep
 from augur.backtest.walkforward import Fold, WalkForward
 
 __all__ = [
     "BootstrapCI",
     "ClassificationMetrics",
     "Fold",
+    "OutOfSampleOutcomes",
+    "SimulationResult",
     "TradingMetrics",
     "WalkForward",
     "block_bootstrap_ci",
     "calibration_table",
     "classification_metrics",
     "periods_per_year",
+    "simulate",
+    "sweep",
     "trading_metrics",
 ]

@@ -1,0 +1,503 @@
+"""Monte Carlo simulation of the decision rules over bootstrapped out-of-sample outcomes.
+
+One simulation is one path of ``n_steps`` (252) decision steps. Each step's outcome —
+(probability, payoff ratio, confidence, realised forward return, direction) of one
+out-of-sample prediction — is drawn by a circular *block* bootstrap from the realised
+out-of-sample outcomes (blocks of ``block_length`` consecutive outcomes keep their
+autocorrelation) and passed through the decision engine's sizing and risk rules:
+confidence gate, capped fractional Kelly, drawdown scaling, the drawdown stop and the
+cool-down after consecutive losses. Each step is one trade over the label horizon:
+``r = size * (direction * realised_return - round_trip_cost)``; equity compounds.
+
+Per path: terminal return, maximum drawdown, Sharpe (per-step mean/std(ddof=1) times
+``sqrt(periods_per_year)``; steps without a trade count as 0) and win rate (share of
+trades with a positive net return; paths without trades are left out of the win-rate
+distribution and counted in ``paths_without_trades``).
+
+Probability of ruin: the share of paths whose drawdown reached ``config.max_drawdown``
+(the drawdown stop fired) or whose equity fell to ``ruin_equity`` (default 0.5 of the
+start); a ruined path stops trading.
+
+Memory is bounded for any ``n_paths``: paths run in chunks of ``chunk_size`` (one
+``chunk_size x 4`` float array at a time) and each chunk is folded into fixed-bin
+histograms (``HISTOGRAM_BINS`` bins per metric) plus running sums. The bin ranges come
+from a pilot of the first ``PILOT_PATHS`` paths (the same paths, so the result does not
+depend on the chunking), widened by half their span on each side; values outside land in
+the edge bins. Quantiles are read from the histograms by linear interpolation within the
+bin, so they are accurate to one bin width (reported as ``resolution``) and clamped to
+the exact observed minimum and maximum.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from augur.decision import DecisionConfig
+
+#: Metrics recorded per path, in kernel column order.
+METRICS = ("terminal_return", "max_drawdown", "sharpe", "win_rate")
+#: Quantile levels reported by default.
+DEFAULT_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+#: Bins per metric histogram (4 x 65,536 int64 = 2 MiB).
+HISTOGRAM_BINS = 1 << 16
+#: Paths simulated first to fix the histogram ranges.
+PILOT_PATHS = 1 << 16
+#: Default per-side costs in basis points of notional (as augur.backtest.metrics).
+DEFAULT_COMMISSION_BPS = 1.0
+DEFAULT_SLIPPAGE_BPS = 1.0
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def _column(frame: pd.DataFrame, name: str, dtype: type) -> np.ndarray:
+    if name not in frame.columns:
+        raise ValueError(
+            f"out-of-sample outcomes: column {name!r} is missing (have {list(frame.columns)}); "
+            f"expected columns {list(OutOfSampleOutcomes.COLUMNS)}"
+        )
+    return np.ascontiguousarray(frame[name].to_numpy(dtype=dtype))
+
+
+@dataclass(frozen=True)
+class OutOfSampleOutcomes:
+    """Realised out-of-sample outcomes, one entry per prediction, in time order.
+
+    ``probability``: calibrated probability that ``direction`` is right (0..1);
+    ``payoff_ratio``: ``b`` from the quantiles (see :func:`augur.decision.payoff_ratio`);
+    ``confidence``: the ensemble confidence (0..1); ``realised_return``: the realised
+    forward return of the underlying over the label horizon (not signed by direction);
+    ``direction``: +1, -1 or 0 (flat). The parquet written by ``augur backtest`` at
+    ``<AUGUR_HOME>/reports/oos_outcomes.parquet`` has exactly these columns.
+    """
+
+    probability: np.ndarray
+    payoff_ratio: np.ndarray
+    confidence: np.ndarray
+    realised_return: np.ndarray
+    direction: np.ndarray
+
+    COLUMNS = ("probability", "payoff_ratio", "confidence", "realised_return", "direction")
+    FILE_NAME = "oos_outcomes.parquet"
+
+    def __post_init__(self) -> None:
+        n = len(self.probability)
+        for name in self.COLUMNS:
+            arr = np.ascontiguousarray(
+                getattr(self, name), dtype=np.int64 if name == "direction" else np.float64
+            )
+            if arr.ndim != 1 or len(arr) != n:
+                raise ValueError(
+                    f"out-of-sample outcomes: {name!r} must be 1-D with {n} entries "
+                    f"(like 'probability'), got shape {arr.shape}"
+                )
+            bad = np.flatnonzero(~np.isfinite(arr)) if arr.dtype.kind == "f" else []
+            if len(bad):
+                raise ValueError(
+                    f"out-of-sample outcomes: {name!r} has a non-finite value at row {bad[0]}; "
+                    "drop or fill such rows before simulating"
+                )
+            object.__setattr__(self, name, arr)
+        if n == 0:
+            raise ValueError("out-of-sample outcomes are empty: run `augur backtest` first")
+        if n >= 2**32:
+            raise ValueError("out-of-sample outcomes: at most 2**32 - 1 rows are supported")
+        for name, ok in (
+            ("probability", (self.probability >= 0) & (self.probability <= 1)),
+            ("direction", np.isin(self.direction, (-1, 0, 1))),
+            ("payoff_ratio", self.payoff_ratio >= 0),
+        ):
+            bad = np.flatnonzero(~ok)
+            if len(bad):
+                raise ValueError(
+                    f"out-of-sample outcomes: {name!r} at row {bad[0]} is "
+                    f"{getattr(self, name)[bad[0]]!r}; probability must be in [0, 1], "
+                    "direction in {-1, 0, 1}, payoff_ratio >= 0"
+                )
+
+    def __len__(self) -> int:
+        return len(self.probability)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> OutOfSampleOutcomes:
+        """From a DataFrame with the :attr:`COLUMNS` (extra columns are ignored)."""
+        return cls(
+            **{
+                name: _column(frame, name, np.int64 if name == "direction" else np.float64)
+                for name in cls.COLUMNS
+            }
+        )
+
+    @classmethod
+    def from_predictions(
+        cls, frame: pd.DataFrame, max_payoff_ratio: float = 10.0
+    ) -> OutOfSampleOutcomes:
+        """From per-bar predictions (``p_up``, ``p_down``, ``confidence``, ``q05``,
+        ``q95``, ``forward_return``; optional ``direction``).
+
+        Without a ``direction`` column it is ``sign(p_up - p_down)``; ``probability`` is
+        ``p_up`` for +1, ``p_down`` for -1 (and ``max(p_up, p_down)`` for flat).
+        """
+        from augur.decision import payoff_ratio
+
+        p_up = _column(frame, "p_up", np.float64)
+        p_down = _column(frame, "p_down", np.float64)
+        q05 = _column(frame, "q05", np.float64)
+        q95 = _column(frame, "q95", np.float64)
+        if "direction" in frame.columns:
+            direction = _column(frame, "direction", np.int64)
+        else:
+            direction = np.sign(p_up - p_down).astype(np.int64)
+        probability = np.where(
+            direction > 0, p_up, np.where(direction < 0, p_down, np.maximum(p_up, p_down))
+        )
+        payoff = np.array(
+            [
+                payoff_ratio(int(d), float(a), float(b), max_payoff_ratio)
+                for d, a, b in zip(direction, q05, q95, strict=True)
+            ],
+            dtype=np.float64,
+        )
+        return cls(
+            probability=probability,
+            payoff_ratio=payoff,
+            confidence=_column(frame, "confidence", np.float64),
+            realised_return=_column(frame, "forward_return", np.float64),
+            direction=direction,
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """DataFrame with the :attr:`COLUMNS`."""
+        return pd.DataFrame({name: getattr(self, name) for name in self.COLUMNS})
+
+    def save(self, path: Path) -> Path:
+        """Write parquet atomically (temp file + ``os.replace``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.to_frame().to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> OutOfSampleOutcomes:
+        """Read the parquet written by :meth:`save` (or by ``augur backtest``)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no out-of-sample outcomes at {path}: run `augur backtest` first "
+                "(it writes them), or pass --outcomes PATH"
+            )
+        return cls.from_frame(pd.read_parquet(path))
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Distribution of the per-path metrics over ``n_paths`` simulated paths.
+
+    ``quantiles[metric][level]``; ``mean[metric]``; ``resolution[metric]`` is the
+    histogram bin width (the quantiles' accuracy); ``probability_of_ruin`` as defined in
+    the module docstring; ``paths_without_trades`` are excluded from win-rate figures.
+    """
+
+    n_paths: int
+    n_steps: int
+    block_length: int
+    seed: int
+    quantiles: dict[str, dict[float, float]]
+    mean: dict[str, float]
+    minimum: dict[str, float]
+    maximum: dict[str, float]
+    resolution: dict[str, float]
+    probability_of_ruin: float
+    paths_without_trades: int
+    elapsed_seconds: float
+    max_chunk_paths: int = field(default=0)
+
+    @property
+    def paths_per_second(self) -> float:
+        """Throughput of the run (paths per wall-clock second)."""
+        return self.n_paths / self.elapsed_seconds if self.elapsed_seconds > 0 else float("inf")
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per metric: mean, quantiles, min, max."""
+        rows = []
+        for m in METRICS:
+            row: dict[str, Any] = {"metric": m, "mean": self.mean[m]}
+            row.update({f"q{round(q * 100):02d}": v for q, v in self.quantiles[m].items()})
+            row.update({"min": self.minimum[m], "max": self.maximum[m]})
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("metric")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "n_paths": self.n_paths,
+            "n_steps": self.n_steps,
+            "block_length": self.block_length,
+            "seed": self.seed,
+            "probability_of_ruin": self.probability_of_ruin,
+            "paths_without_trades": self.paths_without_trades,
+            "elapsed_seconds": self.elapsed_seconds,
+            "quantiles": {
+                m: {str(q): v for q, v in qs.items()} for m, qs in self.quantiles.items()
+            },
+            "mean": self.mean,
+            "resolution": self.resolution,
+        }
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    base: np.ndarray
+    signed_return: np.ndarray
+    scalars: tuple[Any, ...]
+
+
+def _prepare(
+    outcomes: OutOfSampleOutcomes,
+    config: DecisionConfig,
+    n_steps: int,
+    block_length: int,
+    seed: int,
+    cost: float,
+    ruin_equity: float,
+    periods_per_year: float,
+) -> _Prepared:
+    from augur.backtest import _kernels
+
+    exposure_cap = min(
+        config.max_symbol_exposure, config.max_portfolio_heat, config.max_correlated_exposure
+    )
+    base = _kernels.base_sizes(
+        outcomes.probability,
+        outcomes.payoff_ratio,
+        outcomes.confidence,
+        outcomes.direction,
+        config.confidence_threshold,
+        config.kelly_fraction,
+        config.max_payoff_ratio,
+        config.max_position_size,
+    )
+    signed = outcomes.direction * outcomes.realised_return
+    return _Prepared(
+        base=base,
+        signed_return=np.ascontiguousarray(signed, dtype=np.float64),
+        scalars=(
+            float(cost),
+            int(n_steps),
+            int(block_length),
+            int(seed) & (2**64 - 1),
+            float(exposure_cap),
+            float(config.drawdown_scale_start),
+            float(config.max_drawdown),
+            int(config.cooldown_losses),
+            int(config.cooldown_bars),
+            float(ruin_equity),
+            float(np.sqrt(periods_per_year)),
+        ),
+    )
+
+
+def _run_chunk(prep: _Prepared, path_start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    from augur.backtest import _kernels
+
+    cost, n_steps, block, seed, xcap, dd_start, dd_limit, cd_l, cd_b, ruin_eq, ann = prep.scalars
+    metrics = np.empty((n, len(METRICS)), dtype=np.float64)
+    ruined = np.empty(n, dtype=np.bool_)
+    _kernels.simulate_chunk(
+        prep.base,
+        prep.signed_return,
+        cost,
+        n_steps,
+        block,
+        seed,
+        path_start,
+        xcap,
+        dd_start,
+        dd_limit,
+        cd_l,
+        cd_b,
+        ruin_eq,
+        ann,
+        metrics,
+        ruined,
+    )
+    return metrics, ruined
+
+
+def simulate_paths(
+    outcomes: OutOfSampleOutcomes,
+    n_paths: int,
+    config: DecisionConfig | None = None,
+    seed: int = 7,
+    *,
+    path_start: int = 0,
+    n_steps: int = 252,
+    block_length: int = 10,
+    commission_bps: float = DEFAULT_COMMISSION_BPS,
+    slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
+    ruin_equity: float = 0.5,
+    periods_per_year: float = 252.0,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-path metrics of paths ``path_start .. path_start + n_paths - 1`` (small N only).
+
+    Returns a DataFrame with the :data:`METRICS` columns and the ruin flags; the same
+    paths as :func:`simulate` draws for the same seed.
+    """
+    config = config or DecisionConfig()
+    _check(outcomes, n_paths, n_steps, block_length, 1)
+    prep = _prepare(
+        outcomes,
+        config,
+        n_steps,
+        block_length,
+        seed,
+        2.0 * (commission_bps + slippage_bps) / 1e4,
+        ruin_equity,
+        periods_per_year,
+    )
+    metrics, ruined = _run_chunk(prep, path_start, n_paths)
+    return pd.DataFrame(metrics, columns=list(METRICS)), ruined
+
+
+def _check(
+    outcomes: OutOfSampleOutcomes, n_paths: int, n_steps: int, block_length: int, chunk: int
+) -> None:
+    if not isinstance(outcomes, OutOfSampleOutcomes):
+        raise TypeError("outcomes must be an OutOfSampleOutcomes (see .from_frame / .load)")
+    for name, value in (
+        ("n_paths", n_paths),
+        ("n_steps", n_steps),
+        ("block_length", block_length),
+        ("chunk_size", chunk),
+    ):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name}={value!r} is invalid: it must be an integer >= 1")
+
+
+def _quantile_from_histogram(
+    counts: np.ndarray, lo: float, hi: float, level: float, vmin: float, vmax: float
+) -> float:
+    total = counts.sum()
+    if total == 0:
+        return float("nan")
+    width = (hi - lo) / len(counts)
+    cum = np.cumsum(counts)
+    target = level * total
+    b = int(np.searchsorted(cum, target, side="left"))
+    b = min(b, len(counts) - 1)
+    before = cum[b - 1] if b > 0 else 0
+    inside = counts[b]
+    frac = (target - before) / inside if inside > 0 else 0.0
+    value = lo + (b + frac) * width
+    return float(min(max(value, vmin), vmax))
+
+
+def simulate(
+    outcomes: OutOfSampleOutcomes,
+    n_paths: int,
+    config: DecisionConfig | None = None,
+    seed: int = 7,
+    chunk_size: int = 1_000_000,
+    progress_callback: ProgressCallback | None = None,
+    *,
+    n_steps: int = 252,
+    block_length: int = 10,
+    commission_bps: float = DEFAULT_COMMISSION_BPS,
+    slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
+    ruin_equity: float = 0.5,
+    periods_per_year: float = 252.0,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+) -> SimulationResult:
+    """Run ``n_paths`` Monte Carlo paths of the decision rules; see the module docstring.
+
+    ``commission_bps`` and ``slippage_bps`` are per side, in basis points of notional (a
+    round trip costs twice their sum). ``progress_callback(done, total)`` is called after every
+    chunk. Results depend only on (outcomes, config, seed, options) — never on
+    ``chunk_size`` or the number of threads.
+    """
+    config = config or DecisionConfig()
+    _check(outcomes, n_paths, n_steps, block_length, chunk_size)
+    if not all(0.0 <= q <= 1.0 for q in quantiles):
+        raise ValueError(f"quantiles={list(quantiles)!r}: every level must be in [0, 1]")
+    from augur.backtest import _kernels
+
+    started = time.perf_counter()
+    prep = _prepare(
+        outcomes,
+        config,
+        n_steps,
+        block_length,
+        seed,
+        2.0 * (commission_bps + slippage_bps) / 1e4,
+        ruin_equity,
+        periods_per_year,
+    )
+
+    # Pilot: fixes the histogram ranges from paths 0..P-1 (independent of chunk_size).
+    pilot, _ = _run_chunk(prep, 0, min(n_paths, PILOT_PATHS))
+    lows = np.empty(len(METRICS))
+    highs = np.empty(len(METRICS))
+    for m in range(len(METRICS)):
+        col = pilot[:, m]
+        col = col[~np.isnan(col)]
+        vmin, vmax = (float(col.min()), float(col.max())) if len(col) else (0.0, 1.0)
+        span = max(vmax - vmin, 1e-9 * max(1.0, abs(vmin), abs(vmax)))
+        lows[m], highs[m] = vmin - span / 2, vmax + span / 2
+    del pilot
+
+    counts = np.zeros((len(METRICS), HISTOGRAM_BINS), dtype=np.int64)
+    moments = np.zeros((len(METRICS), 5))
+    moments[:, 3] = np.inf
+    moments[:, 4] = -np.inf
+    n_ruined = 0
+    done = 0
+    max_chunk = 0
+    while done < n_paths:
+        n = min(chunk_size, n_paths - done)
+        max_chunk = max(max_chunk, n)
+        metrics, ruined = _run_chunk(prep, done, n)
+        _kernels.accumulate_histograms(metrics, lows, highs, counts, moments)
+        n_ruined += int(ruined.sum())
+        done += n
+        del metrics, ruined
+        if progress_callback is not None:
+            progress_callback(done, n_paths)
+
+    qs: dict[str, dict[float, float]] = {}
+    for m, name in enumerate(METRICS):
+        qs[name] = {
+            float(q): _quantile_from_histogram(
+                counts[m], lows[m], highs[m], q, moments[m, 3], moments[m, 4]
+            )
+            for q in quantiles
+        }
+    n_obs = moments[:, 0]
+    return SimulationResult(
+        n_paths=int(n_paths),
+        n_steps=int(n_steps),
+        block_length=int(block_length),
+        seed=int(seed),
+        quantiles=qs,
+        mean={
+            name: float(moments[m, 1] / n_obs[m]) if n_obs[m] else float("nan")
+            for m, name in enumerate(METRICS)
+        },
+        minimum={name: float(moments[m, 3]) for m, name in enumerate(METRICS)},
+        maximum={name: float(moments[m, 4]) for m, name in enumerate(METRICS)},
+        resolution={
+            name: float((highs[m] - lows[m]) / HISTOGRAM_BINS) for m, name in enumerate(METRICS)
+        },
+        probability_of_ruin=n_ruined / n_paths,
+        paths_without_trades=int(n_paths - n_obs[METRICS.index("win_rate")]),
+        elapsed_seconds=time.perf_counter() - started,
+        max_chunk_paths=max_chunk,
+    )
