@@ -12,11 +12,15 @@ numba is imported on the first computation, not here.
 from augur.features._engine import compute_features, latest_features
 from augur.features.labels import make_labels, training_frame
 from augur.features.spec import ENGINE_VERSION, FeatureDef, FeatureSpec, default_spec
+from augur.features.store import OnlineFeatures, OnlineStoreUnavailable, UnknownSymbolError
 
 __all__ = [
     "ENGINE_VERSION",
     "FeatureDef",
     "FeatureSpec",
+    "OnlineFeatures",
+    "OnlineStoreUnavailable",
+    "UnknownSymbolError",
     "compute_features",
     "default_spec",
     "latest_features",

@@ -1,0 +1,501 @@
+"""Feast wiring: offline feature parquet, apply, materialize, push, online read, training set.
+
+The feature repository (``feature_repo/definitions.py``) declares the Feast objects; its
+schema comes from :class:`~augur.features.FeatureSpec` (never a hand-written list). This
+module builds the ``RepoConfig`` from :class:`~augur.config.Settings`, so every path
+follows ``AUGUR_HOME``:
+
+- offline features: ``<home>/features/bar_features.parquet``
+- registry: ``<home>/feast/<online store>/registry.db`` (one per online store, so the
+  materialisation watermark of SQLite never hides rows from Redis and vice versa)
+- SQLite online store: ``<home>/feast/sqlite/online.db``
+
+Feast is imported inside functions: importing :mod:`augur.features` stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from augur.config import Settings, get_settings
+from augur.features.spec import FeatureSpec
+
+if TYPE_CHECKING:
+    from feast import FeatureStore, Field, RepoConfig
+
+PROJECT = "augur"
+ENTITY = "symbol"
+FEATURE_VIEW = "bar_features"
+SOURCE = "bar_features_source"
+PUSH_SOURCE = "bar_features_push_source"
+FEATURE_SERVICE = "decision_v1"
+# How far back a point-in-time join may look for a symbol's last feature row. Longer than
+# any market closure in the sample data (a week around 9/11), shorter than a stale quote.
+FEATURE_TTL = timedelta(days=30)
+
+OnlineStoreKind = Literal["sqlite", "redis"]
+
+
+class FeatureStoreError(RuntimeError):
+    """The feature store is not set up as needed (say which command to run)."""
+
+
+class UnknownSymbolError(KeyError):
+    """A symbol has no row in the online store."""
+
+    def __init__(self, symbols: Sequence[str]) -> None:
+        self.symbols = list(symbols)
+        super().__init__(
+            f"no online features for {self.symbols}: import bars for them and run "
+            "`augur features build`, `apply`, `materialize` (or `push`)"
+        )
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class OnlineStoreUnavailable(ConnectionError):
+    """The online store (Redis, SQLite file) cannot be reached."""
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def offline_features_path(settings: Settings | None = None) -> Path:
+    """The parquet file the Feast ``FileSource`` reads."""
+    return (settings or get_settings()).features_dir / f"{FEATURE_VIEW}.parquet"
+
+
+def feast_dir(settings: Settings | None = None, online_store: str | None = None) -> Path:
+    """Registry (and SQLite online store) directory for one online store kind."""
+    settings = settings or get_settings()
+    return settings.home / "feast" / (online_store or settings.online_store)
+
+
+def repo_config(
+    settings: Settings | None = None,
+    online_store: OnlineStoreKind | None = None,
+    redis_url: str | None = None,
+) -> RepoConfig:
+    """The Feast ``RepoConfig`` for these settings (what ``feature_store.yaml`` says, in code)."""
+    from feast import RepoConfig
+    from feast.repo_config import RegistryConfig
+
+    settings = settings or get_settings()
+    kind = online_store or settings.online_store
+    base = feast_dir(settings, kind).resolve()
+    online: dict[str, Any]
+    if kind == "sqlite":
+        online = {"type": "sqlite", "path": str(base / "online.db")}
+    elif kind == "redis":
+        online = {"type": "redis", "connection_string": redis_url or settings.redis_url}
+    else:
+        raise ValueError(f"online store must be 'sqlite' or 'redis', not {kind!r}")
+    return RepoConfig(
+        project=PROJECT,
+        provider="local",
+        # cache_ttl_seconds=0: the registry is read once per FeatureStore and kept (the
+        # service re-creates its store on a model or spec change, not per request).
+        registry=RegistryConfig(path=str(base / "registry.db"), cache_ttl_seconds=0),
+        online_store=online,
+        offline_store={"type": "dask"},
+        entity_key_serialization_version=3,
+        repo_path=settings.feature_repo.resolve(),
+    )
+
+
+def feature_store(
+    settings: Settings | None = None,
+    online_store: OnlineStoreKind | None = None,
+    redis_url: str | None = None,
+) -> FeatureStore:
+    """A Feast ``FeatureStore`` for these settings (registry and stores under AUGUR_HOME)."""
+    from feast import FeatureStore
+
+    config = repo_config(settings, online_store, redis_url)
+    Path(config.registry.path).parent.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(config=config)
+
+
+# ----------------------------------------------------------------------- definitions
+
+_defining = threading.local()
+
+
+def definition_settings() -> Settings:
+    """Settings the feature repository is being evaluated with.
+
+    ``feature_repo/definitions.py`` calls this at import: under :func:`apply` it gets the
+    settings being applied, under the ``feast`` CLI the process's settings (AUGUR_ env).
+    """
+    return getattr(_defining, "settings", None) or get_settings()
+
+
+def feast_schema(spec: FeatureSpec) -> list[Field]:
+    """One Float64 Feast ``Field`` per feature of ``spec``, in spec order, with its description."""
+    from feast import Field
+    from feast.types import Float64
+
+    return [Field(name=f.name, dtype=Float64, description=f.description) for f in spec.features]
+
+
+def feature_refs(spec: FeatureSpec) -> list[str]:
+    """Feast feature references (``bar_features:<name>``) in spec order."""
+    return [f"{FEATURE_VIEW}:{name}" for name in spec.names]
+
+
+def load_definitions(settings: Settings | None = None) -> list[Any]:
+    """Evaluate ``feature_repo/definitions.py`` under ``settings``; return its Feast objects."""
+    from feast import Entity, FeatureService, FeatureView
+    from feast.data_source import DataSource
+
+    settings = settings or get_settings()
+    path = settings.feature_repo.resolve() / "definitions.py"
+    if not path.is_file():
+        raise FeatureStoreError(
+            f"no Feast definitions at {path}: run from the project root or set "
+            "AUGUR_FEATURE_REPO to the feature_repo directory"
+        )
+    module_spec = importlib.util.spec_from_file_location("_augur_feature_repo", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    _defining.settings = settings
+    try:
+        module_spec.loader.exec_module(module)
+    finally:
+        _defining.settings = None
+    kinds = (Entity, DataSource, FeatureView, FeatureService)
+    return [obj for obj in vars(module).values() if isinstance(obj, kinds)]
+
+
+# --------------------------------------------------------------------- offline build
+
+
+def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def build_offline_features(
+    settings: Settings | None = None,
+    bars: pd.DataFrame | None = None,
+    spec: FeatureSpec | None = None,
+) -> pd.DataFrame:
+    """Compute every feature for every bar and write the offline parquet (atomically).
+
+    ``bars`` defaults to the whole bars dataset. Warm-up rows (NaN) are kept so a
+    point-in-time join sees exactly what existed at each bar. Returns the feature frame.
+    """
+    from augur.data import read_bars
+    from augur.features import compute_features
+
+    settings = settings or get_settings()
+    spec = spec or FeatureSpec.from_settings(settings)
+    if bars is None:
+        bars = read_bars(root=settings.bars_dir)
+    if bars.empty:
+        raise FeatureStoreError(
+            f"no bars under {settings.bars_dir}: run `augur data sample` or `augur data import`"
+        )
+    frame = compute_features(bars, spec)
+    _atomic_parquet(frame, offline_features_path(settings))
+    return frame
+
+
+# ------------------------------------------------------------- apply / materialize
+
+
+def apply(
+    settings: Settings | None = None,
+    online_store: OnlineStoreKind | None = None,
+    redis_url: str | None = None,
+) -> FeatureStore:
+    """Register the repository's objects and create the online tables (idempotent)."""
+    settings = settings or get_settings()
+    if not offline_features_path(settings).is_file():
+        raise FeatureStoreError(
+            f"no offline features at {offline_features_path(settings)}: "
+            "run `augur features build` first"
+        )
+    store = feature_store(settings, online_store, redis_url)
+    with _reachable(online_store or settings.online_store):
+        store.apply(load_definitions(settings))
+    return store
+
+
+@dataclass(frozen=True)
+class MaterializeResult:
+    """What a materialisation did: the interval and the offline rows it covered."""
+
+    start: datetime
+    end: datetime
+    offline_rows: int
+    symbols: int
+    incremental: bool
+
+
+def materialize(
+    settings: Settings | None = None,
+    online_store: OnlineStoreKind | None = None,
+    redis_url: str | None = None,
+    incremental: bool = False,
+    store: FeatureStore | None = None,
+) -> MaterializeResult:
+    """Load each symbol's latest offline feature row into the online store.
+
+    Full: over the whole span of the offline data. Incremental: from the last
+    materialisation's end to now (the first run is a full one, because Feast's default
+    start, now - ttl, would skip historical sample data).
+    """
+    settings = settings or get_settings()
+    kind = online_store or settings.online_store
+    store = store or feature_store(settings, kind, redis_url)
+    offline = pd.read_parquet(offline_features_path(settings), columns=["symbol", "timestamp"])
+    fv = _feature_view(store)
+    first = pd.Timestamp(offline["timestamp"].min()).to_pydatetime()
+    last = pd.Timestamp(offline["timestamp"].max()).to_pydatetime() + timedelta(seconds=1)
+    done = fv.most_recent_end_time
+    with _reachable(kind):
+        if incremental and done is not None:
+            end = max(datetime.now(UTC), last)
+            start = done if done.tzinfo else done.replace(tzinfo=UTC)
+            store.materialize_incremental(end_date=end, feature_views=[FEATURE_VIEW])
+        else:
+            start, end = first - timedelta(seconds=1), last
+            store.materialize(start_date=start, end_date=end, feature_views=[FEATURE_VIEW])
+    ts = offline["timestamp"]
+    covered = offline[(ts >= start) & (ts < end)]
+    return MaterializeResult(
+        start=start,
+        end=end,
+        offline_rows=len(covered),
+        symbols=covered["symbol"].nunique(),
+        incremental=incremental and done is not None,
+    )
+
+
+def _feature_view(store: FeatureStore) -> Any:
+    from feast.errors import FeatureViewNotFoundException
+
+    try:
+        return store.get_feature_view(FEATURE_VIEW)
+    except FeatureViewNotFoundException:
+        raise FeatureStoreError(
+            f"feature view '{FEATURE_VIEW}' is not registered in {store.config.registry.path}: "
+            "run `augur features apply` first"
+        ) from None
+
+
+@contextlib.contextmanager
+def _reachable(kind: str) -> Iterator[None]:
+    """Turn connection failures of the online store into :class:`OnlineStoreUnavailable`."""
+    import sqlite3
+
+    import redis
+
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise OnlineStoreUnavailable(
+            f"the {kind} online store is unreachable ({exc}); check AUGUR_REDIS_URL / "
+            "--redis-url and that redis-server is running"
+        ) from exc
+    except sqlite3.OperationalError as exc:
+        raise OnlineStoreUnavailable(f"the {kind} online store cannot be used: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- push
+
+
+def push_bar(
+    symbol: str,
+    bar: Mapping[str, Any],
+    settings: Settings | None = None,
+    online_store: OnlineStoreKind | None = None,
+    redis_url: str | None = None,
+    store: FeatureStore | None = None,
+) -> pd.DataFrame:
+    """Append one new bar to ``symbol``'s bars, recompute its latest features, push online.
+
+    The bar is validated and appended atomically first (a bad bar changes nothing);
+    features are recomputed from the last ``spec.max_lookback`` bars only. Returns the
+    pushed one-row frame (``symbol``, ``timestamp``, features).
+    """
+    from feast.data_source import PushMode
+
+    from augur.data import append_bar
+    from augur.features import latest_features
+
+    settings = settings or get_settings()
+    spec = FeatureSpec.from_settings(settings)
+    kind = online_store or settings.online_store
+    store = store or feature_store(settings, kind, redis_url)
+    _feature_view(store)  # fail before touching the bars if the repo is not applied
+    history = append_bar(symbol, bar, settings.bars_dir)
+    row = latest_features(history.tail(spec.max_lookback), spec)
+    with _reachable(kind):
+        store.push(PUSH_SOURCE, row, to=PushMode.ONLINE)
+    return row
+
+
+# --------------------------------------------------------------------- online read
+
+
+class OnlineFeatures:
+    """Latest features per symbol from the online store, in spec order (request path).
+
+    Reads through the Feast provider's ``online_read`` for the registered feature view
+    (the same call ``FeatureStore.get_online_features`` ends in, minus its per-call
+    registry lookups and response building), so one request is one SQLite query or one
+    Redis pipeline.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        online_store: OnlineStoreKind | None = None,
+        redis_url: str | None = None,
+        spec: FeatureSpec | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.spec = spec or FeatureSpec.from_settings(self.settings)
+        self.kind = online_store or self.settings.online_store
+        self.store = feature_store(self.settings, self.kind, redis_url)
+        fv = _feature_view(self.store)
+        registered = [f.name for f in fv.features]
+        missing = [n for n in self.spec.names if n not in registered]
+        if missing:
+            raise FeatureStoreError(
+                f"the registered feature view lacks {missing[:5]} (spec changed?): run "
+                "`augur features build`, `apply` and `materialize`"
+            )
+        self._fv = fv
+        self._names = list(self.spec.names)
+        self._provider = self.store._get_provider()
+
+    def get(self, symbols: Iterable[str]) -> dict[str, tuple[np.ndarray, datetime]]:
+        """``{symbol: (features as float64 in spec order, feature timestamp)}``.
+
+        Raises :class:`UnknownSymbolError` for symbols without a row and
+        :class:`OnlineStoreUnavailable` when the store cannot be reached. A feature
+        stored as missing comes back as NaN.
+        """
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        wanted = list(dict.fromkeys(symbols))
+        keys = [EntityKey(join_keys=[ENTITY], entity_values=[Value(string_val=s)]) for s in wanted]
+        with _reachable(self.kind):
+            rows = self._provider.online_read(
+                config=self.store.config,
+                table=self._fv,
+                entity_keys=keys,
+                requested_features=list(self._names),
+            )
+        out: dict[str, tuple[np.ndarray, datetime]] = {}
+        unknown = []
+        for symbol, (ts, values) in zip(wanted, rows, strict=True):
+            if ts is None or not values:
+                unknown.append(symbol)
+                continue
+            vec = np.fromiter(
+                (
+                    values[n].double_val if values[n].HasField("double_val") else np.nan
+                    for n in self._names
+                ),
+                dtype=np.float64,
+                count=len(self._names),
+            )
+            out[symbol] = (vec, ts if ts.tzinfo else ts.replace(tzinfo=UTC))
+        if unknown:
+            raise UnknownSymbolError(unknown)
+        return out
+
+
+# -------------------------------------------------------------------- training set
+
+
+# Feast's file (dask) offline store joins every entity row with every feature row of its
+# symbol before the time filter, so one call costs entity rows x symbol rows of memory.
+# Entity rows are sent in chunks whose joined size stays under this many rows (~1 GB).
+JOIN_BUDGET_ROWS = 1_500_000
+
+
+def training_set(
+    settings: Settings | None = None,
+    bars: pd.DataFrame | None = None,
+    horizon: int | None = None,
+    dead_zone: float | None = None,
+    last: int | None = 200,
+    online_store: OnlineStoreKind | None = None,
+    redis_url: str | None = None,
+    store: FeatureStore | None = None,
+) -> pd.DataFrame:
+    """A point-in-time-correct training set from Feast's ``get_historical_features``.
+
+    The entity rows are the labels of :func:`~augur.features.make_labels` (decision time
+    ``timestamp``, label known at ``label_time``), the last ``last`` per symbol (all when
+    None); Feast joins each with the latest feature row at or before ``timestamp``
+    (within ``FEATURE_TTL``). Same columns as :func:`~augur.features.training_frame`
+    (which computes the same join directly, fast, for whole histories); rows with a NaN
+    feature (warm-up) are dropped.
+    """
+    from augur.data import read_bars
+    from augur.features import make_labels
+
+    settings = settings or get_settings()
+    spec = FeatureSpec.from_settings(settings)
+    store = store or feature_store(settings, online_store, redis_url)
+    _feature_view(store)
+    if bars is None:
+        bars = read_bars(root=settings.bars_dir)
+    labels = make_labels(
+        bars,
+        horizon or settings.label_horizon,
+        settings.label_dead_zone if dead_zone is None else dead_zone,
+    )
+    if last is not None:
+        labels = labels.groupby("symbol", sort=False).tail(last)
+    entity_df = labels.rename(columns={"timestamp": "event_timestamp"}).reset_index(drop=True)
+    # Cost of each entity row in the dask join: the number of feature rows of its symbol.
+    offline = pd.read_parquet(offline_features_path(settings), columns=["symbol"])
+    per_symbol = offline["symbol"].value_counts()
+    cost = entity_df["symbol"].map(per_symbol).fillna(1).to_numpy()
+    chunk_id = np.cumsum(cost) // JOIN_BUDGET_ROWS
+    parts = [
+        store.get_historical_features(entity_df=chunk, features=feature_refs(spec)).to_df()
+        for _, chunk in entity_df.groupby(chunk_id, sort=True)
+    ]
+    joined = pd.concat(parts, ignore_index=True) if parts else entity_df.iloc[0:0]
+    joined = joined.rename(columns={"event_timestamp": "timestamp"})
+    joined = joined.dropna(subset=spec.names)
+    columns = ["symbol", "timestamp", "label_time", *spec.names, "forward_return", "label"]
+    out = joined[columns].sort_values(["symbol", "timestamp"], ignore_index=True)
+    out["label"] = out["label"].astype(np.int8)
+    return out
+
+
+def write_training_set(frame: pd.DataFrame, path: Path) -> Path:
+    """Write a training set to parquet atomically."""
+    _atomic_parquet(frame, path)
+    return path
