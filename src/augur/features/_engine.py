@@ -48,16 +48,18 @@ class SortedBars:
     def timestamp(self) -> pd.DatetimeIndex:
         return pd.DatetimeIndex(self.ts_ns.view("M8[ns]")).tz_localize("UTC")
 
-    def take(self, rows: np.ndarray) -> SortedBars:
-        """A subset of rows (still sorted; ``rows`` must keep whole-symbol order)."""
-        symbol = self.symbol[rows]
+    def tails(self, length: int) -> SortedBars:
+        """The last ``length`` bars of every symbol (all of them when it has fewer)."""
+        ends = self.starts[1:]
+        first = np.maximum(self.starts[:-1], ends - length)
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(first, ends, strict=True)])
         return SortedBars(
-            symbol=symbol,
+            symbol=self.symbol[rows],
             ts_ns=self.ts_ns[rows],
             high=self.high[rows],
             low=self.low[rows],
             close=self.close[rows],
-            starts=_group_starts(pd.factorize(symbol)[0]),
+            starts=np.concatenate(([0], np.cumsum(ends - first))).astype(np.int64),
         )
 
 
@@ -160,21 +162,30 @@ def _layout(spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return windows, wdest, lags, ldest, by_function[("log_return", None)]
 
 
-def _compute_sorted(sb: SortedBars, spec: FeatureSpec) -> pd.DataFrame:
+def _compute_matrix(sb: SortedBars, spec: FeatureSpec) -> np.ndarray:
+    """The features x bars matrix (rows in ``spec.names`` order)."""
     from augur.features import _kernels  # numba: imported on first use only
 
-    names = spec.names
-    n = sb.close.shape[0]
-    out = np.empty((len(names), n), dtype=np.float64)
+    out = np.empty((len(spec.features), sb.close.shape[0]), dtype=np.float64)
     windows, wdest, lags, ldest, ret_dest = _layout(spec)
     _kernels.compute_kernel(
         sb.close, sb.high, sb.low, sb.starts, windows, wdest, lags, ldest, ret_dest, out
     )
     _calendar(sb.ts_ns, spec, out)
-    frame = pd.DataFrame(out.T, columns=names, copy=False)
-    frame.insert(0, "timestamp", sb.timestamp)
-    frame.insert(0, "symbol", sb.symbol)
+    return out
+
+
+def _frame(
+    symbol: np.ndarray, ts_ns: np.ndarray, matrix: np.ndarray, spec: FeatureSpec
+) -> pd.DataFrame:
+    frame = pd.DataFrame(matrix.T, columns=spec.names, copy=False)
+    frame.insert(0, "timestamp", pd.DatetimeIndex(ts_ns.view("M8[ns]")).tz_localize("UTC"))
+    frame.insert(0, "symbol", symbol)
     return frame
+
+
+def _compute_sorted(sb: SortedBars, spec: FeatureSpec) -> pd.DataFrame:
+    return _frame(sb.symbol, sb.ts_ns, _compute_matrix(sb, spec), spec)
 
 
 def _calendar(ts_ns: np.ndarray, spec: FeatureSpec, out: np.ndarray) -> None:
@@ -217,12 +228,7 @@ def latest_features(history: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     sb = sort_bars(history)
     if sb.close.shape[0] == 0:
         return _compute_sorted(sb, spec)
-    lookback = spec.max_lookback
-    sizes = np.diff(sb.starts)
-    ends = sb.starts[1:]
-    first = np.maximum(sb.starts[:-1], ends - lookback)
-    rows = np.concatenate([np.arange(a, b) for a, b in zip(first, ends, strict=True)])
-    tail = sb.take(rows)
-    frame = _compute_sorted(tail, spec)
-    last = np.cumsum(np.minimum(sizes, lookback)) - 1
-    return frame.iloc[last].reset_index(drop=True)
+    tail = sb.tails(spec.max_lookback)
+    last = tail.starts[1:] - 1
+    matrix = _compute_matrix(tail, spec)
+    return _frame(tail.symbol[last], tail.ts_ns[last], matrix[:, last], spec)
