@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def serving(
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError:
         console.print(
-            f"[red]--log-url {url!r} is not a SQLAlchemy URL[/red] "
+            f"[red]--log-url {escape(repr(url))} is not a SQLAlchemy URL[/red] "
             "(e.g. sqlite:///path/predictions.db)"
         )
         raise typer.Exit(2) from None
@@ -76,19 +77,18 @@ def serving(
             "(`augur serve`) and send decisions first, or pass --log-url."
         )
         raise typer.Exit(1)
+    shown = escape(parsed.render_as_string(hide_password=True))
     try:
         log = PredictionLog(url, start=False)
-    except sa.exc.SQLAlchemyError as exc:
-        console.print(
-            f"[red]Cannot open the prediction log {parsed.render_as_string(hide_password=True)}:[/red] {exc.__class__.__name__}: "
-            f"{str(exc).splitlines()[0]}"
-        )
+        try:
+            frame = log.frame(since=since)
+            drift = log.drift_frame()
+        finally:
+            log.close()
+    except (sa.exc.SQLAlchemyError, ValueError) as exc:
+        first_line = escape(str(exc).splitlines()[0])
+        console.print(f"[red]Cannot read the prediction log {shown}:[/red] {first_line}")
         raise typer.Exit(1) from None
-    try:
-        frame = log.frame(since=since)
-        drift = log.drift_frame()
-    finally:
-        log.close()
     summary = summarize(frame, drift=drift, confidence=confidence)
     path = write_serving_report(summary, target)
     if summary.empty:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         PredictionRecord,
         UnknownRequestError,
         default_log_url,
+        features_digest,
     )
     from augur.monitoring._report import write_serving_report
     from augur.monitoring.analysis import ServingSummary, summarize
@@ -40,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "PredictionRecord": "augur.monitoring._prediction_log",
     "UnknownRequestError": "augur.monitoring._prediction_log",
     "default_log_url": "augur.monitoring._prediction_log",
+    "features_digest": "augur.monitoring._prediction_log",
     "REFERENCE_FILENAME": "augur.monitoring.drift",
     "DriftGauges": "augur.monitoring.drift",
     "DriftMonitor": "augur.monitoring.drift",
@@ -66,6 +68,7 @@ __all__ = [
     "UnknownRequestError",
     "default_log_url",
     "detect_drift",
+    "features_digest",
     "load_reference",
     "reference_sample",
     "save_reference",

@@ -10,12 +10,14 @@ and counted rather than delaying the caller.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import queue
+import struct
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,12 +35,14 @@ log = logging.getLogger(__name__)
 Role = Literal["primary", "canary", "shadow"]
 ROLES: tuple[str, ...] = ("primary", "canary", "shadow")
 
+MAX_REQUEST_ID = 128
+
 metadata = sa.MetaData()
 
 predictions_table = sa.Table(
     "predictions",
     metadata,
-    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("request_id", sa.String(MAX_REQUEST_ID), primary_key=True),
     # A request is scored by one serving version (primary or canary) and maybe a shadow:
     # the role is part of the key so both rows share the request id.
     sa.Column("role", sa.String(16), primary_key=True),
@@ -66,7 +70,7 @@ predictions_table = sa.Table(
 outcomes_table = sa.Table(
     "outcomes",
     metadata,
-    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("request_id", sa.String(MAX_REQUEST_ID), primary_key=True),
     sa.Column("realized_return", sa.Float, nullable=False),
     sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
     sa.Column("caller", sa.String(256), nullable=False, default=""),
@@ -94,6 +98,24 @@ drift_table = sa.Table(
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def features_digest(features: Mapping[str, float] | Sequence[float]) -> str:
+    """A short, stable fingerprint of a feature vector (32 hex characters).
+
+    Two predictions with the same digest saw the same features (names and float64
+    values, in order), so a shadow and a primary row can be checked to have scored
+    the same input without logging the features themselves.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    if isinstance(features, Mapping):
+        for name, value in features.items():
+            h.update(str(name).encode())
+            h.update(struct.pack("<d", float(value)))
+    else:
+        for value in features:
+            h.update(struct.pack("<d", float(value)))
+    return h.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +147,11 @@ class PredictionRecord:
     ts: datetime = field(default_factory=_utcnow)
 
     def __post_init__(self) -> None:
-        if not self.request_id:
-            raise ValueError("PredictionRecord.request_id must be a non-empty string")
+        if not self.request_id or len(self.request_id) > MAX_REQUEST_ID:
+            raise ValueError(
+                f"PredictionRecord.request_id must be 1..{MAX_REQUEST_ID} characters, "
+                f"got {self.request_id!r:.40}"
+            )
         if self.role not in ROLES:
             raise ValueError(f"PredictionRecord.role must be one of {ROLES}, got {self.role!r}")
         for name in _NUMERIC_FIELDS:
@@ -192,9 +217,26 @@ def default_log_url(settings: Settings | None = None) -> str:
 
 
 def _make_engine(url: str) -> sa.Engine:
-    parsed = sa.make_url(url)
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ValueError(
+            f"prediction log URL {url!r} is not a SQLAlchemy URL; set AUGUR_PREDICTION_LOG_URL "
+            "like 'sqlite:///path/predictions.db' or 'postgresql+psycopg://user@host/db'"
+        ) from None
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True)
+        try:
+            return sa.create_engine(url, pool_pre_ping=True)
+        except sa.exc.NoSuchModuleError:
+            raise ValueError(
+                f"prediction log URL: unknown database dialect {parsed.drivername!r}"
+            ) from None
+        except ImportError as exc:
+            raise ValueError(
+                f"prediction log URL uses {parsed.drivername!r} but its driver is not "
+                f"installed ({exc.name}); install it, e.g. pip install 'psycopg[binary]' "
+                "for postgresql+psycopg://"
+            ) from None
     database = parsed.database or ""
     if database in ("", ":memory:"):
         # One shared connection, otherwise every thread would see its own empty database.
@@ -535,4 +577,5 @@ __all__ = [
     "PredictionRecord",
     "UnknownRequestError",
     "default_log_url",
+    "features_digest",
 ]

@@ -88,7 +88,7 @@ def welch_interval(
     if a.size < 2 or b.size < 2:
         return (math.nan, math.nan, math.nan, math.nan)
     d = float(b.mean() - a.mean())
-    if a.var(ddof=1) == 0 and b.var(ddof=1) == 0:
+    if np.ptp(a) == 0 and np.ptp(b) == 0:
         # Degenerate: no spread on either side; the difference is exact.
         return (d, d, d, 0.0 if d != 0 else 1.0)
     res = stats.ttest_ind(b, a, equal_var=False)
@@ -216,7 +216,8 @@ def version_performance(frame: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
         hits = int(c["hit"].sum())
         low, high = wilson_interval(hits, n, confidence)
         mean = float(c["signed_return"].mean()) if n else math.nan
-        if n >= 2 and c["signed_return"].std(ddof=1) > 0:
+        # ptp, not std: identical values give a float std of ~1e-19, not 0.
+        if n >= 2 and np.ptp(c["signed_return"].to_numpy()) > 0:
             r_low, r_high = stats.t.interval(
                 confidence, n - 1, loc=mean, scale=stats.sem(c["signed_return"])
             )

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from augur.config import Settings
     from augur.monitoring._prediction_log import PredictionLog
 
 log = logging.getLogger(__name__)
@@ -438,6 +439,28 @@ class DriftMonitor:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        gauges: DriftGauges | None = None,
+        log: PredictionLog | None = None,
+    ) -> DriftMonitor:
+        """A monitor sized by ``AUGUR_DRIFT_WINDOW`` / ``AUGUR_DRIFT_UPDATE_ROWS`` /
+        ``AUGUR_DRIFT_UPDATE_SECONDS``."""
+        if settings is None:
+            from augur.config import get_settings
+
+            settings = get_settings()
+        return cls(
+            window=settings.drift_window,
+            update_every=settings.drift_update_rows,
+            update_seconds=settings.drift_update_seconds,
+            gauges=gauges,
+            log=log,
+        )
 
     def set_reference(self, model_version: str, reference: pd.DataFrame) -> None:
         """Register (or replace) a version's training reference; resets its window."""

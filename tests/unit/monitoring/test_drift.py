@@ -255,3 +255,12 @@ def test_monitor_time_based_due() -> None:
 
 def test_default_gauges_are_made_once() -> None:
     assert DriftGauges.default() is DriftGauges.default()
+
+
+def test_monitor_from_settings() -> None:
+    from augur.config import Settings
+
+    monitor = DriftMonitor.from_settings(
+        Settings(drift_window=64, drift_update_rows=8, drift_update_seconds=2.5)
+    )
+    assert (monitor.window, monitor.update_every, monitor.update_seconds) == (64, 8, 2.5)

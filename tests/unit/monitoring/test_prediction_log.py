@@ -16,6 +16,7 @@ from augur.monitoring import (
     PredictionRecord,
     UnknownRequestError,
     default_log_url,
+    features_digest,
 )
 from augur.monitoring._prediction_log import predictions_table
 
@@ -222,3 +223,17 @@ def test_empty_frames(log: PredictionLog) -> None:
     assert df.empty
     assert "realized_return" in df.columns
     assert log.drift_frame().empty
+
+
+def test_features_digest_is_stable_and_sensitive() -> None:
+    a = features_digest({"ret_5": 0.1, "vol_20": 0.02})
+    assert a == features_digest({"ret_5": 0.1, "vol_20": 0.02})
+    assert len(a) == 32
+    assert a != features_digest({"ret_5": 0.1, "vol_20": 0.0200001})
+    assert a != features_digest({"vol_20": 0.02, "ret_5": 0.1})  # order is part of it
+    assert features_digest([0.1, 0.02]) == features_digest((0.1, 0.02))
+
+
+def test_long_request_id_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"request_id must be 1\.\.128"):
+        record("x" * 129)

@@ -182,7 +182,16 @@ def test_cli_missing_log_and_bad_url(cli: typer.Typer, tmp_path: Path) -> None:
     bad = CliRunner().invoke(cli, ["report", "serving", "--log-url", "not a url"])
     assert bad.exit_code == 2
     assert "not a SQLAlchemy URL" in bad.output
-    unreachable = CliRunner().invoke(
-        cli, ["report", "serving", "--log-url", "sqlite:////proc/nope/x.db"]
+    no_driver = CliRunner().invoke(
+        cli, ["report", "serving", "--log-url", "postgresql+nodriver://u:secret@127.0.0.1:1/db"]
     )
-    assert unreachable.exit_code == 1
+    assert no_driver.exit_code == 1
+    assert "Cannot read the prediction log" in no_driver.output
+    assert "secret" not in no_driver.output  # passwords never printed
+
+
+def test_log_url_errors_name_the_setting() -> None:
+    with pytest.raises(ValueError, match="AUGUR_PREDICTION_LOG_URL"):
+        PredictionLog("not a url")
+    with pytest.raises(ValueError, match="unknown database dialect"):
+        PredictionLog("nosuchdb://u@h/db")

@@ -1,0 +1,76 @@
+"""The prediction log as the service uses it: several worker processes writing one SQLite
+file at once (BentoML runs one process per worker) while a report reads it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from augur.monitoring import PredictionLog, summarize
+
+pytestmark = pytest.mark.integration
+
+WORKER = r"""
+import json, sys
+from augur.monitoring import PredictionLog, PredictionRecord
+
+url, prefix, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+log = PredictionLog(url)
+joined = 0
+for i in range(n):
+    rid = f"{prefix}-{i}"
+    for version, role in (("v1", "primary"), ("v2", "shadow")):
+        log.log_prediction(PredictionRecord(
+            request_id=rid, symbol="AAA", model_version=version, role=role,
+            action="enter_long", p_up=0.6, p_down=0.2, p_flat=0.2, confidence=0.4,
+            agreement=0.8, size=0.01, direction=1, latency_ms=1.0))
+    if i % 5 == 0:
+        joined += log.log_outcome(rid, 0.001, caller=prefix)
+log.close()
+s = log.stats
+print(json.dumps({"written": s.written, "dropped": s.dropped, "failed": s.failed,
+                  "joined": joined}))
+"""
+
+
+def test_worker_processes_share_one_sqlite_log(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    PredictionLog(url).close()  # schema first, as the service's start-up does
+    n = 400
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, url, f"w{k}", str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(3)
+    ]
+    # Read while they write: WAL lets the reader see a consistent snapshot, never an error.
+    reads = 0
+    with PredictionLog(url, start=False) as reader:
+        while any(p.poll() is None for p in procs):
+            frame = reader.frame()
+            assert frame.empty or frame.groupby("request_id").size().max() <= 2
+            reads += 1
+            time.sleep(0.05)
+        results = []
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        frame = reader.frame()
+    for r in results:
+        assert r == {"written": 2 * n, "dropped": 0, "failed": 0, "joined": n // 5}
+    assert len(frame) == 3 * 2 * n
+    assert frame["request_id"].nunique() == 3 * n
+    assert frame["realized_return"].notna().sum() == 3 * 2 * (n // 5)
+    summary = summarize(frame)
+    assert summary.n_outcomes == 3 * (n // 5)
+    assert summary.agreement.iloc[0]["action_agreement"] == 1.0
+    assert reads >= 1
