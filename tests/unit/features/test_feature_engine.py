@@ -188,3 +188,16 @@ def test_the_compiled_kernel_equals_its_python_source(three_symbols: pd.DataFram
     rows = [i for i, n in enumerate(spec.names) if not n.startswith(("tod_", "dow_"))]
     np.testing.assert_allclose(compiled[rows], python[rows], rtol=1e-12, equal_nan=True)
     assert _kernels._degenerate.py_func(0.0, 100.0) and not _kernels._degenerate.py_func(1.0, 0)
+
+
+def test_parquet_style_columns_give_the_same_features(
+    three_symbols: pd.DataFrame, ours: pd.DataFrame
+) -> None:
+    """Millisecond timestamps and categorical symbols (as parquet round-trips give them)."""
+    bars = three_symbols.copy()
+    bars["timestamp"] = bars["timestamp"].dt.as_unit("ms")
+    bars["symbol"] = bars["symbol"].astype("category")
+    out = compute_features(bars, SPEC)
+    np.testing.assert_array_equal(out[SPEC.names].to_numpy(), ours[SPEC.names].to_numpy())
+    assert list(out["symbol"]) == list(ours["symbol"])
+    assert (out["timestamp"] == ours["timestamp"]).all()
