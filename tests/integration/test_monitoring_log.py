@@ -40,7 +40,7 @@ print(json.dumps({"written": s.written, "dropped": s.dropped, "failed": s.failed
 
 def test_worker_processes_share_one_sqlite_log(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'predictions.db'}"
-    PredictionLog(url).close()  # schema first, as the service's start-up does
+    # No schema yet: the workers race to create it, as BentoML workers do at start-up.
     n = 400
     procs = [
         subprocess.Popen(
@@ -53,6 +53,8 @@ def test_worker_processes_share_one_sqlite_log(tmp_path: Path) -> None:
     ]
     # Read while they write: WAL lets the reader see a consistent snapshot, never an error.
     reads = 0
+    while not (tmp_path / "predictions.db").exists() and any(p.poll() is None for p in procs):
+        time.sleep(0.01)
     with PredictionLog(url, start=False) as reader:
         while any(p.poll() is None for p in procs):
             frame = reader.frame()

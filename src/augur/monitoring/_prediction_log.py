@@ -289,7 +289,7 @@ class PredictionLog:
             raise ValueError("max_queue and batch_size must be >= 1")
         self.url = url
         self.engine = _make_engine(url)
-        metadata.create_all(self.engine)
+        self._create_tables()
         self._queue: queue.Queue[PredictionRecord | None] = queue.Queue(maxsize=max_queue)
         self._batch_size = batch_size
         self._lock = threading.Lock()
@@ -301,6 +301,18 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         if start:
             self.start()
+
+    def _create_tables(self) -> None:
+        # Several worker processes start at once: two may both find a table missing and
+        # one CREATE then fails ("already exists"); the second try sees the tables.
+        for attempt in range(5):
+            try:
+                metadata.create_all(self.engine)
+                return
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     # --- writer -------------------------------------------------------------------------
     def start(self) -> None:
