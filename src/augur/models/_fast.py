@@ -101,19 +101,278 @@ class FastForest:
 # --- XGBoost --------------------------------------------------------------------------
 
 
-class FastBooster:
-    """An XGBoost booster evaluated with ``inplace_predict`` (no DMatrix), one thread."""
+def _trees_margin_py(
+    x: NDArray[np.float32],
+    left: NDArray[np.int64],
+    right: NDArray[np.int64],
+    feature: NDArray[np.int64],
+    threshold: NDArray[np.float32],
+    default_left: NDArray[np.bool_],
+    value: NDArray[np.float32],
+    roots: NDArray[np.int64],
+    group: NDArray[np.int64],
+    out: NDArray[np.float32],
+) -> None:  # pragma: no cover - compiled (numba); equality with XGBoost is tested
+    # out arrives holding the base margin; trees add in XGBoost's order, in float32.
+    for i in range(x.shape[0]):
+        for t in range(roots.shape[0]):
+            node = roots[t]
+            while left[node] != -1:
+                v = x[i, feature[node]]
+                if np.isnan(v):
+                    node = left[node] if default_left[node] else right[node]
+                elif v < threshold[node]:  # XGBoost goes left on "<"
+                    node = left[node]
+                else:
+                    node = right[node]
+            out[i, group[t]] += value[node]
+
+
+@cache
+def _trees_kernel() -> Any:
+    import numba
+
+    return numba.njit(cache=True, nogil=True)(_trees_margin_py)
+
+
+def _tree_shap_py(
+    x: NDArray[np.float32],
+    left: NDArray[np.int64],
+    right: NDArray[np.int64],
+    feature: NDArray[np.int64],
+    threshold: NDArray[np.float32],
+    default_left: NDArray[np.bool_],
+    value: NDArray[np.float32],
+    cover: F64,
+    roots: NDArray[np.int64],
+    group: NDArray[np.int64],
+    target: int,
+    max_depth: int,
+    phi: F64,
+) -> None:  # pragma: no cover - compiled (numba); equality with XGBoost is tested
+    """Path-dependent tree SHAP (Lundberg et al. 2018, Algorithm 2) for one row.
+
+    The recursion of the reference implementation (shap's ``tree_shap.h``, XGBoost's
+    ``TreeShap``) runs on an explicit stack; each recursion level owns one row of the
+    ``path_*`` arrays (its unique path), as the reference gives each call its own slice.
+    Adds the contributions of the trees of output ``target`` to ``phi[:n_features]``.
+    """
+    size = max_depth + 2
+    p_feat = np.empty((size + 1, size + 1), dtype=np.int64)
+    p_zero = np.empty((size + 1, size + 1))
+    p_one = np.empty((size + 1, size + 1))
+    p_w = np.empty((size + 1, size + 1))
+    s_node = np.empty(2 * size + 2, dtype=np.int64)
+    s_level = np.empty(2 * size + 2, dtype=np.int64)
+    s_depth = np.empty(2 * size + 2, dtype=np.int64)
+    s_zero = np.empty(2 * size + 2)
+    s_one = np.empty(2 * size + 2)
+    s_feat = np.empty(2 * size + 2, dtype=np.int64)
+    for t in range(roots.shape[0]):
+        if group[t] != target:
+            continue
+        sp = 0
+        s_node[0], s_level[0], s_depth[0], s_zero[0], s_one[0], s_feat[0] = (
+            roots[t],
+            0,
+            0,
+            1.0,
+            1.0,
+            -1,
+        )
+        sp = 1
+        while sp > 0:
+            sp -= 1
+            node, lv, ud = s_node[sp], s_level[sp], s_depth[sp]
+            # copy the parent's unique path, then extend it with this split (ExtendPath)
+            for k in range(ud):
+                p_feat[lv, k] = p_feat[lv - 1, k]
+                p_zero[lv, k] = p_zero[lv - 1, k]
+                p_one[lv, k] = p_one[lv - 1, k]
+                p_w[lv, k] = p_w[lv - 1, k]
+            zf, of = s_zero[sp], s_one[sp]
+            p_feat[lv, ud], p_zero[lv, ud], p_one[lv, ud] = s_feat[sp], zf, of
+            p_w[lv, ud] = 1.0 if ud == 0 else 0.0
+            for i in range(ud - 1, -1, -1):
+                p_w[lv, i + 1] += of * p_w[lv, i] * (i + 1) / (ud + 1)
+                p_w[lv, i] = zf * p_w[lv, i] * (ud - i) / (ud + 1)
+            if left[node] == -1:
+                for j in range(1, ud + 1):  # UnwoundPathSum for each feature on the path
+                    one, zero = p_one[lv, j], p_zero[lv, j]
+                    nxt = p_w[lv, ud]
+                    total = 0.0
+                    for i in range(ud - 1, -1, -1):
+                        if one != 0.0:
+                            tmp = nxt * (ud + 1) / ((i + 1) * one)
+                            total += tmp
+                            nxt = p_w[lv, i] - tmp * zero * ((ud - i) / (ud + 1))
+                        else:
+                            total += (p_w[lv, i] / zero) / ((ud - i) / (ud + 1))
+                    phi[p_feat[lv, j]] += total * (one - zero) * value[node]
+                continue
+            f = feature[node]
+            v = x[f]
+            go_left = default_left[node] if np.isnan(v) else v < threshold[node]
+            hot = left[node] if go_left else right[node]
+            cold = right[node] if go_left else left[node]
+            in_zero, in_one = 1.0, 1.0
+            k = 0
+            while k <= ud and p_feat[lv, k] != f:
+                k += 1
+            if k <= ud:  # the feature split before on this path: undo it (UnwindPath)
+                in_zero, in_one = p_zero[lv, k], p_one[lv, k]
+                nxt = p_w[lv, ud]
+                for i in range(ud - 1, -1, -1):
+                    if in_one != 0.0:
+                        tmp = p_w[lv, i]
+                        p_w[lv, i] = nxt * (ud + 1) / ((i + 1) * in_one)
+                        nxt = tmp - p_w[lv, i] * in_zero * (ud - i) / (ud + 1)
+                    else:
+                        p_w[lv, i] = (p_w[lv, i] * (ud + 1)) / (in_zero * (ud - i))
+                for i in range(k, ud):
+                    p_feat[lv, i] = p_feat[lv, i + 1]
+                    p_zero[lv, i] = p_zero[lv, i + 1]
+                    p_one[lv, i] = p_one[lv, i + 1]
+                ud -= 1
+            for child, one in ((cold, 0.0), (hot, in_one)):
+                s_node[sp], s_level[sp], s_depth[sp] = child, lv + 1, ud + 1
+                s_zero[sp] = in_zero * cover[child] / cover[node]
+                s_one[sp], s_feat[sp] = one, f
+                sp += 1
+
+
+@cache
+def _shap_kernel() -> Any:
+    import numba
+
+    return numba.njit(cache=True, nogil=True)(_tree_shap_py)
+
+
+class FastXGB:
+    """An XGBoost booster's trees flattened into arrays and walked by numba.
+
+    Reads the trees from the booster's JSON model; the base margin per output is taken
+    from the booster itself (its margin on a reference row minus the trees' sum), so
+    however XGBoost stores ``base_score`` the result equals ``inplace_predict``. Output:
+    probabilities for ``multi:softprob`` / ``binary:logistic`` (binary as two columns),
+    the raw values otherwise (e.g. the three quantiles of ``reg:quantileerror``).
+    ``booster`` stays available (tree SHAP uses it).
+    """
 
     def __init__(self, booster: Any) -> None:
+        import json
+
         self.booster = booster
         self.booster.set_param({"nthread": 1})
+        model = json.loads(bytes(booster.save_raw("json")))
+        learner = model["learner"]
+        self.objective = learner["objective"]["name"]
+        trees = learner["gradient_booster"]["model"]["trees"]
+        self.n_outputs = max(
+            int(learner["learner_model_param"]["num_class"]),
+            int(learner["learner_model_param"]["num_target"]),
+            1,
+        )
+        lefts, rights, feats, thrs, dls, vals, roots, covers = [], [], [], [], [], [], [], []
+        offset = 0
+        self.max_depth = 0
+        for tree in trees:
+            covers.append(np.asarray(tree["sum_hessian"], dtype=np.float64))
+            self.max_depth = max(
+                self.max_depth, _depth(tree["left_children"], tree["right_children"])
+            )
+            left = np.asarray(tree["left_children"], dtype=np.int64)
+            right = np.asarray(tree["right_children"], dtype=np.int64)
+            is_leaf = left == -1
+            lefts.append(np.where(is_leaf, -1, left + offset))
+            rights.append(np.where(is_leaf, -1, right + offset))
+            feats.append(np.asarray(tree["split_indices"], dtype=np.int64))
+            cond = np.asarray(tree["split_conditions"], dtype=np.float32)
+            thrs.append(cond)
+            vals.append(
+                np.where(is_leaf, cond, np.float32(0))
+            )  # a leaf's value sits in split_conditions
+            dls.append(np.asarray(tree["default_left"], dtype=bool))
+            roots.append(offset)
+            offset += len(left)
+        self.left = np.concatenate(lefts)
+        self.right = np.concatenate(rights)
+        self.feature = np.concatenate(feats)
+        self.threshold = np.concatenate(thrs).astype(np.float32)
+        self.default_left = np.concatenate(dls)
+        self.value = np.concatenate(vals).astype(np.float32)
+        self.cover = np.concatenate(covers)
+        self.n_features = int(learner["learner_model_param"]["num_feature"])
+        self.roots = np.asarray(roots, dtype=np.int64)
+        self.group = np.asarray(learner["gradient_booster"]["model"]["tree_info"], dtype=np.int64)
+        self.base = np.zeros(self.n_outputs, dtype=np.float32)
+        n_features = int(learner["learner_model_param"]["num_feature"])
+        probe = np.zeros((1, n_features))
+        lib = np.asarray(
+            booster.inplace_predict(probe, predict_type="margin"), dtype=np.float64
+        ).reshape(-1)
+        self.base = (lib - self.margin(probe)[0].astype(np.float64)).astype(np.float32)
+
+    def margin(self, x: F64) -> NDArray[np.float32]:
+        """Raw margins (n, outputs), in float32 as XGBoost computes them."""
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        out = np.empty((x32.shape[0], self.n_outputs), dtype=np.float32)
+        out[:] = self.base
+        _trees_kernel()(
+            x32,
+            self.left,
+            self.right,
+            self.feature,
+            self.threshold,
+            self.default_left,
+            self.value,
+            self.roots,
+            self.group,
+            out,
+        )
+        return out
+
+    def contributions(self, row: F64, output: int = 0) -> F64:
+        """Tree-SHAP contributions (n_features,) of one row to output ``output``'s margin,
+        as ``Booster.predict(DMatrix, pred_contribs=True)`` gives them (bias left out)."""
+        x32 = np.ascontiguousarray(row, dtype=np.float32).reshape(-1)
+        phi = np.zeros(self.n_features + 1)
+        _shap_kernel()(
+            x32,
+            self.left,
+            self.right,
+            self.feature,
+            self.threshold,
+            self.default_left,
+            self.value,
+            self.cover,
+            self.roots,
+            self.group,
+            output,
+            self.max_depth,
+            phi,
+        )
+        return phi[: self.n_features]
 
     def raw(self, x: F64) -> F64:
-        """The booster's output (probabilities for a classifier), always 2-D."""
-        out = np.asarray(self.booster.inplace_predict(x, validate_features=False))
-        if out.ndim == 1:  # binary: P(class 1) only
-            out = np.column_stack([1.0 - out, out])
-        return out
+        """Predictions (probabilities for classifiers, values for regressors), 2-D."""
+        m = self.margin(x).astype(np.float64)
+        if self.objective == "multi:softprob":
+            e = np.exp(m - m.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+        if self.objective == "binary:logistic":
+            p1 = 1.0 / (1.0 + np.exp(-m[:, 0]))
+            return np.column_stack([1.0 - p1, p1])
+        return m
+
+
+def _depth(left: list[int], right: list[int]) -> int:
+    """Depth (edges on the longest root-to-leaf path) of one tree."""
+    depth = np.zeros(len(left), dtype=np.int64)
+    for node in range(len(left)):  # children always come after their parent in XGBoost's arrays
+        if left[node] != -1:
+            depth[left[node]] = depth[right[node]] = depth[node] + 1
+    return int(depth.max())
 
 
 # --- scaled linear model (logistic regression) ----------------------------------------
