@@ -415,7 +415,8 @@ class OnlineFeatures:
         out: dict[str, tuple[np.ndarray, datetime]] = {}
         unknown = []
         for symbol, (ts, values) in zip(wanted, rows, strict=True):
-            if ts is None or not values:
+            # Redis answers a missing key with empty values (and a 1970 timestamp).
+            if ts is None or not values or not any(v.WhichOneof("val") for v in values.values()):
                 unknown.append(symbol)
                 continue
             vec = np.fromiter(
