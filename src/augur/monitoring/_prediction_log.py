@@ -574,6 +574,23 @@ class PredictionLog:
         df["direction"] = df["direction"].astype(int)
         return df
 
+    def prune(self, before: datetime) -> int:
+        """Delete predictions (and their outcomes, and drift rows) older than ``before``.
+
+        The log otherwise grows forever; run this from a periodic job. Returns the
+        number of predictions deleted.
+        """
+        if before.tzinfo is None:
+            raise ValueError("before must be timezone-aware (UTC)")
+        cutoff = before.astimezone(UTC)
+        p, o = predictions_table, outcomes_table
+        with self.engine.begin() as conn:
+            deleted = conn.execute(p.delete().where(p.c.ts < cutoff)).rowcount
+            orphans = ~sa.exists().where(p.c.request_id == o.c.request_id)
+            conn.execute(o.delete().where(orphans))
+            conn.execute(drift_table.delete().where(drift_table.c.ts < cutoff))
+        return int(deleted or 0)
+
     def count(self) -> int:
         """Number of logged predictions (all roles)."""
         with self.engine.connect() as conn:

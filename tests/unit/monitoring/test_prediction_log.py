@@ -237,3 +237,38 @@ def test_features_digest_is_stable_and_sensitive() -> None:
 def test_long_request_id_is_refused() -> None:
     with pytest.raises(ValueError, match=r"request_id must be 1\.\.128"):
         record("x" * 129)
+
+
+def test_prune_drops_old_predictions_with_their_outcomes(log: PredictionLog) -> None:
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+    log.log_prediction(record("old", ts=old))
+    log.log_prediction(record("old", role="shadow", ts=old))
+    log.log_prediction(record("new"))
+    assert log.log_outcome("old", 0.1)
+    assert log.log_outcome("new", 0.2)
+    log.log_drift(
+        [
+            {
+                "ts": old,
+                "model_version": "v1",
+                "feature": "a",
+                "n_reference": 1,
+                "n_current": 1,
+                "ks_statistic": 0.0,
+                "ks_pvalue": 1.0,
+                "mw_pvalue": 1.0,
+                "psi": 0.0,
+                "drifted": False,
+                "model_drifted": False,
+            }
+        ]
+    )
+    assert log.prune(datetime(2026, 1, 2, tzinfo=UTC)) == 2
+    df = log.frame()
+    assert df["request_id"].tolist() == ["new"]
+    assert df["realized_return"].tolist() == [0.2]
+    assert log.drift_frame().empty
+    with log.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM outcomes")).scalar() == 1
+    with pytest.raises(ValueError, match="timezone"):
+        log.prune(datetime(2026, 1, 2))
