@@ -1,0 +1,154 @@
+"""End-to-end walk-forward on small synthetic bars with tiny models: every baseline is in the
+table with finite figures, the decision rules are the product's, the outputs are written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from augur.backtest.evaluation import (
+    PREDICTION_COLUMNS,
+    STRATEGIES,
+    EvaluationConfig,
+    evaluate,
+    run_decisions,
+    save_outputs,
+)
+from augur.backtest.report import write_report
+from augur.decision import DecisionConfig
+
+TINY = {
+    "rf_n_estimators": 8,
+    "rf_max_depth": 4,
+    "xgb_n_estimators": 8,
+    "svm_max_samples": 200,
+    "quantile_n_estimators": 8,
+    "calibration_folds": 2,
+    "refit": False,
+}
+
+
+def momentum_bars(
+    n: int = 700, symbol: str = "AAA", seed: int = 1, phi: float = 0.35
+) -> pd.DataFrame:
+    """Hourly bars whose 1-bar returns are AR(1): a little predictable, like a real edge."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    ret = lfilter([1.0], [1.0, -phi], rng.normal(0, 0.004, n))
+    close = 100 * np.exp(np.cumsum(ret))
+    open_ = np.r_[close[0], close[:-1]]
+    spread = np.abs(rng.normal(0, 0.001, n)) * close
+    return pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2021-01-04", periods=n, freq="h", tz="UTC"),
+            "symbol": symbol,
+            "open": open_,
+            "high": np.maximum(open_, close) + spread,
+            "low": np.minimum(open_, close) - spread,
+            "close": close,
+            "volume": rng.integers(100, 1000, n).astype(float),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def result():
+    from augur.models import EnsembleParams
+
+    config = EvaluationConfig(n_folds=2, horizon=3, bootstrap_reps=200, min_train_fraction=0.5)
+    return evaluate(
+        momentum_bars(),
+        params=EnsembleParams(**TINY),
+        decision_config=DecisionConfig(confidence_threshold=0.3),
+        config=config,
+    )
+
+
+def test_table_has_every_baseline_with_finite_figures(result):
+    table = result.table()
+    assert table["strategy"].tolist() == list(STRATEGIES)
+    for col in (
+        "accuracy",
+        "total_return",
+        "sharpe",
+        "sortino",
+        "max_drawdown_pct",
+        "composite",
+        "turnover",
+        "costs_pct",
+    ):
+        assert np.isfinite(table[col].to_numpy(dtype=float)).all(), col
+    t = table.set_index("strategy")
+    assert t.loc["always_flat", "n_trades"] == 0 and t.loc["always_flat", "total_return"] == 0
+    assert t.loc["buy_and_hold", "n_trades"] == 1 and t.loc["buy_and_hold", "exposure"] == 1
+    # buy and hold's return is the asset's own over the out-of-sample bars (less one entry cost)
+    s = result.symbols["AAA"]
+    asset = np.prod(1 + s.predictions["next_return"]) - 1
+    assert t.loc["buy_and_hold", "total_return"] == pytest.approx(asset, abs=5e-4)
+    # the model-based rows carry probability scores; gating does not change predictions
+    assert np.isfinite(t.loc[["ensemble", "best_single"], ["brier", "log_loss"]].to_numpy()).all()
+    assert t.loc["ensemble", "accuracy"] == t.loc["ensemble_ungated", "accuracy"]
+
+
+def test_predictions_are_out_of_sample_and_ordered(result):
+    s = result.symbols["AAA"]
+    p = s.predictions
+    assert p["timestamp"].is_monotonic_increasing and p["timestamp"].is_unique
+    assert set(p["fold"]) == {0, 1} and len(s.folds) == 2
+    assert np.allclose(p[["p_down", "p_flat", "p_up"]].sum(axis=1), 1.0)
+    assert (p["q05"] <= p["q95"]).all()
+    assert p["best_model"].isin(["rf", "xgb", "svm", "logreg"]).all()
+    # every test row comes after all of its fold's training labels (purge)
+    for fold in s.folds.itertuples():
+        assert fold.train_rows > 0 and fold.test_start >= p["timestamp"].min()
+
+
+def test_headline_figures_have_cis(result):
+    h = result.headline().iloc[0]
+    assert h["accuracy_gain_low"] <= h["accuracy_gain"] <= h["accuracy_gain_high"]
+    assert h["fp_entries_ungated"] >= 0 and h["fp_entries_gated"] >= 0
+    assert h["fp_reduction"] == h["fp_entries_ungated"] - h["fp_entries_gated"]
+    assert h["block"] >= 3  # at least the label horizon
+
+
+def test_gate_blocks_low_confidence_entries_and_sizes_stay_capped(result):
+    p = result.symbols["AAA"].predictions
+    strict = DecisionConfig(confidence_threshold=0.3, max_position_size=0.1)
+    pos, entries = run_decisions(
+        p, strict, symbol="AAA", volatility_ref=p["volatility_ref"].to_numpy()
+    )
+    assert (np.abs(pos) <= 0.1 + 1e-12).all()
+    assert (p["confidence"].to_numpy()[entries != 0] >= 0.3).all()
+    assert (entries[entries != 0] == p["direction"].to_numpy()[entries != 0]).all()
+    closed = DecisionConfig(confidence_threshold=1.0)
+    pos, entries = run_decisions(p, closed, symbol="AAA", volatility_ref=1.0)
+    assert not entries.any() and not pos.any()
+    ungated = DecisionConfig(confidence_threshold=0.0)
+    _, e_all = run_decisions(
+        p, ungated, symbol="AAA", volatility_ref=p["volatility_ref"].to_numpy()
+    )
+    assert (e_all != 0).sum() > 0
+
+
+def test_report_and_outputs_are_written(result, tmp_path):
+    path = write_report(result, tmp_path / "r" / "backtest.html")
+    text = path.read_text()
+    assert text.count("plotly-graph-div") >= 4  # equity, drawdown, calibration, confusion
+    assert "buy and hold" in text and "Per fold" in text and "periods per year" in text
+    paths = save_outputs(result, tmp_path / "reports")
+    preds = pd.read_parquet(paths["predictions"])
+    assert list(preds.columns) == list(PREDICTION_COLUMNS)
+    assert len(preds) == len(result.symbols["AAA"].predictions)
+    from augur.backtest.simulation import OutOfSampleOutcomes
+
+    outcomes = OutOfSampleOutcomes.load(paths["outcomes"])
+    assert len(outcomes) == len(preds)
+
+
+def test_bad_input_names_the_symbol():
+    with pytest.raises(ValueError, match="ZZZ"):
+        evaluate(momentum_bars(n=300), symbols=["ZZZ"])
+    with pytest.raises(ValueError, match="at least 200"):
+        evaluate(momentum_bars(n=150))
