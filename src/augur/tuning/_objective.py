@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,8 @@ TUNING_MODEL_DEFAULTS: dict[str, Any] = {
     "quantile_n_estimators": 40,
     "svm_max_samples": 800,
     "calibration_folds": 2,
-    "validation_fraction": 0.0,
+    # a validation tail sets the dynamic weights (so weight_decay matters); no refit
+    "validation_fraction": 0.2,
     "refit": False,
 }
 
@@ -156,7 +158,22 @@ class TrialScorer:
         return self._folds
 
     def predict_fold(self, k: int) -> pd.DataFrame:
-        """Fit on fold k's training rows, predict its test rows (out of sample)."""
+        """Fit on fold k's training rows, predict its test rows (out of sample).
+
+        Memoised per process on (data, features, model, fold): trials that differ only
+        in decision thresholds share the fit (a small LRU bounds the memory)."""
+        key = f"{_cache_key(self.study, self.configs)}:{k}"
+        hit = _PROCESS_CACHE.get(key)
+        if hit is not None:
+            _PROCESS_CACHE.move_to_end(key)
+            return hit
+        out = self._fit_predict(k)
+        _PROCESS_CACHE[key] = out
+        while len(_PROCESS_CACHE) > _CACHE_ENTRIES:
+            _PROCESS_CACHE.popitem(last=False)
+        return out
+
+    def _fit_predict(self, k: int) -> pd.DataFrame:
         from augur.models._ensemble import Ensemble
 
         frame = self._training_frame()
@@ -194,6 +211,8 @@ class TrialScorer:
                 "q50": pred.quantiles[:, 1],
                 "q95": pred.quantiles[:, 2],
                 "forward_return": test["forward_return"].to_numpy(),
+                # per-bar volatility: stop-loss / take-profit in volatility units need it
+                "volatility": _volatility(test, names),
             }
         )
 
@@ -203,7 +222,7 @@ class TrialScorer:
         if self._cached is not None:
             return self._cached
         key = _cache_key(self.study, self.configs)
-        hit = _PROCESS_CACHE.get(key)
+        hit = _PROCESS_CACHE.get(f"{key}:all")
         path = self.cache_dir / f"oos-{key}.parquet" if self.cache_dir else None
         if hit is None and path is not None and path.exists():
             hit = pd.read_parquet(path)
@@ -214,7 +233,7 @@ class TrialScorer:
                 tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
                 hit.to_parquet(tmp, index=False)
                 os.replace(tmp, path)
-        _PROCESS_CACHE[key] = hit
+        _PROCESS_CACHE[f"{key}:all"] = hit
         self._cached = hit
         return hit
 
@@ -240,7 +259,17 @@ class TrialScorer:
             yield self.run_fold(k)
 
 
-_PROCESS_CACHE: dict[str, pd.DataFrame] = {}
+def _volatility(rows: pd.DataFrame, names: list[str]) -> np.ndarray:
+    from augur.models._train import VOLATILITY_FEATURES
+
+    name = next((n for n in VOLATILITY_FEATURES if n in names), None)
+    if name is None:
+        return np.zeros(len(rows))
+    return rows[name].to_numpy(dtype=float)
+
+
+_PROCESS_CACHE: OrderedDict[str, pd.DataFrame] = OrderedDict()
+_CACHE_ENTRIES = 32
 
 
 def _cache_key(study: StudyConfig, configs: TrialConfigs) -> str:
@@ -266,7 +295,7 @@ def _score_decisions(
     """Metrics of every decision config over the predictions; index of the best one."""
     from augur.tuning._decisions import score_decision_grid
 
-    rows = score_decision_grid(preds, decisions, study.data.horizon, study.data.commission_bps)
+    rows = score_decision_grid(preds, grid, study.data.commission_bps)
     if study.multi_objective:
         # pick by return, ties broken by drawdown (the grid's own Pareto front is not
         # exposed: one trial = one point)

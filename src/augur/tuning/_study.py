@@ -174,6 +174,11 @@ class StudyConfig(_Strict):
         description="Where the study lives (path or URI such as s3://…); default "
         "<AUGUR_HOME>/tuning. Run the same study again to resume it.",
     )
+    check_base: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Base point of the no-placebo check (default: the centre of every "
+        "range): a value where the thresholds bind, e.g. a low cool-down count.",
+    )
     max_failures: int = Field(default=1, ge=0, description="Retries of a trial whose worker dies.")
     cpus_per_trial: float = Field(default=1.0, gt=0)
 
@@ -191,6 +196,9 @@ class StudyConfig(_Strict):
             raise ValueError(
                 f"{sorted(overlap)} appear in search_space and in fixed/sweep: pick one"
             )
+        stray = set(self.check_base) - set(self.search_space)
+        if stray:
+            raise ValueError(f"check_base names {sorted(stray)}, which are not in search_space")
         both = set(self.fixed) & set(self.sweep)
         if both:
             raise ValueError(f"{sorted(both)} appear in both fixed and sweep: pick one")
