@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _ensemble_fixtures import small_params, synthetic_xy
+from tests.unit.models._ensemble_fixtures import small_params, synthetic_xy
 
 from augur.models import Ensemble
 

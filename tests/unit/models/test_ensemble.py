@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _ensemble_fixtures import small_params
+from tests.unit.models._ensemble_fixtures import small_params
 
 from augur.decision import Signal
 from augur.models import MEMBERS, Ensemble

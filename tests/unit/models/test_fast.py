@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _ensemble_fixtures import small_params, synthetic_xy
+from tests.unit.models._ensemble_fixtures import small_params, synthetic_xy
 from sklearn.svm import SVC
 from sklearn.utils.multiclass import _ovr_decision_function
 

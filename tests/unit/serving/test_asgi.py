@@ -16,7 +16,7 @@ from augur.serving._openapi import openapi_document
 from augur.serving._pipeline import DecisionPipeline, ModelRegistry, StaticRouting
 from augur.serving._routing import RoutingTable
 from augur.serving._telemetry import ServingMetrics
-from conftest import NOW
+from tests.unit.serving.conftest import NOW
 
 EXAMPLE = {"symbol": "AAA", "as_of": NOW.isoformat()}
 

@@ -20,7 +20,7 @@ from augur.serving._pipeline import (
 from augur.serving._routing import RoutingTable
 from augur.serving._schemas import DecideBatchRequest, DecideRequest, OutcomeRequest
 from augur.serving._shadow import ShadowQueue
-from conftest import NOW, LinearModel, MemoryFeatures
+from tests.unit.serving.conftest import NOW, LinearModel, MemoryFeatures
 
 TABLE = RoutingTable.model_validate(
     {
