@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.unit.models._ensemble_fixtures import small_params, synthetic_xy
 
 from augur.models import Ensemble
+from tests.unit.models._ensemble_fixtures import small_params, synthetic_xy
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.unit.models._ensemble_fixtures import small_params
 
 from augur.decision import Signal
 from augur.models import MEMBERS, Ensemble
+from tests.unit.models._ensemble_fixtures import small_params
 
 
 def test_probabilities_sum_to_one(fitted, xy) -> None:

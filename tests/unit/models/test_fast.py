@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.unit.models._ensemble_fixtures import small_params, synthetic_xy
 from sklearn.svm import SVC
 from sklearn.utils.multiclass import _ovr_decision_function
 
 from augur.models import MEMBERS, Ensemble
 from augur.models._fast import FastSVC, ovr_from_ovo
+from tests.unit.models._ensemble_fixtures import small_params, synthetic_xy
 
 
 def test_fast_paths_equal_library_predict_proba(fitted, xy) -> None:
