@@ -24,9 +24,8 @@ SMALL = [
 
 @pytest.fixture
 def home(monkeypatch, tmp_path):
-    from tests.conftest import synthetic_bars
-
     from augur.data import write_bars
+    from tests.conftest import synthetic_bars
 
     monkeypatch.setenv("AUGUR_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "home" / "bentoml"))
