@@ -73,7 +73,7 @@ def path_indices(seed: int, path: int, n: int, block: int, n_steps: int) -> np.n
         else:
             idx += 1
             if idx == n:
-                idx = 0
+                idx = np.int64(0)
         j += 1
         out[t] = idx
     return out

@@ -98,7 +98,7 @@ class OutOfSampleOutcomes:
                     f"out-of-sample outcomes: {name!r} must be 1-D with {n} entries "
                     f"(like 'probability'), got shape {arr.shape}"
                 )
-            bad = np.flatnonzero(~np.isfinite(arr)) if arr.dtype.kind == "f" else []
+            bad = np.flatnonzero(~np.isfinite(arr)) if arr.dtype.kind == "f" else np.empty(0)
             if len(bad):
                 raise ValueError(
                     f"out-of-sample outcomes: {name!r} has a non-finite value at row {bad[0]}; "
