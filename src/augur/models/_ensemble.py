@@ -600,3 +600,6 @@ class Ensemble:
             self.members[m].compile(m)
         if self.quantile_model is not None:
             self._quantile_fast = FastXGB(self.quantile_model.get_booster())
+        if self.members:
+            # Load (or compile) the numba kernels now, not on the first request.
+            self.predict_one(np.zeros(len(self.feature_names)))
