@@ -225,6 +225,13 @@ def build_offline_features(
 # ------------------------------------------------------------- apply / materialize
 
 
+def _require_offline(settings: Settings) -> Path:
+    path = offline_features_path(settings)
+    if not path.is_file():
+        raise FeatureStoreError(f"no offline features at {path}: run `augur features build` first")
+    return path
+
+
 def apply(
     settings: Settings | None = None,
     online_store: OnlineStoreKind | None = None,
@@ -232,11 +239,7 @@ def apply(
 ) -> FeatureStore:
     """Register the repository's objects and create the online tables (idempotent)."""
     settings = settings or get_settings()
-    if not offline_features_path(settings).is_file():
-        raise FeatureStoreError(
-            f"no offline features at {offline_features_path(settings)}: "
-            "run `augur features build` first"
-        )
+    _require_offline(settings)
     store = feature_store(settings, online_store, redis_url)
     with _reachable(online_store or settings.online_store):
         store.apply(load_definitions(settings))
@@ -270,7 +273,7 @@ def materialize(
     settings = settings or get_settings()
     kind = online_store or settings.online_store
     store = store or feature_store(settings, kind, redis_url)
-    offline = pd.read_parquet(offline_features_path(settings), columns=["symbol", "timestamp"])
+    offline = pd.read_parquet(_require_offline(settings), columns=["symbol", "timestamp"])
     fv = _feature_view(store)
     first = pd.Timestamp(offline["timestamp"].min()).to_pydatetime()
     last = pd.Timestamp(offline["timestamp"].max()).to_pydatetime() + timedelta(seconds=1)
@@ -479,7 +482,7 @@ def training_set(
         labels = labels.groupby("symbol", sort=False).tail(last)
     entity_df = labels.rename(columns={"timestamp": "event_timestamp"}).reset_index(drop=True)
     # Cost of each entity row in the dask join: the number of feature rows of its symbol.
-    offline = pd.read_parquet(offline_features_path(settings), columns=["symbol"])
+    offline = pd.read_parquet(_require_offline(settings), columns=["symbol"])
     per_symbol = offline["symbol"].value_counts()
     cost = entity_df["symbol"].map(per_symbol).fillna(1).to_numpy()
     chunk_id = np.cumsum(cost) // JOIN_BUDGET_ROWS

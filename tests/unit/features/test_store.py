@@ -93,6 +93,8 @@ def test_build_writes_offline_features_atomically(settings: Settings) -> None:
 def test_apply_before_build_says_what_to_run(settings: Settings) -> None:
     with pytest.raises(fs.FeatureStoreError, match="augur features build"):
         fs.apply(settings)
+    with pytest.raises(fs.FeatureStoreError, match="augur features build"):
+        fs.materialize(settings)
 
 
 def test_reader_before_apply_says_what_to_run(settings: Settings) -> None:
