@@ -51,12 +51,13 @@ def sample(
     import pandas as pd
 
     from augur.config import get_settings
-    from augur.data import SOURCES, load_sample, sample_splits, write_bars
+    from augur.data import SOURCES, load_sample, sample_splits, write_bars, write_sources
 
     try:
         with _out().status("loading sample bars from the installed packages…"):
             frames = load_sample(symbols)
             reports = write_bars(pd.concat(frames.values(), ignore_index=True))
+            write_sources(get_settings().bars_dir, list(reports))
     except KeyError as exc:
         _err().print(f"[red]error:[/red] {exc.args[0]}")
         raise typer.Exit(2) from None

@@ -7,7 +7,7 @@ CSV/Parquet), :func:`write_bars` / :func:`read_bars` / :func:`append_bar` /
 :func:`list_symbols` (the dataset under ``settings.bars_dir``).
 """
 
-from augur.data._sample import SOURCES, Source, Split, load_sample, sample_splits
+from augur.data._sample import SOURCES, Source, Split, load_sample, sample_splits, write_sources
 from augur.data._store import append_bar, list_symbols, read_bars, write_bars
 from augur.data._validate import (
     BAR_COLUMNS,
@@ -32,4 +32,5 @@ __all__ = [
     "sample_splits",
     "validate_bars",
     "write_bars",
+    "write_sources",
 ]

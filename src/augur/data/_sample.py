@@ -205,3 +205,27 @@ def load_sample(symbols: list[str] | None = None) -> dict[str, pd.DataFrame]:
         bars["symbol"] = sym
         out[sym] = validate_bars(bars[list(BAR_COLUMNS)], sym).bars
     return out
+
+
+def write_sources(root: str | Path, symbols: list[str] | None = None) -> Path:
+    """Record source and licence of the sample symbols in ``<root>/SOURCES.json`` (atomic).
+
+    Entries for symbols not written now are kept, so the file describes the whole dataset.
+    """
+    import json
+    import os
+    import tempfile
+    from dataclasses import asdict
+
+    path = Path(root) / "SOURCES.json"
+    entries: dict[str, dict[str, str]] = {}
+    if path.is_file():
+        entries = json.loads(path.read_text())
+    for source in SOURCES:
+        if symbols is None or source.symbol in symbols:
+            entries[source.symbol] = asdict(source)
+    fd, tmp = tempfile.mkstemp(prefix=".SOURCES.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(entries, fh, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+    return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,8 @@ def test_cli_sample_writes_the_dataset(tmp_path: Path, monkeypatch: pytest.Monke
         "EURUSD": 6225,
         "MSFT": 3270,
     }
+    recorded = json.loads((tmp_path / "data" / "bars" / "SOURCES.json").read_text())
+    assert set(recorded) == {"EURUSD", "MSFT"} and recorded["EURUSD"]["licence"] == "MIT"
     assert runner.invoke(app, ["data", "sample", "-s", "NOPE"]).exit_code == 2
     assert "NCSA" in runner.invoke(app, ["data", "sources"]).output
     get_settings.cache_clear()

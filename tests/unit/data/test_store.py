@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.conftest import synthetic_bars
 
 from augur.data import BarsValidationError, append_bar, list_symbols, read_bars, write_bars
+from tests.conftest import synthetic_bars
 
 
 def test_round_trip_keeps_the_bars_contract(tmp_path: Path) -> None:

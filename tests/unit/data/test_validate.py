@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import synthetic_bars
 from typer.testing import CliRunner
 
 from augur.cli import app
 from augur.data import BarsValidationError, read_bars, read_bars_file, validate_bars
+from tests.conftest import synthetic_bars
 
 
 def _user_file(n: int = 20) -> pd.DataFrame:
