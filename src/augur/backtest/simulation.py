@@ -294,7 +294,7 @@ def _prepare(
             float(cost),
             int(n_steps),
             int(block_length),
-            int(seed) & (2**64 - 1),
+            int(seed) & (2**63 - 1),  # the kernels take a non-negative int64
             float(exposure_cap),
             float(config.drawdown_scale_start),
             float(config.max_drawdown),

@@ -153,6 +153,8 @@ def test_reproducible_from_seed_and_invariant_to_chunks_and_threads():
         assert a.mean[m] == pytest.approx(b.mean[m], rel=1e-12)
     c = simulate(outcomes, 20_000, seed=6, chunk_size=20_000)
     assert c.quantiles != a.quantiles
+    negative, _ = simulate_paths(outcomes, 10, seed=-5)  # any Python int is a seed
+    assert negative["max_drawdown"].notna().all()
 
     before = numba.get_num_threads()
     try:
