@@ -132,7 +132,7 @@ def train(
     for row in (*weights, "ensemble", "ensemble_equal_weights"):
         v, h = val.get(row, {}), ho.get(row, {})
         table.add_row(
-            row,
+            {"ensemble_equal_weights": "equal weights"}.get(row, row),
             _fmt(weights.get(row)),
             _fmt(v.get("accuracy")),
             _fmt(v.get("log_loss")),
@@ -142,7 +142,7 @@ def train(
             _fmt(h.get("directional_hit_rate")),
         )
     table.add_row(
-        "majority class",
+        "majority class (baseline)",
         "",
         _fmt(val.get("majority_class_accuracy")),
         "",

@@ -43,7 +43,7 @@ def test_train_saves_a_version_and_list_shows_it(home) -> None:
     res = runner.invoke(app, ["train", "--symbols", "AAA,BBB", "--name", "cli-ens", *SMALL])
     assert res.exit_code == 0, res.output
     assert "saved cli-ens:" in res.output
-    assert "ensemble" in res.output and "majority class" in res.output
+    assert "ensemble" in res.output and "majority" in res.output
     res = runner.invoke(app, ["models", "list"])
     assert res.exit_code == 0, res.output
     assert "cli-ens:" in res.output and "AAA,BBB" in res.output
