@@ -101,7 +101,13 @@ class DecisionService:
     """Risk-managed decisions: online features → ensemble → decision engine."""
 
     def __init__(self) -> None:
+        import logging
+
         from augur.serving import build_service
+
+        # BentoML's worker logging passes warnings only; our info lines (table reloads,
+        # the outcome audit trail with the caller) must reach the log too.
+        logging.getLogger("augur").setLevel(logging.INFO)
 
         self.service = build_service(
             get_settings(),

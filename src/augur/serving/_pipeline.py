@@ -38,6 +38,8 @@ from augur.serving._schemas import (
 )
 
 log = logging.getLogger(__name__)
+# Writes (outcomes) are audit-logged with the caller on a logger of their own.
+audit = logging.getLogger("augur.audit")
 
 # Features the market context is read from (the first present wins): per-bar volatility
 # and the regime's trend strength (Kaufman efficiency ratio, in [0, 1]).
@@ -498,8 +500,8 @@ class DecisionPipeline:
         matched = bool(self.log.log_outcome(req.request_id, req.realized_return, caller))
         if self.metrics is not None:
             self.metrics.outcomes.labels("true" if matched else "false").inc()
-        log.info(
-            "audit: outcome request_id=%s realized_return=%g caller=%s matched=%s",
+        audit.info(
+            "outcome request_id=%s realized_return=%g caller=%s matched=%s",
             req.request_id,
             req.realized_return,
             caller,

@@ -190,7 +190,7 @@ async def test_outcome_audit_logged_with_caller(parts, caplog) -> None:
     hdr = {"Authorization": "Bearer tok"}
     async with client(parts[0], auth) as c:
         rid = (await c.post("/decide", json=EXAMPLE, headers=hdr)).json()["request_id"]
-        with caplog.at_level("INFO", logger="augur.serving"):
+        with caplog.at_level("INFO", logger="augur.audit"):
             r = await c.post(
                 "/outcome", json={"request_id": rid, "realized_return": 0.01}, headers=hdr
             )

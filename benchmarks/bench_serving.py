@@ -1,0 +1,689 @@
+"""Serving benchmark: ``POST /decide`` over real HTTP, load from a separate process.
+
+All servers run at once on 127.0.0.1 and are measured in interleaved rounds (the machine
+is shared and noisy: a figure is the median over rounds, and every ratio compares figures
+from the same run):
+
+- ``uvicorn no-op``: a no-op FastAPI endpoint under bare uvicorn (1 and 2 workers) —
+  the ceiling a Python ASGI server reaches here;
+- ``BentoML default no-op``: a no-op ``@bentoml.api`` with BentoML's default settings —
+  the framework's floor *before* tuning;
+- ``BentoML mounted no-op``: the same no-op as a mounted ASGI app with our worker count,
+  still behind BentoML's per-request middlewares;
+- ``our no-op``: our Bento (entry service, workers, traffic settings) with the decision
+  app swapped for a no-op — the ceiling *after* tuning;
+- ``ours``: the real service: Redis online features → compiled ensemble → decision,
+  prediction log on; ``ours + shadow``: the same with a 100% shadow version;
+- ``naive``: a minimal FastAPI app under uvicorn doing Feast ``get_online_features`` and
+  each member's library ``predict_proba`` (200-tree forest) on the same features.
+
+The load generator (this module's ``load`` entry point) keeps N HTTP/1.1 keep-alive
+connections busy with asyncio + uvloop and records per-request latency.
+
+``python -m benchmarks serving``; ``AUGUR_BENCH_SECONDS`` (per measurement, default 3)
+and ``AUGUR_BENCH_ROUNDS`` (default 2) trade time for steadiness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks._table import Row
+
+TITLE = "Serving: POST /decide over HTTP on 127.0.0.1 (load from a separate process)"
+
+ROOT = Path(__file__).resolve().parents[1]
+BENTO_DIR = ROOT / "bentos" / "decision"
+PY = sys.executable
+SYMBOL = "EURUSD"
+
+
+# ----------------------------------------------------------------------- load generator
+
+
+async def _client(
+    host: str,
+    port: int,
+    request: bytes,
+    deadline: float,
+    budget: list[int],
+    latencies: list[int],
+    errors: list[int],
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while time.perf_counter() < deadline and budget[0] > 0:
+            budget[0] -= 1
+            t0 = time.perf_counter_ns()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            lower = head.lower()
+            i = lower.find(b"content-length:")
+            if i >= 0:
+                n = int(head[i + 15 : head.index(b"\r\n", i)])
+                if n:
+                    await reader.readexactly(n)
+            else:  # chunked: read to the terminating chunk
+                while True:
+                    size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+                    await reader.readexactly(size + 2)
+                    if size == 0:
+                        break
+            latencies.append(time.perf_counter_ns() - t0)
+            if status >= 400:
+                errors[0] += 1
+    finally:
+        writer.close()
+
+
+async def _load(
+    port: int, path: str, body: bytes, clients: int, seconds: float, max_requests: int
+) -> dict[str, float]:
+    host = "127.0.0.1"
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    warm: list[int] = []
+    await asyncio.gather(
+        *[
+            _client(host, port, request, time.perf_counter() + 0.5, [50], warm, [0])
+            for _ in range(clients)
+        ]
+    )
+    latencies: list[int] = []
+    errors = [0]
+    budget = [max_requests]
+    t0 = time.perf_counter()
+    await asyncio.gather(
+        *[
+            _client(host, port, request, t0 + seconds, budget, latencies, errors)
+            for _ in range(clients)
+        ]
+    )
+    elapsed = time.perf_counter() - t0
+    latencies.sort()
+
+    def q(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] / 1e6
+
+    return {
+        "n": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50": q(0.50),
+        "p99": q(0.99),
+        "errors": errors[0],
+    }
+
+
+def load(port: int, path: str, body: bytes, clients: int, seconds: float) -> dict[str, float]:
+    """Measure one server from a separate process (so the client never shares its GIL)."""
+    out = subprocess.run(
+        [PY, "-m", "benchmarks.bench_serving", "load", str(port), path, str(clients), str(seconds)],
+        input=body,
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+        timeout=seconds + 60,
+    )
+    return json.loads(out.stdout)
+
+
+def _load_main(argv: list[str]) -> None:
+    import uvloop
+
+    port, path, clients, seconds = int(argv[0]), argv[1], int(argv[2]), float(argv[3])
+    body = sys.stdin.buffer.read()
+    print(json.dumps(uvloop.run(_load(port, path, body, clients, seconds, 10**7))))
+
+
+# ---------------------------------------------------------------------- server programs
+
+# A no-op FastAPI endpoint: the "bare uvicorn" peer (the issue's reference).
+UVICORN_NOOP = """
+from fastapi import FastAPI, Request
+app = FastAPI()
+
+@app.post("/decide")
+async def decide(request: Request):
+    await request.body()
+    return {"action": "no_action"}
+"""
+
+# BentoML's defaults: a no-op @bentoml.api, nothing tuned.
+BENTO_DEFAULT_NOOP = """
+import bentoml
+
+@bentoml.service
+class Noop:
+    @bentoml.api
+    def decide(self, symbol: str) -> dict:
+        return {"action": "no_action"}
+"""
+
+# The no-op as a mounted ASGI app, our worker count, access log off — but behind
+# BentoML's generic middlewares (no entry fast path).
+BENTO_MOUNTED_NOOP = """
+import bentoml
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+async def decide(request):
+    await request.body()
+    return Response(b'{"action":"no_action"}', media_type="application/json")
+
+@bentoml.asgi_app(Starlette(routes=[Route("/decide", decide, methods=["POST"])]), path="/")
+@bentoml.service(workers=WORKERS, traffic={"timeout": 10}, logging={"access": {"enabled": False}})
+class Noop:
+    pass
+"""
+
+# Our Bento (entry service, workers, traffic) with the decision app swapped for a no-op.
+OUR_NOOP = """
+import sys
+sys.path.insert(0, BENTO_DIR)
+from types import SimpleNamespace
+
+import bentoml
+import service as ours
+
+from augur.serving import BearerAuth
+
+
+class NoopDecisionApp:
+    async def __call__(self, scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+        body = b'{"action":"no_action"}'
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
+
+
+ours._current["service"] = SimpleNamespace(app=NoopDecisionApp(), auth=BearerAuth())
+
+
+@bentoml.asgi_app(ours._mounted_app(), path="/")
+@bentoml.service(name="noop", service_class=ours._EntryService, **ours.DecisionService.config)
+class Noop:
+    pass
+"""
+
+# The naive baseline: Feast's standard online read + each member's library predict_proba.
+NAIVE = """
+import numpy as np
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from augur.config import get_settings
+from augur.features import FeatureSpec
+from augur.features.store import FEATURE_VIEW, feature_store
+from augur.models import load_ensemble
+
+settings = get_settings()
+store = feature_store(settings)
+names = list(FeatureSpec.from_settings(settings).names)
+refs = [f"{FEATURE_VIEW}:{n}" for n in names]
+ensemble = load_ensemble(MODEL_TAG)
+app = FastAPI()
+
+
+class Req(BaseModel):
+    symbol: str
+
+
+@app.post("/decide")
+def decide(req: Req):
+    row = store.get_online_features(features=refs, entity_rows=[{"symbol": req.symbol}]).to_dict()
+    x = np.array([[row[n][0] for n in names]], dtype=float)
+    proba = ensemble.predict_library(x).mean(axis=0)[0]
+    direction = int(np.argmax(proba)) - 1
+    return {"direction": direction, "probability": float(proba.max())}
+"""
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(server: Server, path: str, timeout: float = 180.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(
+                f"{server.name} exited ({server.proc.returncode}): "
+                + server.log.read_text()[-3000:]
+            )
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(
+        f"{server.name} not ready after {timeout}s: " + server.log.read_text()[-3000:]
+    )
+
+
+def _start(name: str, cmd: list[str], env: dict[str, str], cwd: Path, logdir: Path) -> Server:
+    port = _free_port()
+    log = logdir / f"{name.replace(' ', '_')}.log"
+    cmd = [c.replace("{PORT}", str(port)) for c in cmd]
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
+    return Server(name, port, proc, log)
+
+
+def _stop(server: Server) -> None:
+    if server.proc.poll() is None:
+        server.proc.send_signal(2)  # SIGINT: BentoML and uvicorn shut down cleanly
+        try:
+            server.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@contextmanager
+def _redis() -> Iterator[str]:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("redis-server is not installed: run `make setup`")
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as d:
+        proc = subprocess.Popen(
+            [
+                exe,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                d,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            import socket
+
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            yield f"127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def _augur(args: list[str], env: dict[str, str]) -> None:
+    exe = str(Path(PY).parent / "augur")
+    subprocess.run([exe, *args], env=env, cwd=ROOT, check=True, capture_output=True, timeout=1800)
+
+
+def prepare_home(home: Path, redis_url: str) -> tuple[dict[str, str], str]:
+    """Sample bars → features in Redis → a trained ensemble; returns (env, model tag)."""
+    env = {
+        **os.environ,
+        "AUGUR_HOME": str(home),
+        "BENTOML_HOME": str(home / "bentoml"),
+        "AUGUR_ONLINE_STORE": "redis",
+        "AUGUR_REDIS_URL": redis_url,
+        "AUGUR_FEATURE_REPO": str(ROOT / "feature_repo"),
+        "BENTOML_DO_NOT_TRACK": "True",
+        # The sample bars are history: judge staleness against their own time span.
+        "AUGUR_MAX_FEATURE_AGE_SECONDS": str(100 * 365 * 86400),
+        "PYTHONPATH": str(ROOT),
+    }
+    _augur(["data", "sample", "--symbol", SYMBOL], env)
+    _augur(["features", "build"], env)
+    _augur(["features", "apply"], env)
+    _augur(["features", "materialize"], env)
+    _augur(["train"], env)
+    out = subprocess.run(
+        [
+            PY,
+            "-c",
+            "import bentoml, sys; print(bentoml.models.get(sys.argv[1]).tag)",
+            "augur-ensemble:latest",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return env, out.stdout.strip()
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def _median(results: list[dict[str, float]], key: str) -> float:
+    return float(statistics.median(r[key] for r in results))
+
+
+def run() -> list[Row]:
+    seconds = float(os.environ.get("AUGUR_BENCH_SECONDS", "3"))
+    rounds = int(os.environ.get("AUGUR_BENCH_ROUNDS", "2"))
+    only_noop = os.environ.get("AUGUR_BENCH_ONLY_NOOP") == "1"
+    workers = int(os.environ.get("AUGUR_SERVING_WORKERS", "2"))
+    bentoml_exe = str(Path(PY).parent / "bentoml")
+    uvicorn_exe = str(Path(PY).parent / "uvicorn")
+    body = json.dumps({"symbol": SYMBOL}).encode()
+
+    with tempfile.TemporaryDirectory(prefix="augur-bench-serving-") as tmp:
+        work = Path(tmp)
+        logs = work / "logs"
+        logs.mkdir()
+        progs = work / "progs"
+        progs.mkdir()
+        (progs / "uvicorn_noop.py").write_text(UVICORN_NOOP)
+        (progs / "bento_default_noop.py").write_text(BENTO_DEFAULT_NOOP)
+        (progs / "bento_mounted_noop.py").write_text(
+            BENTO_MOUNTED_NOOP.replace("WORKERS", str(workers))
+        )
+        (progs / "our_noop.py").write_text(OUR_NOOP.replace("BENTO_DIR", repr(str(BENTO_DIR))))
+        base_env = {
+            **os.environ,
+            "BENTOML_HOME": str(work / "bentoml"),
+            "BENTOML_DO_NOT_TRACK": "True",
+            "AUGUR_HOME": str(work / "home"),
+            "PYTHONPATH": str(ROOT),
+        }
+        servers: list[Server] = []
+        try:
+            specs: list[tuple[str, list[str], dict[str, str], Path, str]] = [
+                (
+                    "uvicorn no-op (1 worker)",
+                    [
+                        uvicorn_exe,
+                        "uvicorn_noop:app",
+                        "--port",
+                        "{PORT}",
+                        "--no-access-log",
+                        "--log-level",
+                        "warning",
+                    ],
+                    base_env,
+                    progs,
+                    "/docs",
+                ),
+                (
+                    f"uvicorn no-op ({workers} workers)",
+                    [
+                        uvicorn_exe,
+                        "uvicorn_noop:app",
+                        "--port",
+                        "{PORT}",
+                        "--no-access-log",
+                        "--log-level",
+                        "warning",
+                        "--workers",
+                        str(workers),
+                    ],
+                    base_env,
+                    progs,
+                    "/docs",
+                ),
+                (
+                    "BentoML default no-op",
+                    [bentoml_exe, "serve", "bento_default_noop:Noop", "--port", "{PORT}"],
+                    base_env,
+                    progs,
+                    "/readyz",
+                ),
+                (
+                    "BentoML mounted no-op",
+                    [bentoml_exe, "serve", "bento_mounted_noop:Noop", "--port", "{PORT}"],
+                    base_env,
+                    progs,
+                    "/readyz",
+                ),
+                (
+                    "our no-op",
+                    [bentoml_exe, "serve", "our_noop:Noop", "--port", "{PORT}"],
+                    base_env,
+                    progs,
+                    "/readyz",
+                ),
+            ]
+            with _redis() if not only_noop else _nullcontext("") as redis_url:
+                if not only_noop:
+                    env, tag = prepare_home(work / "home", redis_url)
+                    table = work / "routes.json"
+                    table.write_text(
+                        json.dumps(
+                            {"versions": [{"name": "stable", "model_tag": tag, "weight": 100}]}
+                        )
+                    )
+                    shadow_table = work / "routes_shadow.json"
+                    shadow_table.write_text(
+                        json.dumps(
+                            {
+                                "versions": [{"name": "stable", "model_tag": tag, "weight": 100}],
+                                "shadow": {"name": "shadow", "model_tag": tag, "percent": 100},
+                            }
+                        )
+                    )
+                    (progs / "naive.py").write_text(NAIVE.replace("MODEL_TAG", repr(tag)))
+                    specs += [
+                        (
+                            "ours",
+                            [bentoml_exe, "serve", "service:DecisionService", "--port", "{PORT}"],
+                            {**env, "AUGUR_ROUTING_TABLE": str(table)},
+                            BENTO_DIR,
+                            "/readyz",
+                        ),
+                        (
+                            "ours + shadow",
+                            [bentoml_exe, "serve", "service:DecisionService", "--port", "{PORT}"],
+                            {
+                                **env,
+                                "AUGUR_ROUTING_TABLE": str(shadow_table),
+                                "AUGUR_PREDICTION_LOG_URL": f"sqlite:///{work / 'shadow_log.db'}",
+                            },
+                            BENTO_DIR,
+                            "/readyz",
+                        ),
+                        (
+                            "naive",
+                            [
+                                uvicorn_exe,
+                                "naive:app",
+                                "--port",
+                                "{PORT}",
+                                "--no-access-log",
+                                "--log-level",
+                                "warning",
+                            ],
+                            env,
+                            progs,
+                            "/docs",
+                        ),
+                    ]
+                for name, cmd, env_, cwd, _ready in specs:
+                    servers.append(_start(name, cmd, env_, cwd, logs))
+                for s, spec in zip(servers, specs, strict=True):
+                    _wait_ready(s, spec[4])
+                results: dict[tuple[str, int], list[dict[str, float]]] = {}
+                for _ in range(rounds):
+                    for s in servers:
+                        for clients in (8, 1):
+                            r = load(s.port, "/decide", body, clients, seconds)
+                            if r["errors"]:
+                                raise RuntimeError(
+                                    f"{s.name}: {r['errors']} error answers; log: "
+                                    + s.log.read_text()[-2000:]
+                                )
+                            results.setdefault((s.name, clients), []).append(r)
+        finally:
+            for s in servers:
+                _stop(s)
+    return _rows(results, workers)
+
+
+@contextmanager
+def _nullcontext(value: Any = None) -> Iterator[Any]:
+    yield value
+
+
+def _rows(results: dict[tuple[str, int], list[dict[str, float]]], workers: int) -> list[Row]:
+    def fig(name: str, clients: int, key: str) -> float | None:
+        r = results.get((name, clients))
+        return None if r is None else _median(r, key)
+
+    bare = f"uvicorn no-op ({workers} workers)"
+    rows: list[Row] = []
+    # One row per server and load: throughput against the bare-uvicorn ceiling, latency.
+    for name, clients in sorted(results, key=lambda k: (k[1] == 1, list(results).index(k))):
+        rows.append(
+            Row(
+                "serving",
+                f"{name}: req/s, {clients} client(s)",
+                fig(name, clients, "rps") or 0.0,
+                bare,
+                fig(bare, clients, "rps"),
+                "req/s",
+                True,
+            )
+        )
+        rows.append(
+            Row(
+                "serving",
+                f"{name}: p50 / p99 ms, {clients} client(s)",
+                fig(name, clients, "p50") or 0.0,
+                f"p99 {fig(name, clients, 'p99') or 0:.2f} ms",
+                None,
+                "ms",
+                False,
+            )
+        )
+    goals: list[Row] = [
+        Row(
+            "serving",
+            "BEFORE: BentoML default no-op vs bare uvicorn, 8 clients",
+            fig("BentoML default no-op", 8, "rps") or 0.0,
+            bare,
+            fig(bare, 8, "rps"),
+            "req/s",
+            True,
+            "ceiling before tuning",
+        ),
+        Row(
+            "serving",
+            "AFTER: our no-op vs bare uvicorn, 8 clients",
+            fig("our no-op", 8, "rps") or 0.0,
+            bare,
+            fig(bare, 8, "rps"),
+            "req/s",
+            True,
+            ">= 0.60x",
+        ),
+    ]
+    if ("ours", 8) in results:
+        goals += [
+            Row(
+                "serving",
+                "/decide vs our no-op, 8 clients",
+                fig("ours", 8, "rps") or 0.0,
+                "our no-op",
+                fig("our no-op", 8, "rps"),
+                "req/s",
+                True,
+                ">= 0.70x",
+            ),
+            Row(
+                "serving",
+                "/decide vs naive baseline, 8 clients",
+                fig("ours", 8, "rps") or 0.0,
+                "naive",
+                fig("naive", 8, "rps"),
+                "req/s",
+                True,
+                ">= 6x",
+            ),
+            Row(
+                "serving",
+                "/decide p99, 8 clients",
+                fig("ours", 8, "p99") or 0.0,
+                "naive",
+                fig("naive", 8, "p99"),
+                "ms",
+                False,
+                "<= 30 ms",
+            ),
+            Row(
+                "serving",
+                "/decide p50 vs our no-op p50, 1 client",
+                fig("ours", 1, "p50") or 0.0,
+                "our no-op",
+                fig("our no-op", 1, "p50"),
+                "ms",
+                False,
+                f"<= +1.5 ms (now +{(fig('ours', 1, 'p50') or 0) - (fig('our no-op', 1, 'p50') or 0):.2f} ms)",
+            ),
+            Row(
+                "serving",
+                "p99 with shadow vs without, 8 clients",
+                fig("ours + shadow", 8, "p99") or 0.0,
+                "ours",
+                fig("ours", 8, "p99"),
+                "ms",
+                False,
+                ">= 0.91x (<= 10% more)",
+            ),
+        ]
+    return goals + rows
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "load":
+        _load_main(sys.argv[2:])
+    else:
+        from benchmarks._table import print_table
+
+        print_table(TITLE, run())

@@ -1,0 +1,451 @@
+"""The decision service over real HTTP: a real ``augur serve`` (``bentoml serve``) process,
+a real Redis online store, models trained and saved to a real BentoML model store.
+
+One server (module scope) serves every test: canary 30% + shadow 100% from a routing
+table file, a bearer token, one worker. Tests that change shared state (the routing table,
+Redis) restore it and run last.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from augur.config import Settings
+from tests.conftest import RedisServer, free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+BENTO_DIR = ROOT / "bentos" / "decision"
+TOKEN = "integration-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+REDIS_DB = 7  # a database of its own on the session's Redis
+SYMBOLS = ("EURUSD", "AAPL")
+# The sample bars are history (2017–2020): the staleness limit is set wide so requests
+# without as_of are fresh, and a far-future as_of makes them stale.
+MAX_AGE = 60 * 365 * 86400.0
+TINY = {
+    "rf_n_estimators": 10,
+    "xgb_n_estimators": 10,
+    "quantile_n_estimators": 10,
+    "svm_max_samples": 300,
+    "calibration_folds": 2,
+    "n_jobs": 1,
+}
+
+
+@dataclass
+class Served:
+    url: str
+    settings: Settings
+    tags: list[str]
+    routes: Path
+    log: Path
+    redis: RedisServer
+    proc: subprocess.Popen[bytes]
+
+
+def _routes(tags: list[str], canary: float = 30.0, shadow: float = 100.0) -> dict[str, Any]:
+    return {
+        "versions": [
+            {"name": "stable", "model_tag": tags[0], "weight": 100.0 - canary},
+            {"name": "canary", "model_tag": tags[1], "weight": canary},
+        ],
+        "shadow": {"name": "next", "model_tag": tags[2], "percent": shadow},
+    }
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _populate(settings: Settings) -> None:
+    from augur.features import store as fs
+
+    fs.build_offline_features(settings)
+    fs.apply(settings)
+    fs.materialize(settings)
+
+
+@pytest.fixture(scope="module")
+def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    from augur.data import load_sample, write_bars
+    from augur.models import EnsembleParams, save_ensemble
+    from augur.models._train import train_on_bars
+
+    home = tmp_path_factory.mktemp("serving-home")
+    settings = Settings(
+        home=home,
+        feature_repo=ROOT / "feature_repo",
+        online_store="redis",
+        redis_url=f"{redis_server.url},db={REDIS_DB}",
+    )
+    sample = load_sample(list(SYMBOLS))
+    bars = pd.concat([df.tail(500) for df in sample.values()], ignore_index=True)
+    write_bars(bars, settings.bars_dir)
+    _populate(settings)
+    store_dir = home / "bentoml"
+    # Three versions (stable, canary, shadow): one tiny fit saved three times keeps the
+    # fixture fast; routing and logging only care about the tags.
+    result = train_on_bars(bars, params=EnsembleParams(**TINY), settings=settings)
+    tags = [save_ensemble(result.ensemble, "augur-ensemble", store_dir=store_dir) for _ in range(3)]
+    routes = home / "routes.json"
+    _write_json(routes, _routes(tags))
+    port = free_port()
+    env = {
+        **os.environ,
+        "AUGUR_HOME": str(home),
+        "BENTOML_HOME": str(store_dir),
+        "AUGUR_FEATURE_REPO": str(settings.feature_repo),
+        "AUGUR_ONLINE_STORE": "redis",
+        "AUGUR_REDIS_URL": settings.redis_url,
+        "AUGUR_ROUTING_TABLE": str(routes),
+        "AUGUR_ROUTING_RELOAD_SECONDS": "0.2",
+        "AUGUR_SERVING_TOKEN": TOKEN,
+        "AUGUR_SERVING_WORKERS": "1",
+        "AUGUR_MAX_FEATURE_AGE_SECONDS": str(MAX_AGE),
+        "AUGUR_MAX_BODY_BYTES": "8192",
+        "BENTOML_DO_NOT_TRACK": "True",
+    }
+    log = home / "server.log"
+    augur = str(Path(sys.executable).parent / "augur")
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [augur, "serve", "--port", str(port), "--host", "127.0.0.1"],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 240
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the service exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the service was not ready in 240 s:\n{log.read_text()[-4000:]}")
+            time.sleep(0.5)
+        yield Served(url, settings, tags, routes, log, redis_server, proc)
+    finally:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def client(served: Served) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=served.url, headers=AUTH, timeout=30) as c:
+        yield c
+
+
+def _predictions(served: Served, request_id: str, want: int, timeout: float = 10.0) -> list[tuple]:
+    """Rows of the prediction log for a request id (waits for the buffered writer)."""
+    db = served.settings.home / "serving" / "predictions.db"
+    deadline = time.monotonic() + timeout
+    rows: list[tuple] = []
+    while time.monotonic() < deadline:
+        if db.exists():
+            with sqlite3.connect(db) as conn:
+                rows = conn.execute(
+                    "SELECT role, model_version, action FROM predictions WHERE request_id = ?",
+                    (request_id,),
+                ).fetchall()
+            if len(rows) >= want:
+                return rows
+        time.sleep(0.1)
+    return rows
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def test_decisions_match_the_in_process_engine(served: Served, client: httpx.Client) -> None:
+    from augur.decision import (
+        DecisionConfig,
+        MarketContext,
+        PositionContext,
+        RiskState,
+        decide,
+    )
+    from augur.features.store import OnlineFeatures
+    from augur.models import load_ensemble
+
+    online = OnlineFeatures(served.settings)
+    names = list(online.spec.names)
+    rows = online.get(list(SYMBOLS))
+    account = {"equity": 9_500.0, "peak_equity": 10_000.0, "consecutive_losses": 1}
+    for symbol in SYMBOLS:
+        vec, ts = rows[symbol]
+        as_of = ts + timedelta(minutes=30)
+        r = client.post(
+            "/decide",
+            json={"symbol": symbol, "as_of": as_of.isoformat(), "account": account},
+            headers={"X-Request-ID": f"parity-{symbol}"},
+        )
+        assert r.status_code == 200, r.text
+        got = r.json()
+        assert r.headers["x-request-id"] == got["request_id"] == f"parity-{symbol}"
+        assert pd.Timestamp(got["feature_timestamp"]) == pd.Timestamp(ts)
+        tag = got["model_version"]
+        assert tag in served.tags[:2]
+        model = load_ensemble(tag, store_dir=served.settings.home / "bentoml")
+        x = np.array([vec[names.index(n)] for n in model.feature_names])
+        vol, trend = vec[names.index("vol_20")], vec[names.index("eff_ratio_20")]
+        signal = model.predict_one(
+            x, volatility=vol, trend_strength=trend, explain=False
+        ).to_signal(tag)
+        expected = decide(
+            signal,
+            PositionContext(),
+            RiskState(equity=9_500.0, peak_equity=10_000.0, consecutive_losses=1),
+            MarketContext(
+                symbol=symbol, price=0.0, timestamp=ts, volatility=vol, trend_strength=trend
+            ),
+            DecisionConfig(),
+            f"parity-{symbol}",
+        ).to_dict()
+        for key in ("action", "size", "direction", "model_version", "request_id"):
+            assert got[key] == expected[key], key
+        for key in ("probability", "confidence", "agreement"):
+            assert got[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-12), key
+        assert got["reasons"] == expected["reasons"]
+
+
+def test_stale_features_give_no_action(client: httpx.Client) -> None:
+    r = client.post("/decide", json={"symbol": "EURUSD", "as_of": "2300-01-01T00:00:00Z"})
+    assert r.status_code == 200
+    assert r.json()["action"] == "no_action"
+    assert [x["code"] for x in r.json()["reasons"]] == ["stale_features"]
+
+
+def test_batch(client: httpx.Client) -> None:
+    r = client.post("/decide_batch", json={"symbols": ["EURUSD", "AAPL", "NOSUCH"]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [d["symbol"] for d in body["decisions"]] == ["EURUSD", "AAPL"]
+    assert body["errors"][0]["symbol"] == "NOSUCH"
+
+
+# ------------------------------------------------------------------------------ traffic
+
+
+def test_canary_share_and_stickiness_over_http(served: Served, client: httpx.Client) -> None:
+    n = 300
+    seen: dict[str, str] = {}
+    for i in range(n):
+        r = client.post("/decide", json={"symbol": "EURUSD", "routing_key": f"client-{i}"})
+        assert r.status_code == 200
+        seen[f"client-{i}"] = r.json()["model_version"]
+    canary = sum(v == served.tags[1] for v in seen.values())
+    # Binomial(300, 0.3): mean 90, sd 7.9 — 4 sd either side.
+    assert abs(canary - 0.3 * n) <= 4 * math.sqrt(n * 0.3 * 0.7), canary
+    assert set(seen.values()) == set(served.tags[:2])  # the shadow never answers
+    for key in list(seen)[:40]:
+        r = client.post("/decide", json={"symbol": "AAPL", "routing_key": key})
+        assert r.json()["model_version"] == seen[key]  # sticky per key, whatever the symbol
+
+
+def test_shadow_is_logged_but_absent_from_the_response(
+    served: Served, client: httpx.Client
+) -> None:
+    r = client.post("/decide", json={"symbol": "AAPL"}, headers={"X-Request-ID": "shadow-check-1"})
+    assert r.status_code == 200
+    assert served.tags[2] not in r.text, (served.tags, r.text)
+    assert not {"shadow", "role"} & set(r.json()), r.text
+    rows = _predictions(served, "shadow-check-1", want=2)
+    roles = {role: version for role, version, _ in rows}
+    assert set(roles) in ({"primary", "shadow"}, {"canary", "shadow"}), rows
+    assert roles["shadow"] == served.tags[2]
+    metrics = client.get("/metrics").text
+    assert "augur_shadow_comparisons_total" in metrics
+    assert 'augur_request_latency_seconds_count{route="/decide"' in metrics
+    assert "augur_decisions_total" in metrics
+
+
+def test_outcome_joins_a_logged_request(served: Served, client: httpx.Client) -> None:
+    rid = client.post("/decide", json={"symbol": "EURUSD"}).json()["request_id"]
+    assert _predictions(served, rid, want=1)
+    r = client.post("/outcome", json={"request_id": rid, "realized_return": 0.0031})
+    assert r.status_code == 200 and r.json() == {"request_id": rid, "recorded": True}
+    r = client.post("/outcome", json={"request_id": "never-issued", "realized_return": 0.0})
+    assert r.status_code == 404 and r.json()["error"] == "unknown_request_id"
+    assert f"request_id={rid}" in served.log.read_text()  # audit line with the caller
+
+
+def test_models_lists_the_table_and_loaded_versions(served: Served, client: httpx.Client) -> None:
+    body = client.get("/models").json()
+    assert [(v["role"], v["model_tag"], v["loaded"]) for v in body["versions"]] == [
+        ("primary", served.tags[0], True),
+        ("canary", served.tags[1], True),
+        ("shadow", served.tags[2], True),
+    ]
+    assert body["source"] == str(served.routes)
+
+
+# ---------------------------------------------------------------------- bad input, auth
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "symbol"),
+        ({"symbol": "EURUSD", "position": {"side": "up"}}, "position.side"),
+        ({"symbol": "EURUSD", "account": {"equity": 0}}, "account.equity"),
+        ({"symbol": "EURUSD", "as_of": "yesterday"}, "as_of"),
+        ({"symbol": "EURUSD", "extra": 1}, "extra"),
+    ],
+)
+def test_malformed_body_is_422_naming_the_field(
+    client: httpx.Client, body: dict, field: str
+) -> None:
+    r = client.post("/decide", json=body)
+    assert r.status_code == 422
+    assert field in r.json()["detail"] and "Traceback" not in r.text
+
+
+def test_unknown_symbol_404_and_oversized_body_413(client: httpx.Client) -> None:
+    r = client.post("/decide", json={"symbol": "NOSUCH"})
+    assert r.status_code == 404 and "NOSUCH" in r.json()["detail"]
+    r = client.post("/decide", content=json.dumps({"symbol": "EURUSD", "pad": "x" * 10_000}))
+    assert r.status_code == 413 and "8192" in r.json()["detail"]
+    r = client.post("/decide", content=b"\x00\xff not json")
+    assert r.status_code == 422
+
+
+def test_bearer_token_required_except_health(served: Served) -> None:
+    with httpx.Client(base_url=served.url, timeout=10) as anon:
+        for method, path in (
+            ("POST", "/decide"),
+            ("GET", "/models"),
+            ("GET", "/metrics"),
+            ("POST", "/outcome"),
+        ):
+            r = anon.request(method, path, json={"symbol": "EURUSD"})
+            assert r.status_code == 401, path
+        r = anon.post(
+            "/decide", json={"symbol": "EURUSD"}, headers={"Authorization": "Bearer nope"}
+        )
+        assert r.status_code == 401
+        for path in ("/healthz", "/livez", "/readyz"):
+            assert anon.get(path).status_code == 200, path
+    assert TOKEN not in served.log.read_text()
+
+
+def test_openapi_schema_conformance(served: Served) -> None:
+    """schemathesis: generated requests for every operation → no 5xx, answers match the schema."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    schema = schemathesis.openapi.from_url(f"{served.url}/openapi.json", headers=AUTH)
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
+    failures = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @settings(
+            max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
+        @given(case=operation.as_strategy())
+        def check(case: Any) -> None:
+            case.call_and_validate(base_url=served.url, headers=AUTH, checks=checks)
+
+        try:
+            check()
+        except Exception as exc:  # collect, to report every operation at once
+            failures.append(f"{operation.label}: {exc}")
+    assert not failures, "\n".join(failures)
+
+
+# ------------------------------------------------- shared-state changes (run last)
+
+
+def test_routing_table_hot_reload_and_invalid_table(served: Served, client: httpx.Client) -> None:
+    try:
+        _write_json(served.routes, _routes(served.tags, canary=100.0, shadow=0.0))
+        deadline = time.monotonic() + 10
+        while client.get("/models").json()["versions"][1]["weight"] != 100.0:
+            assert time.monotonic() < deadline, "the new table was not picked up"
+            time.sleep(0.1)
+        versions = {
+            client.post("/decide", json={"symbol": "EURUSD", "routing_key": f"k{i}"}).json()[
+                "model_version"
+            ]
+            for i in range(30)
+        }
+        assert versions == {served.tags[1]}  # everything on the canary now, no restart
+
+        bad = _routes(served.tags, canary=100.0)
+        bad["versions"][0]["weight"] = 50.0  # sums to 150
+        _write_json(served.routes, bad)
+        deadline = time.monotonic() + 10
+        while "routing table refused" not in served.log.read_text():
+            assert time.monotonic() < deadline, "no log line for the invalid table"
+            time.sleep(0.1)
+        assert "sum to 100" in served.log.read_text()
+        assert client.get("/models").json()["versions"][1]["weight"] == 100.0  # last good kept
+    finally:
+        _write_json(served.routes, _routes(served.tags))
+        deadline = time.monotonic() + 10
+        while client.get("/models").json()["versions"][1]["weight"] != 30.0:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+
+def test_redis_down_gives_503_then_recovers(served: Served, client: httpx.Client) -> None:
+    served.redis.stop()
+    try:
+        r = client.post("/decide", json={"symbol": "EURUSD"})
+        assert r.status_code == 503, r.text
+        assert int(r.headers["retry-after"]) >= 1 and r.json()["error"] == "store_unavailable"
+        assert "Traceback" not in r.text
+        assert client.get("/healthz").status_code == 200  # the service stays up
+    finally:
+        served.redis.start()
+    # Our Redis keeps nothing on disk: put the features back, as a feature job would.
+    _populate(served.settings)
+    deadline = time.monotonic() + 20
+    while True:
+        r = client.post("/decide", json={"symbol": "EURUSD"})
+        if r.status_code == 200:
+            break
+        assert time.monotonic() < deadline, f"no recovery: {r.status_code} {r.text}"
+        time.sleep(0.2)
+    assert served.proc.poll() is None
