@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.conftest import free_port
 from typer.testing import CliRunner
 
 from augur.cli import app
 from augur.config import get_settings
 from augur.data import load_sample, read_bars, write_bars
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import free_port
 
 from augur.config import Settings
 from augur.data import load_sample, read_bars, write_bars
 from augur.features import FeatureSpec, compute_features, latest_features, training_frame
 from augur.features import store as fs
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
