@@ -202,7 +202,17 @@ def init_ray(study: StudyConfig) -> None:
         ray.init(**common)
         return
     cpus = max(2, math.ceil(study.concurrency * study.cpus_per_trial))
-    ray.init(num_cpus=cpus, object_store_memory=256 * 1024**2, **common)
+    for attempt in range(3):
+        try:
+            ray.init(num_cpus=cpus, object_store_memory=256 * 1024**2, **common)
+            return
+        except Exception as exc:
+            # Ray gives its raylet a fixed 30 s to register; on a busy machine it can miss
+            # that once — start again rather than fail the study
+            if "timed out during startup" not in str(exc) or attempt == 2:
+                raise
+            log.warning("local Ray did not start in time (%s); retrying", exc)
+            ray.shutdown()
 
 
 def build_tuner(study: StudyConfig, bars: Any, restore: bool | None = None) -> Any:

@@ -1,0 +1,224 @@
+"""Tuning overhead: the same 200-trial study through plain Optuna and through Ray Tune.
+
+(a) the peer — plain Optuna the way its users parallelise: two worker processes sharing
+a ``JournalStorage`` file, multivariate TPE; (b) ours — Ray Tune driving OptunaSearch at
+concurrency 2 (reused actors, a checkpoint per fold, ASHA off for equal work). Both run
+``tuning/studies/bench.yaml``: decision thresholds over the cached out-of-sample
+predictions of one fixed ensemble on the EURUSD sample bars, a 128-combination grid
+per fold scored by the vectorised sweep. Both wall times include starting the workers
+(processes / Ray). Also: time from restarting a SIGKILLed study to its first new trial.
+
+``AUGUR_BENCH_TUNING_TRIALS`` overrides the trial count (quick local runs).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks._table import Row
+
+TITLE = "Tuning: Ray Tune + OptunaSearch vs plain Optuna (2 processes, JournalStorage)"
+REPO = Path(__file__).resolve().parents[1]
+STUDY_FILE = REPO / "tuning" / "studies" / "bench.yaml"
+
+
+def _study_raw(work: Path, trials: int) -> dict[str, Any]:
+    raw = yaml.safe_load(STUDY_FILE.read_text())
+    raw["trials"] = trials
+    raw["storage"] = str(work / "store")
+    raw["data"]["root"] = str(work / "bars")
+    return raw
+
+
+def _suggest(trial: Any, name: str, dist: Any) -> Any:
+    import optuna
+
+    if isinstance(dist, optuna.distributions.FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
+    if isinstance(dist, optuna.distributions.IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
+    return trial.suggest_categorical(name, dist.choices)
+
+
+def _optuna_worker(raw: dict[str, Any], journal: str, n_trials: int, cache: str, seed: int) -> None:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from augur.tuning import load_study_bars, parse_study
+    from augur.tuning._objective import TrialScorer
+    from augur.tuning._space import optuna_distributions
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = parse_study(raw)
+    bars = load_study_bars(study)
+    dists = optuna_distributions(study)
+    storage = JournalStorage(JournalFileBackend(journal))
+    ot = optuna.load_study(
+        study_name=study.name,
+        storage=storage,
+        sampler=optuna.samplers.TPESampler(seed=seed, multivariate=True),
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {k: _suggest(trial, k, d) for k, d in dists.items()}
+        value = 0.0
+        for report in TrialScorer(study, bars, params, cache_dir=Path(cache)).folds():
+            value = report.metrics["score"]
+            trial.report(value, report.fold)  # per fold, as the Ray trainable does
+        return value
+
+    ot.optimize(objective, n_trials=n_trials)
+
+
+def _plain_optuna(raw: dict[str, Any], work: Path, cache: Path) -> tuple[float, int, float]:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = str(work / "optuna-journal.log")
+    optuna.create_study(
+        study_name=raw["name"],
+        storage=JournalStorage(JournalFileBackend(journal)),
+        direction="maximize",
+    )
+    trials = int(raw["trials"])
+    ctx = mp.get_context("spawn")
+    started = time.perf_counter()
+    procs = [
+        ctx.Process(
+            target=_optuna_worker,
+            args=(raw, journal, trials // 2 + (i < trials % 2), str(cache), raw["seed"] + i),
+        )
+        for i in range(2)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    seconds = time.perf_counter() - started
+    ot = optuna.load_study(
+        study_name=raw["name"], storage=JournalStorage(JournalFileBackend(journal))
+    )
+    done = [t for t in ot.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return seconds, len(done), max(t.value for t in done)
+
+
+def _ray(raw: dict[str, Any]) -> tuple[float, int, float]:
+    import ray
+
+    from augur.tuning import load_study_bars, parse_study
+    from augur.tuning._results import trial_table
+    from augur.tuning._runner import run_study
+
+    study = parse_study(raw)
+    bars = load_study_bars(study)
+    started = time.perf_counter()
+    run = run_study(study, bars)  # ray.init included
+    seconds = time.perf_counter() - started
+    table = trial_table(study, run.result_grid)
+    ray.shutdown()
+    done = table[table["status"] == "complete"]
+    return seconds, len(done), float(done["score"].max())
+
+
+def _progress(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _restart_to_first_new_trial(raw: dict[str, Any], work: Path) -> float:
+    """SIGKILL a running study's driver after 5 finished trials; time from starting the
+    same command again until a trial that was not finished before completes."""
+    raw = {**raw, "name": "bench-restart", "trials": 30}
+    config = work / "restart.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    progress = Path(raw["storage"]) / raw["name"] / "augur" / "progress.json"
+    cmd = [sys.executable, "-m", "tuning.run", "--config", str(config)]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    first = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while _progress(progress).get("trials_completed", 0) < 5:
+            if time.monotonic() > deadline or first.poll() is not None:
+                raise RuntimeError("the study to kill did not reach 5 trials")
+            time.sleep(0.1)
+        before = set(_progress(progress).get("completed", {}))
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    started = time.perf_counter()
+    second = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        while True:
+            if set(_progress(progress).get("completed", {})) - before:
+                return time.perf_counter() - started
+            if second.poll() is not None or time.perf_counter() - started > 600:
+                raise RuntimeError("the restarted study produced no new trial")
+            time.sleep(0.05)
+    finally:
+        os.killpg(second.pid, signal.SIGKILL)
+        second.wait()
+
+
+def run() -> list[Row]:
+    from augur.data import load_sample, write_bars
+    from augur.tuning import load_study_bars, parse_study
+    from augur.tuning._runner import prepare, results_dir
+
+    trials = int(os.environ.get("AUGUR_BENCH_TUNING_TRIALS", "200"))
+    with tempfile.TemporaryDirectory(prefix="bench-tuning-") as tmp:
+        work = Path(tmp)
+        eurusd = load_sample(["EURUSD"])["EURUSD"]
+        write_bars(eurusd if "symbol" in eurusd else eurusd.assign(symbol="EURUSD"), work / "bars")
+        raw = _study_raw(work, trials)
+        study = parse_study(raw)
+        # the fixed ensemble's walk-forward predictions, fitted once and shared by both
+        prepare(study, load_study_bars(study))
+        cache = results_dir(study) / "cache"
+        a_s, a_n, a_best = _plain_optuna(raw, work, cache)
+        b_s, b_n, b_best = _ray(raw)
+        restart_s = _restart_to_first_new_trial(raw, work)
+    name = f"{trials}-trial study"
+    goal_ratio = "Ray/Optuna time <= 1.10 (ratio >= 0.91x)"
+    return [
+        Row(name, "wall time", b_s, "plain Optuna, 2 procs", a_s, "s", False, goal_ratio),
+        Row(
+            name,
+            "throughput",
+            b_n / b_s * 60,
+            "plain Optuna, 2 procs",
+            a_n / a_s * 60,
+            "trials/min",
+        ),
+        Row(name, "trials completed", b_n, "plain Optuna, 2 procs", a_n, "trials"),
+        Row(name, "best composite score", b_best, "plain Optuna, 2 procs", a_best, "score"),
+        Row("kill + restart", "restart → first new trial", restart_s, "—", None, "s", False),
+    ]

@@ -1,0 +1,252 @@
+"""Kill-and-resume of a tuning study with real Ray and real processes.
+
+The driver (``python -m tuning.run``) is SIGKILLed after >= 3 trials finished; running
+the same command again resumes: finished trials are not re-run (their fold results keep
+the time they were computed), the study ends with exactly N trials and the best value is
+at least the best before the kill. A SIGKILLed trial worker is retried from its last
+fold checkpoint (FailureConfig) and the study still ends with N trials, none failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+N_TRIALS = 8
+
+
+def _bars(n: int = 700) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    eps = rng.normal(0, 0.004, n)
+    r = np.zeros(n)
+    for i in range(1, n):
+        r[i] = 0.4 * r[i - 1] + eps[i]
+    close = 100 * np.exp(np.cumsum(r))
+    open_ = np.r_[close[0], close[:-1]]
+    return pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2021-01-04", periods=n, freq="h", tz="UTC"),
+            "symbol": "AAA",
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.001,
+            "low": np.minimum(open_, close) * 0.999,
+            "close": close,
+            "volume": 1000.0,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def bars_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from augur.data import write_bars
+
+    root = tmp_path_factory.mktemp("bars")
+    write_bars(_bars(), root)
+    return root
+
+
+def _study(tmp: Path, bars_root: Path, name: str, **extra: Any) -> Path:
+    study = {
+        "name": name,
+        "trials": N_TRIALS,
+        "concurrency": 2,
+        "seed": 11,
+        "storage": str(tmp / "store"),
+        "data": {"symbols": ["AAA"], "root": str(bars_root), "n_folds": 2},
+        "pruning": {"enabled": False},
+        "max_failures": 2,
+        "fixed": {
+            "model.rf_n_estimators": 8,
+            "model.xgb_n_estimators": 8,
+            "model.quantile_n_estimators": 8,
+            "model.svm_max_samples": 150,
+        },
+        # a model dimension: every trial fits, so trials take a few seconds each
+        "search_space": {
+            "model.rf_max_depth": {"type": "int", "low": 2, "high": 8},
+            "decision.confidence_threshold": {"type": "float", "low": 0.0, "high": 0.6},
+        },
+        **extra,
+    }
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AUGUR_HOME": str(tmp / "home"),
+        "BENTOML_HOME": str(tmp / "home" / "bentoml"),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+
+
+def _start(config: Path, tmp: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tuning.run", "--config", str(config)],
+        cwd=REPO,
+        env=_env(tmp),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: we can clean up what it started
+    )
+
+
+def _progress(tmp: Path, name: str) -> dict[str, Any]:
+    try:
+        return json.loads((tmp / "store" / name / "augur" / "progress.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _wait(proc: subprocess.Popen[str], until: Any, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = until()
+        if state:
+            return state
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            pytest.fail(f"the study ended before the condition was met:\n{out[-3000:]}")
+        time.sleep(0.2)
+    _kill_group(proc)
+    pytest.fail(f"condition not met within {timeout}s")
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def _finish(config: Path, tmp: Path, timeout: float = 600) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "tuning.run", "--config", str(config)],
+        cwd=REPO,
+        env=_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_killed_driver_resumes_without_rerunning_finished_trials(
+    tmp_path: Path, bars_root: Path
+) -> None:
+    config = _study(tmp_path, bars_root, "resume")
+    proc = _start(config, tmp_path)
+    before = _wait(
+        proc,
+        lambda: (p := _progress(tmp_path, "resume")).get("trials_completed", 0) >= 3 and p,
+        180,
+    )
+    proc.send_signal(signal.SIGKILL)  # the driver only: no clean shutdown, no final save
+    proc.wait(timeout=30)
+    _kill_group(proc)  # then whatever it had started (Ray's local processes)
+    assert before["trials_completed"] < N_TRIALS, "the study finished before the kill"
+
+    summary = _finish(config, tmp_path)
+    assert summary["resumed"] is True
+    assert summary["trials_run"] == N_TRIALS
+    table = pd.read_parquet(Path(summary["results_dir"]) / "trials.parquet")
+    assert len(table) == N_TRIALS and table["trial_id"].is_unique
+    assert (table["status"] == "complete").all()
+    for trial_id, seen in before["completed"].items():
+        row = table[table["trial_id"] == trial_id]
+        assert len(row) == 1, f"finished trial {trial_id} is missing after the resume"
+        # not re-run: its result is the one computed before the kill
+        assert row["evaluated_at"].iloc[0] == pytest.approx(seen["evaluated_at"])
+    assert summary["best"]["score"] >= before["best"] - 1e-12
+    best = json.loads((Path(summary["results_dir"]) / "best.json").read_text())
+    assert best["trial_id"] == summary["best"]["trial_id"]
+
+
+def test_killed_trial_worker_is_retried_from_its_checkpoint(
+    tmp_path: Path, bars_root: Path
+) -> None:
+    config = _study(tmp_path, bars_root, "worker")
+    proc = _start(config, tmp_path)
+
+    def running_worker() -> dict[str, Any] | None:
+        for trial_id, info in _progress(tmp_path, "worker").get("running", {}).items():
+            if info.get("worker_pid") and info.get("fold") == 0:
+                return {"trial_id": trial_id, **info}
+        return None
+
+    victim = _wait(proc, running_worker, 400)
+    os.kill(int(victim["worker_pid"]), signal.SIGKILL)
+    try:
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        _kill_group(proc)
+    assert proc.returncode == 0, out[-3000:]
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["trials_run"] == N_TRIALS
+    assert summary["trials_failed"] == 0
+    table = pd.read_parquet(Path(summary["results_dir"]) / "trials.parquet")
+    assert victim["trial_id"] in set(table["trial_id"])
+    assert (table["status"] == "complete").all()
+
+
+def test_invalid_study_fails_before_ray_starts(tmp_path: Path, bars_root: Path) -> None:
+    config = _study(
+        tmp_path,
+        bars_root,
+        "invalid",
+        search_space={"model.rf_depth": {"type": "int", "low": 2, "high": 8}},
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "tuning.run", "--config", str(config)],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "search_space.model.rf_depth" in done.stderr and "unknown parameter" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "store").exists()  # Ray never ran
+    assert time.monotonic() - started < 60
+
+
+def test_every_trial_failing_exits_non_zero_with_the_first_error(
+    tmp_path: Path, bars_root: Path
+) -> None:
+    # more folds than the data has timestamps for: every trial raises in its first fold
+    config = _study(tmp_path, bars_root, "failing", trials=2, max_failures=0)
+    raw = yaml.safe_load(config.read_text())
+    raw["data"]["n_folds"] = 5000
+    config.write_text(yaml.safe_dump(raw))
+    done = subprocess.run(
+        [sys.executable, "-m", "tuning.run", "--config", str(config)],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 3, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "every trial failed" in done.stderr and "too few" in done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["trials_failed"] == 2
