@@ -23,26 +23,26 @@ F64 = NDArray[np.float64]
 
 def _forest_proba_py(
     x: NDArray[np.float32],
-    left: NDArray[np.int64],
-    right: NDArray[np.int64],
-    feature: NDArray[np.int64],
-    threshold: F64,
-    value: F64,
-    roots: NDArray[np.int64],
+    left: NDArray[np.int32],
+    right: NDArray[np.int32],
+    feature: NDArray[np.int32],
+    threshold: NDArray[np.float32],
+    leaf_value: F64,
+    roots: NDArray[np.int32],
     out: F64,
 ) -> None:  # pragma: no cover - compiled (numba); equality with sklearn is tested
     n_trees = roots.shape[0]
-    n_classes = value.shape[1]
+    n_classes = leaf_value.shape[1]
     for i in range(x.shape[0]):
         for c in range(n_classes):
             out[i, c] = 0.0
         for t in range(n_trees):
             node = roots[t]
             while left[node] != -1:
-                # sklearn compares the float32-cast feature with a float64 threshold
                 node = left[node] if x[i, feature[node]] <= threshold[node] else right[node]
+            leaf = right[node]  # a leaf's `right` holds its row in leaf_value
             for c in range(n_classes):
-                out[i, c] += value[node, c]
+                out[i, c] += leaf_value[leaf, c]
         for c in range(n_classes):
             out[i, c] /= n_trees
 
@@ -55,45 +55,71 @@ def _forest_kernel() -> Any:
     return numba.njit(cache=True, nogil=True)(_forest_proba_py)
 
 
-class FastForest:
-    """A fitted ``RandomForestClassifier`` flattened into arrays and walked by numba.
+def _round_down_f32(t: F64) -> NDArray[np.float32]:
+    """The largest float32 <= each float64 threshold.
 
-    All trees' nodes are concatenated (child indices made global); leaf values are the
-    per-tree class frequencies, averaged over trees exactly like ``predict_proba``.
+    sklearn tests ``float32(x) <= threshold`` with a float64 threshold; for a float32
+    ``x`` that is the same test as ``x <= round_down_f32(threshold)``, so the compact
+    float32 thresholds decide every split exactly as sklearn does.
+    """
+    t32 = t.astype(np.float32)
+    above = t32.astype(np.float64) > t
+    t32[above] = np.nextafter(t32[above], np.float32(-np.inf))
+    return t32
+
+
+class FastForest:
+    """A fitted ``RandomForestClassifier`` flattened into compact arrays, walked by numba.
+
+    All trees' nodes are concatenated (child indices made global) as int32 / float32
+    arrays (half the memory of sklearn's, so more of the forest stays in cache); leaf
+    class frequencies live in a separate leaf table. Trees are averaged exactly like
+    ``predict_proba``.
     """
 
     def __init__(self, forest: Any) -> None:
         lefts, rights, feats, thrs, vals, roots = [], [], [], [], [], []
-        offset = 0
+        offset = n_leaves = 0
         for est in forest.estimators_:
             tree = est.tree_
             left = tree.children_left.astype(np.int64)
             right = tree.children_right.astype(np.int64)
             is_leaf = left == -1
+            leaf_ids = np.cumsum(is_leaf) - 1 + n_leaves
             lefts.append(np.where(is_leaf, -1, left + offset))
-            rights.append(np.where(is_leaf, -1, right + offset))
-            feats.append(np.maximum(tree.feature, 0).astype(np.int64))
-            thrs.append(tree.threshold.astype(np.float64))
-            v = tree.value[:, 0, :].astype(np.float64)
+            rights.append(np.where(is_leaf, leaf_ids, right + offset))
+            feats.append(np.maximum(tree.feature, 0))
+            thrs.append(_round_down_f32(tree.threshold.astype(np.float64)))
+            v = tree.value[is_leaf, 0, :].astype(np.float64)
             total = v.sum(axis=1, keepdims=True)
             total[total == 0] = 1.0
             vals.append(v / total)
             roots.append(offset)
             offset += tree.node_count
-        self.left = np.concatenate(lefts)
-        self.right = np.concatenate(rights)
-        self.feature = np.concatenate(feats)
-        self.threshold = np.concatenate(thrs)
-        self.value = np.ascontiguousarray(np.concatenate(vals))
-        self.roots = np.asarray(roots, dtype=np.int64)
-        self.n_classes = self.value.shape[1]
+            n_leaves += int(is_leaf.sum())
+        if offset >= 2**31:  # pragma: no cover - a forest of > 2 billion nodes
+            raise ValueError("forest too large for the compact int32 layout")
+        self.left = np.concatenate(lefts).astype(np.int32)
+        self.right = np.concatenate(rights).astype(np.int32)
+        self.feature = np.concatenate(feats).astype(np.int32)
+        self.threshold = np.concatenate(thrs).astype(np.float32)
+        self.leaf_value = np.ascontiguousarray(np.concatenate(vals))
+        self.roots = np.asarray(roots, dtype=np.int32)
+        self.n_classes = self.leaf_value.shape[1]
 
     def raw(self, x: F64) -> F64:
         """Class probabilities (n, n_classes) of a 2-D float array."""
         x32 = np.ascontiguousarray(x, dtype=np.float32)
         out = np.empty((x32.shape[0], self.n_classes))
         _forest_kernel()(
-            x32, self.left, self.right, self.feature, self.threshold, self.value, self.roots, out
+            x32,
+            self.left,
+            self.right,
+            self.feature,
+            self.threshold,
+            self.leaf_value,
+            self.roots,
+            out,
         )
         return out
 
