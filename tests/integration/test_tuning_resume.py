@@ -136,15 +136,26 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
     proc.wait(timeout=30)
 
 
-def _finish(config: Path, tmp: Path, timeout: float = 600) -> dict[str, Any]:
-    done = subprocess.run(
+def _run(config: Path, tmp: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the entry point to the end; on a timeout, end everything it started."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", "tuning.run", "--config", str(config)],
         cwd=REPO,
         env=_env(tmp),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
+        start_new_session=True,
     )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        _kill_group(proc)  # Ray's local processes outlive a driver that exits oddly
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _finish(config: Path, tmp: Path, timeout: float = 600) -> dict[str, Any]:
+    done = _run(config, tmp, timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -157,7 +168,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(
     before = _wait(
         proc,
         lambda: (p := _progress(tmp_path, "resume")).get("trials_completed", 0) >= 3 and p,
-        180,
+        400,
     )
     proc.send_signal(signal.SIGKILL)  # the driver only: no clean shutdown, no final save
     proc.wait(timeout=30)
@@ -215,14 +226,7 @@ def test_invalid_study_fails_before_ray_starts(tmp_path: Path, bars_root: Path) 
         search_space={"model.rf_depth": {"type": "int", "low": 2, "high": 8}},
     )
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "tuning.run", "--config", str(config)],
-        cwd=REPO,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _run(config, tmp_path, 120)
     assert done.returncode == 2
     assert "search_space.model.rf_depth" in done.stderr and "unknown parameter" in done.stderr
     assert "Traceback" not in done.stderr
@@ -238,14 +242,7 @@ def test_every_trial_failing_exits_non_zero_with_the_first_error(
     raw = yaml.safe_load(config.read_text())
     raw["data"]["n_folds"] = 5000
     config.write_text(yaml.safe_dump(raw))
-    done = subprocess.run(
-        [sys.executable, "-m", "tuning.run", "--config", str(config)],
-        cwd=REPO,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = _run(config, tmp_path, 600)
     assert done.returncode == 3, done.stdout[-2000:] + done.stderr[-2000:]
     assert "every trial failed" in done.stderr and "too few" in done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])

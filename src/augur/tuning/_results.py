@@ -192,7 +192,14 @@ def _dashboards(study: StudyConfig, table: pd.DataFrame, ot: Any, out: Path) -> 
         )
     if len(ot.trials) >= 3 and len(study.search_space) >= 1:
         try:
-            fig = vis.plot_param_importances(ot, target=target, target_name=tname)
+            import optuna
+
+            fig = vis.plot_param_importances(
+                ot,
+                evaluator=optuna.importance.FanovaImportanceEvaluator(seed=study.seed),
+                target=target,
+                target_name=tname,
+            )
             save(fig, "importance.html")
         except (RuntimeError, ValueError):
             pass

@@ -9,7 +9,7 @@ import pytest
 from augur.tuning import _objective as objective
 from augur.tuning import evaluate, load_study_bars, parse_study
 from augur.tuning._objective import TrialScorer
-from tests.unit.tuning.conftest import make_study
+from tests.unit.tuning.helpers import make_study
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import optuna
 
 from augur.tuning import parse_study
 from augur.tuning._space import base_point, decode, optuna_distributions, resolve, tune_search_space
-from tests.unit.tuning.conftest import make_study
+from tests.unit.tuning.helpers import make_study
 
 
 def _study(bars_root: Path, tmp_path: Path):

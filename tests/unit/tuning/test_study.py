@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from augur.tuning import StudyError, load_study, parse_study
-from tests.unit.tuning.conftest import make_study
+from tests.unit.tuning.helpers import make_study
 
 STUDIES = sorted(Path(__file__).resolve().parents[3].joinpath("tuning", "studies").glob("*.yaml"))
 
