@@ -108,6 +108,12 @@ class DecisionService:
         # BentoML's worker logging passes warnings only; our info lines (table reloads,
         # the outcome audit trail with the caller) must reach the log too.
         logging.getLogger("augur").setLevel(logging.INFO)
+        # One BLAS thread per worker: the workers already use the cores, and a batched
+        # ensemble call with a threaded BLAS (numpy's gemm in the SVM member) was 10x
+        # slower under load than single-threaded (measured: 16 ms vs 1.2 ms for 4 rows).
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)
 
         self.service = build_service(
             get_settings(),

@@ -14,6 +14,7 @@ the request id to look up in the log.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -120,6 +121,50 @@ def error_body(err: HTTPError, request_id: str) -> bytes:
     )
 
 
+class NaturalBatcher:
+    """Groups the ``/decide`` requests that arrive together into one pipeline call.
+
+    No waiting: the first request schedules a flush with ``call_soon``, so the batch is
+    whatever was parsed in the same event-loop turn (under load, the requests that queued
+    while the previous batch ran). One client sees one extra loop turn (microseconds);
+    many clients share one feature read and one ensemble call per model version.
+    """
+
+    def __init__(self, fn: Callable[[list[Any]], list[Any]], max_batch: int = 32) -> None:
+        self._fn = fn
+        self._max = max_batch
+        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._scheduled = False
+        self.batches = 0
+        self.items = 0
+
+    async def submit(self, item: Any) -> Any:
+        """The result for ``item`` (an exception is returned, not raised)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((item, fut))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return await fut
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+        if self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._scheduled = False
+        self.batches += 1
+        self.items += len(batch)
+        try:
+            results = self._fn([item for item, _ in batch])
+        except Exception as exc:
+            results = [exc] * len(batch)
+        for (_, fut), result in zip(batch, results, strict=True):
+            if not fut.done():
+                fut.set_result(result)
+
+
 class DecisionApp:
     """ASGI app serving ``/decide``, ``/decide_batch``, ``/outcome``, ``/models``,
     ``/openapi.json``. Any other path answers 404 (the Bento routes those elsewhere)."""
@@ -143,6 +188,7 @@ class DecisionApp:
         self._handlers = {
             path: (method, getattr(self, name)) for path, (method, name) in ROUTES.items()
         }
+        self.batcher = NaturalBatcher(pipeline.decide_many)
         self._lat: dict[tuple[str, str], Any] = {}
         self._count: dict[tuple[str, int], Any] = {}
 
@@ -245,12 +291,13 @@ class DecisionApp:
     # --- handlers: (scope, body, request_id) -> (status, json bytes, version label) ---------
     async def _decide(self, scope: Scope, body: bytes, request_id: str) -> tuple[int, bytes, str]:
         req = self._parse(DecideRequest, body)
-        try:
-            out = self.pipeline.decide(req, request_id)
-        except UnknownSymbolError as exc:
-            raise HTTPError(404, "unknown_symbol", str(exc)) from None
-        except StoreUnavailableError as exc:
-            raise self._store_down(exc) from None
+        out = await self.batcher.submit((req, request_id))
+        if isinstance(out, UnknownSymbolError):
+            raise HTTPError(404, "unknown_symbol", str(out))
+        if isinstance(out, StoreUnavailableError):
+            raise self._store_down(out)
+        if isinstance(out, Exception):
+            raise out
         return 200, out.model_dump_json().encode(), out.model_version
 
     async def _decide_batch(

@@ -20,7 +20,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from augur.decision import Action, Decision, MarketContext, PositionContext, Reason, RiskState
+from augur.decision import (
+    Action,
+    Decision,
+    MarketContext,
+    PositionContext,
+    Reason,
+    RiskState,
+    Signal,
+)
 from augur.serving._routing import Route, Router, RoutingTable, RoutingTableFile
 from augur.serving._schemas import (
     AccountIn,
@@ -232,29 +240,56 @@ class DecisionPipeline:
 
     def decide(self, req: DecideRequest, request_id: str) -> DecisionOut:
         """Decide for one symbol. Raises UnknownSymbolError / StoreUnavailableError."""
-        with self.tracer.start_as_current_span("features"):
-            row = self.features.get([req.symbol])
-        if req.symbol not in row:
-            raise UnknownSymbolError(req.symbol)
-        vector, ts = row[req.symbol]
-        return self._decide_one(
-            req.symbol,
-            vector,
-            ts,
-            req.as_of,
-            req.price,
-            req.position,
-            req.account,
-            req.routing_key or req.symbol,
-            request_id,
-        )
+        result = self.decide_many([(req, request_id)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def decide_many(
+        self, items: Sequence[tuple[DecideRequest, str]]
+    ) -> list[DecisionOut | Exception]:
+        """Decide for several independent requests at once (the HTTP layer's natural batch).
+
+        One feature read for all symbols and one batched ensemble call per model version;
+        each request keeps its own routing key, position, account and request id. A result
+        is the decision or the exception that request raises (unknown symbol, store down).
+        """
+        results: list[DecisionOut | Exception | None] = [None] * len(items)
+        symbols = list(dict.fromkeys(req.symbol for req, _ in items))
+        try:
+            with self.tracer.start_as_current_span("features"):
+                rows = self.features.get(symbols)
+        except StoreUnavailableError as exc:
+            return [exc] * len(items)
+        jobs = []
+        for i, (req, request_id) in enumerate(items):
+            if req.symbol not in rows:
+                results[i] = UnknownSymbolError(req.symbol)
+                continue
+            vector, ts = rows[req.symbol]
+            jobs.append(
+                _Job(
+                    i,
+                    req.symbol,
+                    vector,
+                    ts,
+                    req.as_of,
+                    req.price,
+                    req.position,
+                    req.account,
+                    req.routing_key or req.symbol,
+                    request_id,
+                )
+            )
+        self._run(jobs, results)
+        return [r if r is not None else RuntimeError("not decided") for r in results]
 
     def decide_batch(self, req: DecideBatchRequest, request_id: str) -> DecideBatchResponse:
         """Decide for many symbols with one feature read; unknown symbols become errors."""
         symbols = list(dict.fromkeys(req.symbols))
         with self.tracer.start_as_current_span("features"):
             rows = self.features.get(symbols)
-        decisions, errors = [], []
+        errors, jobs = [], []
         for i, symbol in enumerate(symbols):
             if symbol not in rows:
                 errors.append(
@@ -266,8 +301,9 @@ class DecisionPipeline:
                 )
                 continue
             vector, ts = rows[symbol]
-            decisions.append(
-                self._decide_one(
+            jobs.append(
+                _Job(
+                    len(jobs),
                     symbol,
                     vector,
                     ts,
@@ -280,71 +316,109 @@ class DecisionPipeline:
                     f"{request_id}-{i}",
                 )
             )
+        results: list[DecisionOut | Exception | None] = [None] * len(jobs)
+        self._run(jobs, results)
+        decisions = [r for r in results if isinstance(r, DecisionOut)]
         return DecideBatchResponse(decisions=decisions, errors=errors, request_id=request_id)
 
-    def _decide_one(
-        self,
-        symbol: str,
-        vector: np.ndarray,
-        ts: datetime | None,
-        as_of: datetime | None,
-        price: float | None,
-        position: PositionIn | None,
-        account: AccountIn | None,
-        routing_key: str,
-        request_id: str,
-    ) -> DecisionOut:
+    def _run(self, jobs: list[_Job], results: list[Any]) -> None:
+        """Route, refuse or score (batched per model version), decide, log, mirror."""
         t0 = time.perf_counter()
-        with self.tracer.start_as_current_span("routing"):
-            router = self.router
-            route = router.route(routing_key)
-            shadow_route = router.shadow(routing_key)
-        loaded = self.models[route.model_tag]
-        now = as_of or datetime.now(UTC)
-        refusal = self._refusal(vector, ts, now)
-        if refusal is not None:
-            decision = Decision(
-                action=Action.NO_ACTION,
-                size=0.0,
-                direction=0,
-                probability=0.0,
-                confidence=0.0,
-                agreement=0.0,
-                reasons=(refusal,),
-                model_version=route.model_tag,
-                request_id=request_id,
+        groups: dict[str, list[_Job]] = {}
+        for job in jobs:
+            with self.tracer.start_as_current_span("routing"):
+                router = self.router
+                job.route = router.route(job.routing_key)
+                job.shadow = router.shadow(job.routing_key)
+            now = job.as_of or datetime.now(UTC)
+            refusal = self._refusal(job.vector, job.ts, now)
+            if refusal is not None:
+                decision = Decision(
+                    action=Action.NO_ACTION,
+                    size=0.0,
+                    direction=0,
+                    probability=0.0,
+                    confidence=0.0,
+                    agreement=0.0,
+                    reasons=(refusal,),
+                    model_version=job.route.model_tag,
+                    request_id=job.request_id,
+                )
+                self._count(decision, job.route)
+                results[job.index] = _out(job.symbol, decision, job.ts)
+                continue
+            job.x = np.asarray(job.vector, dtype=np.float64)
+            job.market, job.pos = self._contexts(
+                job.symbol, job.x, job.ts, now, job.price, job.position
             )
-            if self.metrics is not None:
-                self.metrics.decisions.labels(
-                    decision.action.value, route.model_tag, route.role
-                ).inc()
-            return _out(symbol, decision, ts)
-        x = np.asarray(vector, dtype=np.float64)
-        market, pos = self._contexts(symbol, x, ts, now, price, position)
-        risk = _risk_state(account)
-        decision, out = self._score(loaded, x, market, pos, risk, request_id)
-        latency_ms = (time.perf_counter() - t0) * 1e3
-        digest = features_digest(x) if (self.log is not None or shadow_route) else ""
-        self._record(route, symbol, decision, out, latency_ms, digest, ts, routing_key)
-        if self.drift is not None:
-            self.drift.observe(route.model_tag, x[loaded.columns])
+            job.risk = _risk_state(job.account)
+            groups.setdefault(job.route.model_tag, []).append(job)
+        for tag, group in groups.items():
+            loaded = self.models[tag]
+            with self.tracer.start_as_current_span("ensemble"):
+                signals = self._signals(loaded, group)
+            for job, (signal, out) in zip(group, signals, strict=True):
+                with self.tracer.start_as_current_span("decision"):
+                    decision = self._decide(
+                        signal, job.pos, job.risk, job.market, loaded.config, job.request_id
+                    )
+                latency_ms = (time.perf_counter() - t0) * 1e3
+                digest = features_digest(job.x) if (self.log is not None or job.shadow) else ""
+                self._record(job.route, job, decision, out, latency_ms, digest)
+                if self.drift is not None:
+                    self.drift.observe(tag, job.x[loaded.columns])
+                self._count(decision, job.route)
+                if job.shadow is not None and self.shadow is not None:
+                    self._submit_shadow(job, decision, digest)
+                results[job.index] = _out(job.symbol, decision, job.ts)
+
+    def _count(self, decision: Decision, route: Route) -> None:
         if self.metrics is not None:
             self.metrics.decisions.labels(decision.action.value, route.model_tag, route.role).inc()
-        if shadow_route is not None and self.shadow is not None:
-            self._submit_shadow(
-                shadow_route,
-                symbol,
-                x,
-                market,
-                pos,
-                risk,
-                request_id,
-                decision,
-                ts,
-                digest,
-                routing_key,
+
+    def _signals(self, loaded: LoadedModel, group: list[_Job]) -> list[tuple[Signal, Any]]:
+        """Signals for a group of rows of one model: ``predict_one`` for a single row, one
+        batched ``predict`` for several (the ensemble's cost barely grows with the rows)."""
+        model = loaded.model
+        ref = getattr(model, "volatility_ref", None)
+        vols = [job.market.volatility for job in group]
+        if len(group) == 1 or not hasattr(model, "predict") or (ref and 0.0 in vols):
+            return [self._score_one(loaded, job.x, job.market) for job in group]
+        X = np.stack([job.x[loaded.columns] for job in group])
+        ratio = np.array(vols) / ref if ref else None
+        trend = np.array([job.market.trend_strength for job in group])
+        pred = model.predict(X, volatility_ratio=ratio, trend_strength=trend)
+        out = []
+        for i in range(len(group)):
+            p_down, p_flat, p_up = (float(v) for v in pred.proba[i])
+            q05, q50, q95 = (float(v) for v in pred.quantiles[i])
+            signal = Signal(
+                direction=int(pred.direction[i]),
+                probability=float(pred.probability[i]),
+                p_up=p_up,
+                p_down=p_down,
+                confidence=float(pred.confidence[i]),
+                agreement=float(pred.agreement[i]),
+                q05=q05,
+                q50=q50,
+                q95=q95,
+                model_version=loaded.tag,
             )
-        return _out(symbol, decision, ts)
+            out.append(
+                (signal, _Probabilities(p_up, p_down, p_flat, signal.confidence, signal.agreement))
+            )
+        return out
+
+    def _score_one(
+        self, loaded: LoadedModel, x: np.ndarray, market: MarketContext
+    ) -> tuple[Signal, Any]:
+        out = loaded.model.predict_one(
+            x[loaded.columns],
+            volatility=market.volatility or None,
+            trend_strength=market.trend_strength,
+            explain=False,
+        )
+        return out.to_signal(loaded.tag), out
 
     def _refusal(self, vector: Any, ts: datetime | None, now: datetime) -> Reason | None:
         """Why no model may look at these features (stale, missing, from the future)."""
@@ -397,37 +471,14 @@ class DecisionPipeline:
         )
         return market, pos
 
-    def _score(
-        self,
-        loaded: LoadedModel,
-        x: np.ndarray,
-        market: MarketContext,
-        pos: PositionContext,
-        risk: RiskState,
-        request_id: str,
-    ) -> tuple[Decision, Any]:
-        with self.tracer.start_as_current_span("ensemble"):
-            out = loaded.model.predict_one(
-                x[loaded.columns],
-                volatility=market.volatility or None,
-                trend_strength=market.trend_strength,
-                explain=False,
-            )
-            signal = out.to_signal(loaded.tag)
-        with self.tracer.start_as_current_span("decision"):
-            decision = self._decide(signal, pos, risk, market, loaded.config, request_id)
-        return decision, out
-
     def _record(
         self,
         route: Route,
-        symbol: str,
+        job: _Job,
         decision: Decision,
         out: Any,
         latency_ms: float,
         digest: str,
-        ts: datetime | None,
-        routing_key: str,
     ) -> None:
         if self.log is None:
             return
@@ -437,7 +488,7 @@ class DecisionPipeline:
             self.log.log_prediction(
                 PredictionRecord(
                     request_id=decision.request_id,
-                    symbol=symbol,
+                    symbol=job.symbol,
                     model_version=route.model_tag,
                     role=route.role,
                     action=decision.action.value,
@@ -451,44 +502,34 @@ class DecisionPipeline:
                     latency_ms=latency_ms,
                     model_tag=route.model_tag,
                     features_digest=digest,
-                    feature_timestamp=ts,
-                    routing_key=routing_key,
+                    feature_timestamp=job.ts,
+                    routing_key=job.routing_key,
                 )
             )
         except Exception:  # the log must never fail a decision
             log.exception("request %s: prediction not logged", decision.request_id)
 
-    def _submit_shadow(
-        self,
-        route: Route,
-        symbol: str,
-        x: np.ndarray,
-        market: MarketContext,
-        pos: PositionContext,
-        risk: RiskState,
-        request_id: str,
-        primary: Decision,
-        ts: datetime | None,
-        digest: str,
-        routing_key: str,
-    ) -> None:
+    def _submit_shadow(self, job: _Job, primary: Decision, digest: str) -> None:
         tracer = self.tracer
+        route = job.shadow
+        assert route is not None
 
-        def job() -> None:
+        def score_shadow() -> None:
             with tracer.start_as_current_span("shadow"):
                 t0 = time.perf_counter()
                 loaded = self.models[route.model_tag]
-                decision, out = self._score(loaded, x, market, pos, risk, request_id)
+                signal, out = self._score_one(loaded, job.x, job.market)
+                decision = self._decide(
+                    signal, job.pos, job.risk, job.market, loaded.config, job.request_id
+                )
                 latency_ms = (time.perf_counter() - t0) * 1e3
-                self._record(route, symbol, decision, out, latency_ms, digest, ts, routing_key)
+                self._record(route, job, decision, out, latency_ms, digest)
                 if self.metrics is not None:
                     agreed = "true" if decision.action == primary.action else "false"
                     self.metrics.shadow_comparisons.labels(route.model_tag, agreed).inc()
-                    self.metrics.decisions.labels(
-                        decision.action.value, route.model_tag, "shadow"
-                    ).inc()
+                self._count(decision, route)
 
-        self.shadow.submit(job)
+        self.shadow.submit(score_shadow)
 
     # --- outcomes and introspection -------------------------------------------------------
     def record_outcome(self, req: OutcomeRequest, caller: str) -> OutcomeResponse:
@@ -544,6 +585,39 @@ class DecisionPipeline:
             source=str(path) if path else "embedded",
             loaded_at=self.routing.loaded_at,
         )
+
+
+@dataclass(eq=False)
+class _Job:
+    """One symbol's decision in flight (inputs, then what the stages fill in)."""
+
+    index: int
+    symbol: str
+    vector: Any
+    ts: datetime | None
+    as_of: datetime | None
+    price: float | None
+    position: PositionIn | None
+    account: AccountIn | None
+    routing_key: str
+    request_id: str
+    route: Route = None  # type: ignore[assignment]
+    shadow: Route | None = None
+    x: Any = None
+    market: MarketContext = None  # type: ignore[assignment]
+    pos: PositionContext = None  # type: ignore[assignment]
+    risk: RiskState = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class _Probabilities:
+    """What the prediction log needs from a batched ensemble row."""
+
+    p_up: float
+    p_down: float
+    p_flat: float
+    confidence: float
+    agreement: float
 
 
 def _has_bars_held() -> bool:

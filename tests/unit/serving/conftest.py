@@ -84,6 +84,38 @@ class LinearModel:
         return Output(p_up, 1 - p_up, 0.0, direction, prob, 1.0, prob)
 
 
+@dataclass
+class BatchPrediction:
+    proba: np.ndarray
+    quantiles: np.ndarray
+    direction: np.ndarray
+    probability: np.ndarray
+    confidence: np.ndarray
+    agreement: np.ndarray
+
+
+def _predict(
+    self: LinearModel, X, *, volatility_ratio=None, trend_strength=None
+) -> BatchPrediction:
+    """Batch form of ``predict_one`` (same numbers row by row)."""
+    self.batch_calls += 1
+    outs = [self.predict_one(row) for row in np.asarray(X)]
+    self.calls -= len(outs)
+    return BatchPrediction(
+        proba=np.array([[o.p_down, o.p_flat, o.p_up] for o in outs]),
+        quantiles=np.tile([-0.02, 0.001, 0.03], (len(outs), 1)),
+        direction=np.array([o.direction for o in outs]),
+        probability=np.array([o.probability for o in outs]),
+        confidence=np.array([o.confidence for o in outs]),
+        agreement=np.array([o.agreement for o in outs]),
+    )
+
+
+LinearModel.predict = _predict  # type: ignore[attr-defined]
+LinearModel.batch_calls = 0  # type: ignore[attr-defined]
+LinearModel.volatility_ref = 0.01  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def memory_features() -> MemoryFeatures:
     return MemoryFeatures()

@@ -222,3 +222,16 @@ async def test_bearer_token_required_except_health(parts) -> None:
             assert (await c.get(path)).status_code == 200
         r = await c.post("/decide", json=EXAMPLE, headers={"Authorization": "Bearer s3cret"})
         assert r.status_code == 200
+
+
+async def test_concurrent_requests_are_batched(parts) -> None:
+    import asyncio
+
+    app = parts[0]
+    async with client(app) as c:
+        answers = await asyncio.gather(
+            *[c.post("/decide", json={**EXAMPLE, "routing_key": f"k{i}"}) for i in range(8)]
+        )
+    assert all(r.status_code == 200 for r in answers)
+    assert len({r.json()["request_id"] for r in answers}) == 8
+    assert app.batcher.items == 8 and app.batcher.batches < 8

@@ -13,6 +13,7 @@ from augur.serving._pipeline import (
     DecisionPipeline,
     ModelRegistry,
     StaticRouting,
+    StoreUnavailableError,
     UnknownRequestIdError,
     UnknownSymbolError,
     features_digest,
@@ -181,3 +182,20 @@ def test_models_info_and_bad_models(memory_features, models) -> None:
     wrong = {"m:1": LinearModel(names=["ret_mean_20", "not_in_store"])}
     with pytest.raises(ValueError, match="not_in_store"):
         make(memory_features, wrong, RoutingTable.single("m:1"))
+
+
+def test_many_requests_share_one_read_and_one_batched_call(memory_features, models) -> None:
+    p = make(memory_features, models, RoutingTable.single("m:1"))
+    reqs = [
+        DecideRequest(symbol=s, as_of=NOW, routing_key=f"k{i}")
+        for i, s in enumerate(["AAA", "BBB", "AAA", "ZZZ", "OLD"])
+    ]
+    many = p.decide_many([(r, f"r{i}") for i, r in enumerate(reqs)])
+    assert memory_features.reads == 1 and models["m:1"].batch_calls == 1
+    assert isinstance(many[3], UnknownSymbolError)
+    assert many[4].reasons[0].code == "stale_features"
+    for i in (0, 1, 2):
+        one = p.decide(reqs[i], f"r{i}")
+        assert many[i].model_dump() == one.model_dump()  # batched == one by one
+    memory_features.down = True
+    assert all(isinstance(r, StoreUnavailableError) for r in p.decide_many([(reqs[0], "x")]))
