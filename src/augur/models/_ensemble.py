@@ -28,7 +28,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from augur.decision._types import Signal
-from augur.models._confidence import agreement_of, confidence_of, direction_of, margin_of
+from augur.models._confidence import (
+    agreement_of,
+    confidence_of,
+    confidence_scalar,
+    direction_of,
+    direction_scalar,
+    margin_of,
+)
 from augur.models._fast import FastForest, FastLinear, FastPlatt, FastSVC, FastXGB
 from augur.models._params import EnsembleParams
 from augur.models._weights import CLASSES, DynamicWeights
@@ -492,29 +499,36 @@ class Ensemble:
         for i, m in enumerate(MEMBERS):
             per_model[i] = self.members[m].proba(x2)[0]
         w = self.dynamic_weights.weights
-        p = w @ per_model
-        direction = int(direction_of(p))
+        p = (w @ per_model).tolist()
+        # Plain-Python scalar logic: for 3 numbers it beats a dozen tiny numpy calls.
+        direction = direction_scalar(p)
         chosen = p[direction + 1]
-        others = np.delete(p, direction + 1)
-        agreement = float(np.mean(direction_of(per_model) == direction))
+        runner_up = max(v for k, v in enumerate(p) if k != direction + 1)
+        member_rows = per_model.tolist()
+        agreement = sum(direction_scalar(r) == direction for r in member_rows) / len(MEMBERS)
         ref = volatility_ref if volatility_ref is not None else self.volatility_ref
         ratio = volatility / ref if volatility is not None and ref else None
-        confidence = float(
-            self._confidence(max(chosen - others.max(), 0.0), agreement, ratio, trend_strength)
+        prm = self.params
+        confidence = confidence_scalar(
+            chosen - runner_up,
+            agreement,
+            ratio,
+            trend_strength,
+            prm.confidence_margin_weight,
+            prm.confidence_agreement_weight,
+            prm.confidence_trend_weight,
+            prm.volatility_penalty,
         )
         q = self._quantiles(x2)[0]
         return EnsembleOutput(
-            p_up=float(p[2]),
-            p_down=float(p[0]),
-            p_flat=float(p[1]),
+            p_up=p[2],
+            p_down=p[0],
+            p_flat=p[1],
             direction=direction,
-            probability=float(chosen),
+            probability=chosen,
             agreement=agreement,
             confidence=confidence,
-            per_model={
-                m: (float(v[0]), float(v[1]), float(v[2]))
-                for m, v in zip(MEMBERS, per_model, strict=True)
-            },
+            per_model={m: (r[0], r[1], r[2]) for m, r in zip(MEMBERS, member_rows, strict=True)},
             weights=dict(zip(MEMBERS, w.tolist(), strict=True)),
             q05=float(q[0]),
             q50=float(q[1]),

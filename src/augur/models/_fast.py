@@ -461,16 +461,20 @@ class FastSVC:
             pairs = [dual[0]]
         self.pair_coef = np.ascontiguousarray(np.array(pairs).T)
         self.intercept = np.asarray(svc.intercept_, dtype=np.float64)
+        # Folded constants: exp(-g|z - s|^2) = exp(z·(2g s) - g|s|^2 - g|z|^2).
+        self.sv_2g_t = np.ascontiguousarray(2.0 * self.gamma * self.sv.T)
+        self.sv_sq_g = self.gamma * self.sv_sq
+        self.ovr = _OvR(self.n_classes) if self.n_classes > 2 else None
 
     def raw(self, x: F64) -> F64:
         """Decision values: (n, n_classes) one-vs-rest, or (n,) for a binary model."""
         z = (x - self.mean) / self.scale
-        sq = self.sv_sq[None, :] - 2.0 * (z @ self.sv.T) + (z**2).sum(axis=1)[:, None]
-        kernel = np.exp(-self.gamma * np.maximum(sq, 0.0))
+        arg = z @ self.sv_2g_t - self.sv_sq_g - self.gamma * (z * z).sum(axis=1)[:, None]
+        kernel = np.exp(np.minimum(arg, 0.0))  # squared distances are >= 0
         ovo = kernel @ self.pair_coef + self.intercept
-        if self.n_classes == 2:
+        if self.ovr is None:
             return ovo[:, 0]
-        return ovr_from_ovo(ovo, self.n_classes)
+        return self.ovr(ovo)
 
 
 def ovr_from_ovo(ovo: F64, n_classes: int) -> F64:
@@ -492,6 +496,25 @@ def ovr_from_ovo(ovo: F64, n_classes: int) -> F64:
             votes[:, j] += d < 0
             k += 1
     return votes + conf / (3.0 * (np.abs(conf) + 1.0))
+
+
+class _OvR:
+    """:func:`ovr_from_ovo` as two small matrix products (the single-row fast path)."""
+
+    def __init__(self, n_classes: int) -> None:
+        pairs = [(i, j) for i in range(n_classes) for j in range(i + 1, n_classes)]
+        self.sign = np.zeros((len(pairs), n_classes))  # +1 for class i, -1 for class j
+        self.win_i = np.zeros((len(pairs), n_classes))
+        for k, (i, j) in enumerate(pairs):
+            self.sign[k, i], self.sign[k, j] = 1.0, -1.0
+            self.win_i[k, i] = 1.0
+        self.win_j = np.abs(self.sign) - self.win_i
+
+    def __call__(self, ovo: F64) -> F64:
+        conf = ovo @ self.sign
+        pos = (ovo >= 0).astype(np.float64)
+        votes = pos @ self.win_i + (1.0 - pos) @ self.win_j
+        return votes + conf / (3.0 * (np.abs(conf) + 1.0))
 
 
 # --- Platt calibration ----------------------------------------------------------------
@@ -526,6 +549,7 @@ class FastPlatt:
             return np.column_stack([1.0 - p1, p1])
         p = 1.0 / (1.0 + np.exp(raw * self.a + self.b))
         total = p.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(total > 0, p / total, 1.0 / self.n_classes)
-        return out
+        if (total > 0).all():  # always, unless every sigmoid underflows to 0
+            return p / total
+        uniform = np.full_like(p, 1.0 / self.n_classes)
+        return np.divide(p, total, out=uniform, where=total > 0)

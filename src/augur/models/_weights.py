@@ -36,15 +36,19 @@ class DynamicWeights:
         self.floor = float(floor)
         self.perf = np.zeros(len(self.names))
         self.n_updates = 0
+        self._refresh()
+
+    def _refresh(self) -> None:
+        # Computed once per outcome, not per prediction (the single-row path reads it).
+        z = self.perf / (1.0 - self.decay)
+        w = np.exp(z - z.max())
+        w /= w.sum()
+        self._weights = (1.0 - self.floor) * w + self.floor / len(w)
 
     @property
     def weights(self) -> NDArray[np.float64]:
         """Current weights (sum to 1), in member order."""
-        z = self.perf / (1.0 - self.decay)
-        w = np.exp(z - z.max())
-        w /= w.sum()
-        m = len(w)
-        return (1.0 - self.floor) * w + self.floor / m
+        return self._weights
 
     def as_dict(self) -> dict[str, float]:
         """``{member: weight}``."""
@@ -69,6 +73,7 @@ class DynamicWeights:
         score = np.log(np.clip(probs[:, CLASSES.index(int(realised_label))], _EPS, 1.0))
         self.perf = self.decay * self.perf + (1.0 - self.decay) * score
         self.n_updates += 1
+        self._refresh()
         return self.weights
 
     def state(self) -> dict[str, object]:
@@ -89,4 +94,5 @@ class DynamicWeights:
         dw = cls(names, float(state["decay"]), float(state["floor"]))  # type: ignore[arg-type]
         dw.perf = np.asarray(state["perf"], dtype=np.float64)
         dw.n_updates = int(state["n_updates"])  # type: ignore[call-overload]
+        dw._refresh()
         return dw

@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from augur.models import confidence_of
-from augur.models._confidence import agreement_of, direction_of, margin_of
+from augur.models._confidence import (
+    agreement_of,
+    confidence_scalar,
+    direction_of,
+    direction_scalar,
+    margin_of,
+)
 
 unit = st.floats(0.0, 1.0)
 
@@ -45,3 +51,19 @@ def test_direction_margin_agreement() -> None:
     np.testing.assert_allclose(margin_of(p, d), [0.2, 0.2, 0.1, 0.0, 0.0])
     per_model = np.stack([p, p[::-1]])
     np.testing.assert_allclose(agreement_of(per_model, d), [0.5, 0.5, 1.0, 0.5, 0.5])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    p=st.tuples(unit, unit, unit),
+    a=unit,
+    vol=st.one_of(st.none(), st.floats(0.0, 10.0), st.just(float("nan"))),
+    trend=st.one_of(st.none(), unit, st.just(float("nan"))),
+)
+def test_scalar_fast_path_equals_vectorised(p, a, vol, trend) -> None:
+    arr = np.array([p])
+    d = int(direction_of(arr)[0])
+    assert direction_scalar(list(p)) == d
+    m = float(margin_of(arr, np.array([d]))[0])
+    vec = float(confidence_of(m, a, volatility_ratio=vol, trend_strength=trend))
+    assert confidence_scalar(m, a, vol, trend, 0.5, 0.3, 0.2, 0.5) == vec

@@ -8,7 +8,7 @@ from sklearn.svm import SVC
 from sklearn.utils.multiclass import _ovr_decision_function
 
 from augur.models import MEMBERS, Ensemble
-from augur.models._fast import FastSVC, ovr_from_ovo
+from augur.models._fast import FastPlatt, FastSVC, _OvR, ovr_from_ovo
 from tests.unit.models._ensemble_fixtures import small_params, synthetic_xy
 
 
@@ -55,6 +55,17 @@ def test_ovr_aggregation_matches_sklearn() -> None:
     dec = rng.normal(size=(50, 3))
     dec[0] = 0.0  # ties
     np.testing.assert_allclose(ovr_from_ovo(dec, 3), _ovr_decision_function(dec < 0, -dec, 3))
+    np.testing.assert_allclose(_OvR(3)(dec), _ovr_decision_function(dec < 0, -dec, 3))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp")
+def test_platt_all_sigmoids_underflowing_gives_uniform(fitted) -> None:
+    platt = FastPlatt(fitted.members["logreg"].calibrated)
+    a_sign = np.sign(platt.a)
+    raw = np.vstack([a_sign * 1e6, np.zeros(3)])  # a*f + b -> +inf for every class in row 0
+    out = platt(raw)
+    np.testing.assert_allclose(out[0], 1 / 3)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)
 
 
 def test_fast_svc_matches_decision_function() -> None:
