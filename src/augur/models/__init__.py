@@ -6,7 +6,8 @@ Public names: :class:`Ensemble` (``fit``, ``predict``, ``predict_one``,
 ``update_weights``, ``evaluate``), :class:`EnsembleParams` (hyper-parameters),
 :class:`EnsembleOutput` (one row, ``to_signal``), :class:`EnsemblePrediction` (batch),
 :class:`DynamicWeights`, :func:`confidence_of`, :func:`save_ensemble`,
-:func:`load_ensemble`, :func:`list_models`, :class:`ModelRecord`,
+:func:`load_ensemble`, :func:`list_models`, :func:`store_path` (the BentoML home in
+use), :class:`ModelRecord`,
 :class:`FeatureSpecMismatchError`, :class:`ModelNotFoundError`, :data:`MEMBERS`.
 
 Nothing heavy happens at import: scikit-learn, XGBoost and BentoML load when used.
@@ -22,6 +23,7 @@ from augur.models._store import (
     list_models,
     load_ensemble,
     save_ensemble,
+    store_path,
 )
 from augur.models._weights import CLASSES, DynamicWeights
 
@@ -40,4 +42,5 @@ __all__ = [
     "list_models",
     "load_ensemble",
     "save_ensemble",
+    "store_path",
 ]
