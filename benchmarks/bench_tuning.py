@@ -191,7 +191,7 @@ def _restart_to_first_new_trial(raw: dict[str, Any], work: Path) -> float:
 def run() -> list[Row]:
     from augur.data import load_sample, write_bars
     from augur.tuning import load_study_bars, parse_study
-    from augur.tuning._runner import prepare, results_dir
+    from augur.tuning._runner import cache_dir, prepare
 
     trials = int(os.environ.get("AUGUR_BENCH_TUNING_TRIALS", "200"))
     with tempfile.TemporaryDirectory(prefix="bench-tuning-") as tmp:
@@ -202,7 +202,7 @@ def run() -> list[Row]:
         study = parse_study(raw)
         # the fixed ensemble's walk-forward predictions, fitted once and shared by both
         prepare(study, load_study_bars(study))
-        cache = results_dir(study) / "cache"
+        cache = cache_dir(study)
         a_s, a_n, a_best = _plain_optuna(raw, work, cache)
         b_s, b_n, b_best = _ray(raw)
         restart_s = _restart_to_first_new_trial(raw, work)

@@ -55,6 +55,12 @@ def results_dir(study: StudyConfig) -> Path:
     return Path(storage) / study.name / "augur"
 
 
+def cache_dir(study: StudyConfig) -> Path:
+    """Cached out-of-sample predictions of fixed models, shared by the studies of one
+    storage (files are named by a hash of data, features, model and seed)."""
+    return results_dir(study).parent.parent / ".oos-cache"
+
+
 def _atomic_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -229,7 +235,7 @@ def build_tuner(study: StudyConfig, bars: Any, restore: bool | None = None) -> A
     out = results_dir(study)
     out.mkdir(parents=True, exist_ok=True)
     trainable = tune.with_parameters(
-        trial_function, study=study, bars=bars, cache_dir=str(out / "cache")
+        trial_function, study=study, bars=bars, cache_dir=str(cache_dir(study))
     )
     if study.cpus_per_trial != 1.0:
         trainable = tune.with_resources(trainable, {"cpu": study.cpus_per_trial})
@@ -309,7 +315,7 @@ def prepare(study: StudyConfig, bars: Any) -> None:
 
     if model_searched(study):
         return
-    TrialScorer(study, bars, {}, cache_dir=results_dir(study) / "cache").fixed_model_predictions()
+    TrialScorer(study, bars, {}, cache_dir=cache_dir(study)).fixed_model_predictions()
 
 
 def run_study(study: StudyConfig, bars: Any | None = None) -> StudyRun:
