@@ -3,7 +3,9 @@
     python -m tuning.run --config tuning/studies/quick.yaml [--smoke-test] [--promote]
 
 The study file may also come from the environment (``AUGUR_TUNING_CONFIG``: a path, or
-the YAML itself as the ``TuningJob`` operator passes it). Running the same command again
+the YAML itself as the ``TuningJob`` operator passes it), and the storage location from
+``--storage`` / ``AUGUR_TUNING_STORAGE`` (a path or a URI such as ``s3://bucket/tuning``).
+In a KubeRay ``RayJob`` Ray sets ``RAY_ADDRESS`` and the run joins that cluster. Running the same command again
 resumes the study from its storage. The last line on stdout is a JSON summary; the same
 summary is written to ``summary.json`` in the results folder (and ``--summary-file``).
 Exit codes: 0 done, 2 invalid study, 3 every trial failed.
@@ -30,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         "--promote", action="store_true", help="train and save the winner after the study"
     )
     parser.add_argument("--summary-file", type=Path, help="also write the JSON summary here")
+    parser.add_argument(
+        "--storage",
+        default=os.environ.get("AUGUR_TUNING_STORAGE", ""),
+        help="override the study's storage (path or URI, e.g. s3://bucket/tuning; "
+        "default $AUGUR_TUNING_STORAGE, else the study file's)",
+    )
     args = parser.parse_args(argv)
 
     from augur.tuning import StudyError, load_study, parse_study, run_and_report
@@ -47,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     except StudyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.storage:
+        study = study.model_copy(update={"storage": args.storage})
     summary = run_and_report(study, smoke_test=args.smoke_test, promote=args.promote)
     line = json.dumps(summary, default=str)
     if args.summary_file:

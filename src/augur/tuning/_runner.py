@@ -203,7 +203,11 @@ def init_ray(study: StudyConfig) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    common = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+    common: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": logging.WARNING,
+        "log_to_driver": False,
+    }
     if os.environ.get("RAY_ADDRESS"):
         ray.init(**common)
         return

@@ -1,0 +1,125 @@
+"""Entry points without Ray: bad input exits non-zero before Ray starts, naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from tuning.run import main
+from typer.testing import CliRunner
+
+from augur.tuning import parse_study, smoke_variant
+from augur.tuning._runner import cache_dir, experiment_path, results_dir
+from tests.unit.tuning.helpers import make_study
+
+
+def test_run_without_config_is_an_error(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("AUGUR_TUNING_CONFIG", raising=False)
+    assert main([]) == 2
+    assert "--config" in capsys.readouterr().err
+
+
+def test_run_with_invalid_study_file(tmp_path: Path, bars_root: Path, capsys) -> None:
+    raw = make_study(bars_root, tmp_path, objective="sortino")
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["--config", str(path)]) == 2
+    assert "objective" in capsys.readouterr().err
+
+
+def test_run_reads_yaml_text_from_the_environment(
+    tmp_path: Path, bars_root: Path, monkeypatch, capsys
+) -> None:
+    raw = make_study(bars_root, tmp_path)
+    raw["data"]["symbols"] = ["NOPE"]
+    monkeypatch.setenv("AUGUR_TUNING_CONFIG", yaml.safe_dump(raw))
+    assert main([]) == 2
+    assert "data.symbols" in capsys.readouterr().err
+
+
+def test_cli_tune_invalid_study(tmp_path: Path, bars_root: Path) -> None:
+    from augur.cli import app
+
+    raw = make_study(bars_root, tmp_path)
+    raw["search_space"]["decision.kelly_fraction"] = {"type": "float", "low": 1.0, "high": 0.1}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["tune", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "empty range" in result.output
+
+
+def test_cli_promote_only_needs_a_finished_study(tmp_path: Path, bars_root: Path) -> None:
+    from augur.cli import app
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(make_study(bars_root, tmp_path)))
+    result = CliRunner().invoke(app, ["tune", "--config", str(path), "--promote-only"])
+    assert result.exit_code == 1
+    assert "no best.json" in result.output
+
+
+def test_locations(tmp_path: Path, bars_root: Path, monkeypatch) -> None:
+    study = parse_study(make_study(bars_root, tmp_path))
+    assert experiment_path(study) == f"{(tmp_path / 'store').resolve()}/unit"
+    assert results_dir(study) == (tmp_path / "store" / "unit" / "augur").resolve()
+    assert cache_dir(study) == (tmp_path / "store" / ".oos-cache").resolve()
+    remote = study.model_copy(update={"storage": "s3://bucket/tuning/"})
+    assert experiment_path(remote) == "s3://bucket/tuning/unit"
+    monkeypatch.setenv("AUGUR_HOME", str(tmp_path / "home"))
+    from augur.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        assert results_dir(remote) == (tmp_path / "home" / "tuning-results" / "unit").resolve()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_smoke_variant_is_small_and_separate(tmp_path: Path, bars_root: Path) -> None:
+    raw = make_study(bars_root, tmp_path, trials=50, early_stop_patience=5)
+    raw["data"]["n_folds"] = 4
+    raw["fixed"] = {}
+    smoke = smoke_variant(parse_study(raw))
+    assert smoke.name == "unit-smoke" and smoke.trials == 4 and smoke.data.n_folds == 2
+    assert smoke.fixed["model.rf_n_estimators"] == 10 and smoke.early_stop_patience is None
+
+
+def test_plateau_stopper_and_progress_callback(tmp_path: Path) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from augur.tuning._runner import _make_callback_class, _make_stopper_class
+
+    stopper = _make_stopper_class()("score", "max", patience=2, n_folds=2)
+    assert not stopper("a", {"fold": 1, "score": 1.0}) and not stopper.stop_all()
+    stopper("b", {"fold": 0, "score": 5.0})  # an unfinished trial does not count
+    stopper("c", {"fold": 1, "score": 0.5})
+    assert not stopper.stop_all()
+    stopper("d", {"fold": 1, "score": 0.9})
+    assert stopper.stop_all()
+
+    path = tmp_path / "progress.json"
+    cb = _make_callback_class()(str(path), total=3, n_folds=2, metric="score", mode="max")
+    trial = SimpleNamespace(
+        trial_id="t1", last_result={"fold": 1, "score": 2.0, "evaluated_at": 5.0}, error_file=None
+    )
+    cb.on_trial_result(0, [], trial, {"fold": 0, "worker_pid": 42})
+    assert json.loads(path.read_text())["running"] == {"t1": {"fold": 0, "worker_pid": 42}}
+    cb.on_trial_complete(0, [], trial)
+    cb.on_trial_error(0, [], SimpleNamespace(trial_id="t2", error_file="/x/error.txt"))
+    state = json.loads(path.read_text())
+    assert state["trials_done"] == 2 and state["best"] == 2.0 and state["running"] == {}
+    restored = _make_callback_class()(str(path), total=3, n_folds=2, metric="score", mode="max")
+    restored.set_state(cb.get_state())
+    assert restored.completed == cb.completed and restored.best == 2.0
+
+
+@pytest.mark.parametrize("name", ["quick", "bench", "full"])
+def test_committed_studies_smoke_variant_validates(name: str) -> None:
+    from augur.tuning import load_study
+
+    path = Path(__file__).resolve().parents[3] / "tuning" / "studies" / f"{name}.yaml"
+    smoke = smoke_variant(load_study(path, check_data=False))
+    assert smoke.trials <= 4
