@@ -419,7 +419,12 @@ def evaluate_symbol(
             f"{symbol}: only {len(frame)} labelled rows after the feature warm-up; "
             "a walk-forward needs at least 200"
         )
-    preds, folds = _predict_folds(frame, spec.names, config, params, say)
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: the members' own n_jobs use the cores; a multi-threaded BLAS on top
+    # (logistic regression, SVM) oversubscribes a small machine and runs ~5x slower.
+    with threadpool_limits(limits=1, user_api="blas"):
+        preds, folds = _predict_folds(frame, spec.names, config, params, say)
 
     # Prices and next-bar returns from the bars themselves (the label uses h bars ahead).
     px = one.sort_values("timestamp")[["timestamp", "close"]].reset_index(drop=True)

@@ -23,6 +23,7 @@ BACKTEST_PARAMS: dict[str, Any] = {
     "svm_max_samples": 1200,
     "quantile_n_estimators": 60,
     "refit": False,
+    "n_jobs": 2,
 }
 QUICK_PARAMS: dict[str, Any] = {
     **BACKTEST_PARAMS,
@@ -64,7 +65,7 @@ def _num(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
-def _print_symbol(console: Console, s: Any) -> None:
+def _print_symbol(console: Console, s: Any, threshold: float) -> None:
     from augur.backtest.evaluation import STRATEGY_LABELS
 
     table = Table(
@@ -105,11 +106,19 @@ def _print_symbol(console: Console, s: Any) -> None:
         f"  false-positive entries: {fp['ungated']} ungated → {fp['gated']} gated "
         f"(reduction {fp['reduction'].estimate:+.0f}, {level} {fp['reduction'].low:+.0f} … "
         f"{fp['reduction'].high:+.0f}); false-positive rate {_num(fp['rate_ungated'])} → "
-        f"{_num(fp['rate_gated'])}"
+        f"{_num(fp['rate_gated'])} (change {fp['rate_change'].estimate:+.3f}, {level} "
+        f"{fp['rate_change'].low:+.3f} … {fp['rate_change'].high:+.3f})"
     )
     from augur.backtest.report import _verdict
 
     console.print(f"  [bold]{_verdict(s.table)}[/bold]")
+    if fp["entries_gated"] == 0:
+        top = float(s.predictions["confidence"].max())
+        console.print(
+            f"  [yellow]the confidence gate never opened: the highest out-of-sample confidence "
+            f"was {top:.3f} (threshold {threshold:.2f}); lower it with --confidence-threshold "
+            "or tune it (`augur tune`).[/yellow]"
+        )
 
 
 def backtest(
@@ -263,7 +272,7 @@ def backtest(
                 _fail(f"{sym}: {exc}")
             progress.advance(task)
     for s in result.symbols.values():
-        _print_symbol(console, s)
+        _print_symbol(console, s, decision.confidence_threshold)
     reports = settings.reports_dir
     report_path = out or reports / "backtest.html"
     write_report(result, report_path)

@@ -25,9 +25,8 @@ TINY = [
 
 @pytest.fixture
 def home(monkeypatch, tmp_path):
-    from tests.unit.backtest.test_evaluation import momentum_bars
-
     from augur.data import write_bars
+    from tests.unit.backtest.test_evaluation import momentum_bars
 
     monkeypatch.setenv("AUGUR_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("COLUMNS", "220")
@@ -66,6 +65,8 @@ def test_backtest_prints_table_and_writes_report_and_outputs(home) -> None:
         "buy and hold",
         "accuracy gain",
         "false-positive entries",
+        "false-positive rate",
+        "The gated ensemble",
     ):
         assert label in res.output
     reports = home / "reports"

@@ -137,6 +137,7 @@ def test_report_and_outputs_are_written(result, tmp_path):
     text = path.read_text()
     assert text.count("plotly-graph-div") >= 4  # equity, drawdown, calibration, confusion
     assert "buy and hold" in text and "Per fold" in text and "periods per year" in text
+    assert "The gated ensemble" in text
     paths = save_outputs(result, tmp_path / "reports")
     preds = pd.read_parquet(paths["predictions"])
     assert list(preds.columns) == list(PREDICTION_COLUMNS)

@@ -103,3 +103,24 @@ def test_bad_inputs_name_the_problem():
         WalkForward(n_folds=2).split_frame(bad)
     with pytest.raises(ValueError, match="label_time"):
         WalkForward(n_folds=2).split_frame(bad.drop(columns="label_time"))
+
+
+def test_more_bad_settings_and_fold_summary():
+    for kwargs, match in (
+        ({"min_train_fraction": 1.0}, "min_train_fraction"),
+        ({"window": "sliding"}, "window"),
+        ({"embargo_bars": -1}, "embargo_bars"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            WalkForward(**kwargs)
+    frame = _frame(100, 2)
+    with pytest.raises(ValueError, match="lengths differ"):
+        WalkForward(n_folds=2).split(frame["timestamp"], frame["label_time"][:-1])
+    with pytest.raises(ValueError, match="missing"):
+        WalkForward(n_folds=2).split(
+            frame["timestamp"].where(frame.index != 4), frame["label_time"]
+        )
+    fold = WalkForward(n_folds=2).split_frame(frame)[1]
+    summary = fold.describe()
+    assert summary["fold"] == 1 and summary["test_rows"] == len(fold.test)
+    assert summary["test_start"] == fold.test_start
