@@ -309,6 +309,51 @@ def test_models_lists_the_table_and_loaded_versions(served: Served, client: http
     assert body["source"] == str(served.routes)
 
 
+def test_in_process_wiring_on_the_real_stores(
+    served: Served, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """build_service with its real defaults (Feast reader, model store, log, drift, watcher)."""
+    from augur.serving import DecideBatchRequest, DecideRequest, UnknownSymbolError, build_service
+
+    monkeypatch.setenv("BENTOML_HOME", str(served.settings.home / "bentoml"))
+    settings = served.settings.model_copy(
+        update={
+            "routing_table": served.routes,
+            "prediction_log_url": f"sqlite:///{tmp_path / 'p.db'}",
+            "serving_token": TOKEN,
+            "max_feature_age_seconds": MAX_AGE,
+        }
+    )
+    svc = build_service(settings)
+    try:
+        assert svc.ready() and svc.auth.enabled
+        out = svc.pipeline.decide(DecideRequest(symbol="EURUSD"), "inproc-1")
+        assert out.model_version in served.tags[:2]
+        with pytest.raises(UnknownSymbolError):
+            svc.pipeline.decide(DecideRequest(symbol="NOSUCH"), "inproc-2")
+        batch = svc.pipeline.decide_batch(
+            DecideBatchRequest(symbols=["EURUSD", "AAPL", "NOSUCH"]), "inproc-b"
+        )
+        assert len(batch.decisions) == 2 and batch.errors[0].symbol == "NOSUCH"
+    finally:
+        svc.close()
+    # No routing table: everything to the latest version in the model store.
+    embedded = build_service(
+        settings.model_copy(update={"routing_table": None}), prediction_log=None, drift=None
+    )
+    try:
+        assert embedded.pipeline.routing.table.versions[0].model_tag == served.tags[-1]
+    finally:
+        embedded.close()
+    # A table naming a model that is not in the store fails at start, naming it.
+    missing = tmp_path / "missing.json"
+    _write_json(
+        missing, {"versions": [{"name": "x", "model_tag": "augur-ensemble:nope", "weight": 100}]}
+    )
+    with pytest.raises(ValueError, match="augur-ensemble:nope"):
+        build_service(settings.model_copy(update={"routing_table": missing}), drift=None)
+
+
 # ---------------------------------------------------------------------- bad input, auth
 
 

@@ -47,25 +47,25 @@ class DecisionService:
 
 
 def resolve_tag(tag: str) -> str:
-    """``name:latest`` (or a bare name) → the concrete tag in the BentoML model store."""
-    import bentoml
+    """``name:latest`` (or a bare name) → the concrete tag in the model store
+    (``BENTOML_HOME``, else ``<home>/bentoml``)."""
+    from augur.models._store import _get
 
-    return str(bentoml.models.get(tag).tag)
+    return str(_get(tag, None).tag)
 
 
 def bentoml_loader(drift: Any = None) -> Callable[[str], Any]:
     """Load an ensemble from the BentoML model store; register its drift reference."""
 
     def load(tag: str) -> Any:
-        import bentoml
-
         from augur.models import load_ensemble
+        from augur.models._store import _get
 
         model = load_ensemble(tag)
         if drift is not None:
             from augur.monitoring import load_reference
 
-            reference = load_reference(bentoml.models.get(tag).path)
+            reference = load_reference(_get(tag, None).path)
             if reference is not None:
                 drift.set_reference(tag, reference)
         return model
@@ -96,6 +96,41 @@ def build_service(
     """
     settings = settings or get_settings()
     closers: list[Callable[[], None]] = []
+    try:
+        return _wire(
+            settings,
+            closers,
+            features,
+            loader,
+            decide,
+            decision_config,
+            prediction_log,
+            drift,
+            metrics,
+            routing_table,
+            examples,
+            shadow_worker,
+        )
+    except BaseException:
+        # Stop what was already started (threads, the log) before reporting the failure.
+        DecisionService(app=None, auth=BearerAuth(), pipeline=None, _closers=closers).close()  # type: ignore[arg-type]
+        raise
+
+
+def _wire(
+    settings: Settings,
+    closers: list[Callable[[], None]],
+    features: FeatureReader | None,
+    loader: Callable[[str], Any] | None,
+    decide: Callable[..., Any] | None,
+    decision_config: Any,
+    prediction_log: Any,
+    drift: Any,
+    metrics: Any,
+    routing_table: RoutingTable | None,
+    examples: dict[str, dict[str, Any]] | None,
+    shadow_worker: bool,
+) -> DecisionService:
     auth = load_auth(settings)  # first: a bad token file fails the start, naming the variable
     if metrics == "default":
         from augur.serving._telemetry import default_metrics
