@@ -111,7 +111,7 @@ def train(
                 progress=lambda msg: status.update(f"training: {msg}…"),
             )
             status.update("saving to the model store…")
-            tag = save_ensemble(result.ensemble, name)
+            tag = save_ensemble(result.ensemble, name, reference=result.reference)
     except ValueError as exc:
         _fail(str(exc))
     ens = result.ensemble

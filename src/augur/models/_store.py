@@ -78,8 +78,13 @@ def save_ensemble(
     *,
     labels: dict[str, str] | None = None,
     store_dir: str | os.PathLike[str] | None = None,
+    reference: Any = None,
 ) -> str:
     """Save a fitted ensemble as a new version; returns its tag (``name:version``).
+
+    ``reference`` (the training feature matrix, a DataFrame in the model's feature
+    order) is sampled (at most 5,000 rows) into ``drift_reference.parquet`` beside the
+    model: the service's drift tests compare served features against it.
 
     ``name`` defaults to ``Settings.model_name``. The ensemble must carry its
     FeatureSpec hash (``fit(..., feature_spec_hash=...)``): a model without one could
@@ -135,6 +140,13 @@ def save_ensemble(
         open(model.path_of(_ARTIFACT), "wb") as fh,
     ):
         pickle.dump(ensemble, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        if reference is not None:
+            from augur.monitoring import reference_sample, save_reference
+
+            sample = reference_sample(
+                reference, seed=int(ensemble.params.seed), feature_names=ensemble.feature_names
+            )
+            save_reference(sample[list(ensemble.feature_names)], model.path)
     return str(model.tag)
 
 

@@ -32,6 +32,8 @@ class TrainResult:
     n_train: int
     n_holdout: int
     context: dict[str, Any] = field(default_factory=dict)
+    #: the training features (for the drift reference saved with the model)
+    reference: pd.DataFrame | None = None
 
 
 def _first(names: list[str], wanted: tuple[str, ...]) -> str | None:
@@ -121,4 +123,4 @@ def train_on_bars(
             test[names].to_numpy(), test["label"].to_numpy(), test["forward_return"].to_numpy()
         )
         ensemble.metrics["holdout"] = holdout
-    return TrainResult(ensemble, holdout, len(train), len(test), context)
+    return TrainResult(ensemble, holdout, len(train), len(test), context, train[names])

@@ -94,6 +94,7 @@ def promote_best(
         model_name,
         labels={"study": study.name, "trial": str(best["trial_id"])},
         store_dir=store_dir,
+        reference=frame[names],
     )
     out = {"tag": tag, "lineage": lineage}
     from augur.tuning._runner import results_dir

@@ -87,3 +87,22 @@ def test_store_location_follows_bentoml_home(monkeypatch, tmp_path) -> None:
     from augur.config import get_settings
 
     assert store_path() == get_settings().models_dir
+
+
+def test_drift_reference_is_saved_beside_the_model(fitted, xy, tmp_path) -> None:
+    import pandas as pd
+
+    from augur.models._store import _get
+    from augur.monitoring import load_reference
+
+    X = pd.DataFrame(xy[0], columns=list(fitted.feature_names))
+    tag = save_ensemble(fitted, "ens", store_dir=tmp_path, reference=X)
+    reference = load_reference(_get(tag, tmp_path).path)
+    assert reference is not None
+    assert list(reference.columns) == list(fitted.feature_names)
+    assert 0 < len(reference) <= min(len(X), 5_000)
+    # every sampled row is a real training row
+    assert reference.merge(X, how="inner").shape[0] == len(reference)
+    # without a reference nothing is written and the service skips drift for that version
+    bare = save_ensemble(fitted, "ens", store_dir=tmp_path)
+    assert load_reference(_get(bare, tmp_path).path) is None
