@@ -35,8 +35,12 @@ LATENCY_BUCKETS = (
 )
 
 
-def make_tracer(otlp_endpoint: str = "", service_name: str = "augur-decision") -> Any:
-    """An OpenTelemetry tracer: exporting to ``otlp_endpoint`` when set, else a no-op one."""
+def make_tracer(
+    otlp_endpoint: str = "", service_name: str = "augur-decision", exporter: Any = None
+) -> Any:
+    """An OpenTelemetry tracer: exporting to ``otlp_endpoint`` when set, else a no-op one.
+
+    ``exporter`` replaces the OTLP exporter (e.g. an in-memory one in tests)."""
     from opentelemetry import trace
 
     if not otlp_endpoint:
@@ -47,7 +51,9 @@ def make_tracer(otlp_endpoint: str = "", service_name: str = "augur-decision") -
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter or OTLPSpanExporter(endpoint=otlp_endpoint))
+    )
     log.info("tracing: exporting spans to %s", otlp_endpoint)
     return provider.get_tracer("augur.serving")
 
