@@ -281,16 +281,27 @@ def _pick(names: Sequence[str], preferred: Sequence[str]) -> str | None:
 
 
 def _single_model_signal(
-    proba: np.ndarray, ensemble: Any, vol_ratio: np.ndarray, trend: np.ndarray
+    proba: np.ndarray, ensemble: Any, vol_ratio: np.ndarray, trend: np.ndarray | None
 ) -> dict[str, np.ndarray]:
     """Direction, probability and confidence of one member, by the ensemble's own rules."""
     # The ensemble's direction/margin rules (ties go to flat), reused so both agree exactly.
+    from augur.models import confidence_of
     from augur.models._confidence import direction_of, margin_of
 
     direction = direction_of(proba)
     probability = np.take_along_axis(proba, (direction + 1)[:, None], axis=1)[:, 0]
     agreement = np.ones(len(proba))  # a one-member ensemble agrees with itself
-    confidence = ensemble._confidence(margin_of(proba, direction), agreement, vol_ratio, trend)
+    p = ensemble.params
+    confidence = confidence_of(
+        margin_of(proba, direction),
+        agreement,
+        volatility_ratio=vol_ratio,
+        trend_strength=trend,
+        margin_weight=p.confidence_margin_weight,
+        agreement_weight=p.confidence_agreement_weight,
+        trend_weight=p.confidence_trend_weight,
+        volatility_penalty=p.volatility_penalty,
+    )
     return {
         "direction": direction,
         "probability": probability,
@@ -577,7 +588,7 @@ def _false_positive_entries(
     fg = ((eg != 0) & (eg != y)).astype(float)
     fu = ((eu != 0) & (eu != y)).astype(float)
     ng, nu = (eg != 0).astype(float), (eu != 0).astype(float)
-    kw = {
+    kw: dict[str, Any] = {
         "level": config.ci_level,
         "reps": config.bootstrap_reps,
         "min_block": config.horizon,
