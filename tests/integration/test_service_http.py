@@ -345,6 +345,20 @@ def test_in_process_wiring_on_the_real_stores(
         assert embedded.pipeline.routing.table.versions[0].model_tag == served.tags[-1]
     finally:
         embedded.close()
+    # `augur serve --canary … --shadow …` writes the table from tags in the store.
+    from rich.console import Console
+
+    from augur.cli.serving import _write_table
+    from augur.serving import load_routing_table
+
+    written = load_routing_table(
+        _write_table(settings, None, served.tags[1], 20.0, served.tags[2], 50.0, Console())
+    )
+    assert [(v.model_tag, v.weight) for v in written.versions] == [
+        (served.tags[-1], 80.0),
+        (served.tags[1], 20.0),
+    ]
+    assert written.shadow is not None and written.shadow.percent == 50.0
     # A table naming a model that is not in the store fails at start, naming it.
     missing = tmp_path / "missing.json"
     _write_json(

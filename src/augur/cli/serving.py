@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -41,6 +42,43 @@ def serve_command(port: int, host: str, bento: Path) -> list[str]:
     ]
 
 
+def _write_table(
+    settings: Any,
+    model: str | None,
+    canary: str | None,
+    canary_percent: float,
+    shadow: str | None,
+    shadow_percent: float,
+    err: Console,
+) -> Path:
+    """Write ``<home>/serving/routes.json`` from the options (tags resolved in the store)."""
+    os.environ.setdefault("BENTOML_HOME", str(settings.models_dir.resolve()))
+    from augur.serving import RoutingTableError, write_routing_table
+    from augur.serving._service import resolve_tag
+
+    try:
+        primary = resolve_tag(model or f"{settings.model_name}:latest")
+        versions = [{"name": "primary", "model_tag": primary, "weight": 100.0}]
+        if canary:
+            versions[0]["weight"] = 100.0 - canary_percent
+            versions.append(
+                {"name": "canary", "model_tag": resolve_tag(canary), "weight": canary_percent}
+            )
+        table: dict[str, Any] = {"versions": versions}
+        if shadow:
+            table["shadow"] = {
+                "name": "shadow",
+                "model_tag": resolve_tag(shadow),
+                "percent": shadow_percent,
+            }
+        path = write_routing_table(table, Path(settings.home).resolve() / "serving" / "routes.json")
+    except (LookupError, RoutingTableError, ValueError) as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    Console().print(f"routing table {path}: {json.dumps(table)}")
+    return path
+
+
 def register(app: typer.Typer) -> None:
     """Add the top-level ``serve`` command."""
 
@@ -57,6 +95,22 @@ def register(app: typer.Typer) -> None:
                 dir_okay=False,
             ),
         ] = None,
+        model: Annotated[
+            str | None,
+            typer.Option(help="Primary model tag (default: the latest in the model store)."),
+        ] = None,
+        canary: Annotated[
+            str | None, typer.Option(help="Canary model tag (writes a routing table).")
+        ] = None,
+        canary_percent: Annotated[
+            float, typer.Option(min=0.0, max=100.0, help="Share of traffic for the canary.")
+        ] = 10.0,
+        shadow: Annotated[
+            str | None, typer.Option(help="Shadow model tag, scored off the request path.")
+        ] = None,
+        shadow_percent: Annotated[
+            float, typer.Option(min=0.0, max=100.0, help="Share of requests mirrored.")
+        ] = 100.0,
         workers: Annotated[
             int | None, typer.Option(min=1, help="Worker processes (AUGUR_SERVING_WORKERS).")
         ] = None,
@@ -93,6 +147,15 @@ def register(app: typer.Typer) -> None:
         env.setdefault("AUGUR_HOME", str(Path(settings.home).resolve()))
         env.setdefault("BENTOML_HOME", str(settings.models_dir.resolve()))
         env.setdefault("BENTOML_DO_NOT_TRACK", "True")
+        if routing_table is not None and (canary or shadow or model):
+            err.print(
+                "[red]--routing-table excludes --model/--canary/--shadow[/]: use one or the other"
+            )
+            raise typer.Exit(2)
+        if canary or shadow or model:
+            routing_table = _write_table(
+                settings, model, canary, canary_percent, shadow, shadow_percent, err
+            )
         if routing_table is not None:
             env["AUGUR_ROUTING_TABLE"] = str(routing_table.resolve())
         if workers is not None:
