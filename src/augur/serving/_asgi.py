@@ -215,12 +215,12 @@ class DecisionApp:
         except Exception:
             status = 500
             log.exception("request %s %s failed", request_id, path)
-            err = HTTPError(
+            internal = HTTPError(
                 500,
                 "internal_error",
                 f"unexpected error; the server log has the details under request id {request_id}",
             )
-            await send_json(send, 500, error_body(err, request_id), request_id)
+            await send_json(send, 500, error_body(internal, request_id), request_id)
         if self.metrics is not None and entry is not None:
             self._observe(path, version, status, time.perf_counter() - t0)
 

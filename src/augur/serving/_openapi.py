@@ -83,7 +83,7 @@ def openapi_document(
             media["example"] = examples[name]
         return {"required": True, "content": {"application/json": media}}
 
-    security = [{"bearer": []}]
+    security: list[dict[str, list[str]]] = [{"bearer": []}]
     paths = {
         "/decide": {
             "post": {

@@ -85,7 +85,8 @@ class FeatureReader(Protocol):
     store's own errors to these).
     """
 
-    feature_names: Sequence[str]
+    @property
+    def feature_names(self) -> Sequence[str]: ...
 
     def get(self, symbols: Sequence[str]) -> Mapping[str, tuple[np.ndarray, datetime | None]]: ...
 
@@ -289,7 +290,8 @@ class DecisionPipeline:
         symbols = list(dict.fromkeys(req.symbols))
         with self.tracer.start_as_current_span("features"):
             rows = self.features.get(symbols)
-        errors, jobs = [], []
+        errors: list[SymbolError] = []
+        jobs: list[_Job] = []
         for i, symbol in enumerate(symbols):
             if symbol not in rows:
                 errors.append(

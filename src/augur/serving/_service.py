@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from augur.config import Settings, get_settings
 from augur.serving._asgi import DecisionApp
@@ -157,7 +157,7 @@ def _wire(
     if features is None:
         from augur.serving._features import OnlineFeatureReader
 
-        features = OnlineFeatureReader(settings)
+        features = cast(FeatureReader, OnlineFeatureReader(settings))
     if decide is None:
         from augur.decision import decide as decide_fn
 
