@@ -238,6 +238,21 @@ def test_decisions_match_the_in_process_engine(served: Served, client: httpx.Cli
         assert got["reasons"] == expected["reasons"]
 
 
+def test_the_documented_examples_work(client: httpx.Client) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("augur_bento_service", BENTO_DIR / "service.py")
+    assert spec is not None and spec.loader is not None
+    bento = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bento)
+    doc = client.get("/openapi.json").json()
+    media = doc["paths"]["/decide"]["post"]["requestBody"]["content"]["application/json"]
+    assert media["example"] == bento.EXAMPLE_INPUT
+    r = client.post("/decide", json=bento.EXAMPLE_INPUT)
+    assert r.status_code == 200, r.text
+    assert client.post("/decide_batch", json=bento.EXAMPLE_BATCH).status_code == 200
+
+
 def test_stale_features_give_no_action(client: httpx.Client) -> None:
     r = client.post("/decide", json={"symbol": "EURUSD", "as_of": "2300-01-01T00:00:00Z"})
     assert r.status_code == 200
