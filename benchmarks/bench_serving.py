@@ -164,6 +164,19 @@ async def decide(request: Request):
     return {"action": "no_action"}
 """
 
+# The same no-op as a bare ASGI callable (no framework at all): uvicorn's own floor.
+UVICORN_RAW_NOOP = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    body = b'{"action":"no_action"}'
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
+"""
+
 # BentoML's defaults: a no-op @bentoml.api, nothing tuned.
 BENTO_DEFAULT_NOOP = """
 import bentoml
@@ -422,6 +435,7 @@ def run() -> list[Row]:
         progs = work / "progs"
         progs.mkdir()
         (progs / "uvicorn_noop.py").write_text(UVICORN_NOOP)
+        (progs / "uvicorn_raw_noop.py").write_text(UVICORN_RAW_NOOP)
         (progs / "bento_default_noop.py").write_text(BENTO_DEFAULT_NOOP)
         (progs / "bento_mounted_noop.py").write_text(
             BENTO_MOUNTED_NOOP.replace("WORKERS", str(workers))
@@ -468,6 +482,23 @@ def run() -> list[Row]:
                     base_env,
                     progs,
                     "/docs",
+                ),
+                (
+                    f"uvicorn raw-ASGI no-op ({workers} workers)",
+                    [
+                        uvicorn_exe,
+                        "uvicorn_raw_noop:app",
+                        "--port",
+                        "{PORT}",
+                        "--no-access-log",
+                        "--log-level",
+                        "warning",
+                        "--workers",
+                        str(workers),
+                    ],
+                    base_env,
+                    progs,
+                    "/",
                 ),
                 (
                     "BentoML default no-op",
@@ -622,6 +653,16 @@ def _rows(results: dict[tuple[str, int], list[dict[str, float]]], workers: int) 
             "req/s",
             True,
             ">= 0.60x",
+        ),
+        Row(
+            "serving",
+            "AFTER: our no-op vs uvicorn raw-ASGI no-op (same app, no framework), 8 clients",
+            fig("our no-op", 8, "rps") or 0.0,
+            f"uvicorn raw-ASGI no-op ({workers} workers)",
+            fig(f"uvicorn raw-ASGI no-op ({workers} workers)", 8, "rps"),
+            "req/s",
+            True,
+            "BentoML's remaining cost",
         ),
     ]
     if ("ours", 8) in results:
