@@ -12,7 +12,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export BENTOML_DO_NOT_TRACK := True
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup demo test lint bench clean system-deps
+.PHONY: help setup demo test lint bench bento clean system-deps
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ lint: setup ## ruff + mypy
 
 bench: setup ## run every benchmark: our figure, the peer's, the ratio
 	$(PY) -m benchmarks
+
+bento: setup ## build the decision service's Bento (its generated Dockerfile is the image Helm deploys)
+	$(UV) build --wheel --out-dir bentos/decision/dist
+	cd bentos/decision && $(CURDIR)/$(VENV)/bin/bentoml build .
 
 clean: ## remove the virtualenv and the working directory
 	rm -rf $(VENV) $(AUGUR_HOME)

@@ -122,12 +122,9 @@ def save_ensemble(
         "volatility_ref": ensemble.volatility_ref,
     }
     metadata.update(
-        {
-            k: _plain(v)
-            for k, v in ctx.items()
-            if k not in metadata and k not in ("data_start", "data_end")
-        }
+        {k: v for k, v in ctx.items() if k not in metadata and k not in ("data_start", "data_end")}
     )
+    metadata = _plain(metadata)
     store = _model_store(store_dir)
     with (
         bentoml.models.create(
@@ -231,8 +228,9 @@ def list_models(
 
 def _plain(value: Any) -> Any:
     """Metadata BentoML can write as YAML (numpy scalars → Python, NaN kept as float)."""
+    # BentoML refuses None in metadata: an absent figure is left out of a mapping
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if hasattr(value, "item") and callable(value.item):

@@ -106,3 +106,17 @@ def test_drift_reference_is_saved_beside_the_model(fitted, xy, tmp_path) -> None
     # without a reference nothing is written and the service skips drift for that version
     bare = save_ensemble(fitted, "ens", store_dir=tmp_path)
     assert load_reference(_get(bare, tmp_path).path) is None
+
+
+def test_a_model_trained_without_holdout_can_be_saved(tmp_path) -> None:
+    from augur.models import EnsembleParams
+    from augur.models._train import train_on_bars
+    from tests.conftest import synthetic_bars
+
+    params = EnsembleParams(
+        rf_n_estimators=10, xgb_n_estimators=10, quantile_n_estimators=10, svm_max_samples=200
+    )
+    result = train_on_bars(synthetic_bars(400), params=params, holdout_fraction=0.0)
+    tag = save_ensemble(result.ensemble, "noholdout", store_dir=tmp_path)
+    [rec] = list_models("noholdout", store_dir=tmp_path)
+    assert rec.tag == tag and "holdout_start" not in rec.metadata
