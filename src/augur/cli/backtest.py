@@ -97,6 +97,7 @@ def _print_symbol(console: Console, s: Any, threshold: float) -> None:
     console.print(table)
     gain = s.accuracy_gain
     fp = s.false_positive_entries
+    change = fp["rate_change"]
     level = f"{gain.level:.0%} CI"
     console.print(
         f"  accuracy gain over the best single model: {gain.estimate:+.4f} "
@@ -106,8 +107,12 @@ def _print_symbol(console: Console, s: Any, threshold: float) -> None:
         f"  false-positive entries: {fp['ungated']} ungated → {fp['gated']} gated "
         f"(reduction {fp['reduction'].estimate:+.0f}, {level} {fp['reduction'].low:+.0f} … "
         f"{fp['reduction'].high:+.0f}); false-positive rate {_num(fp['rate_ungated'])} → "
-        f"{_num(fp['rate_gated'])} (change {fp['rate_change'].estimate:+.3f}, {level} "
-        f"{fp['rate_change'].low:+.3f} … {fp['rate_change'].high:+.3f})"
+        f"{_num(fp['rate_gated'])}"
+        + (
+            f" (change {change.estimate:+.3f}, {level} {change.low:+.3f} … {change.high:+.3f})"
+            if math.isfinite(change.estimate)
+            else " (no gated entries: the rate is undefined)"
+        )
     )
     from augur.backtest.report import _verdict
 
