@@ -3,6 +3,7 @@
 # Everything lands under $AUGUR_HOME (default ./.augur): bars, features, the Feast
 # registry and SQLite online store, the BentoML model store, tuning results, reports.
 set -euo pipefail
+export COLUMNS="${COLUMNS:-200}"  # wide tables even when not on a terminal
 step() { printf '\n\033[1;36m==> %s\033[0m\n' "$*"; }
 
 step "real market bars from packaged sample data (EURUSD 1h; SP500, NASDAQ, AAPL, GOOG, IBM, MSFT daily)"
