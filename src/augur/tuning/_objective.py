@@ -70,6 +70,8 @@ class FoldReport:
     fold: int
     metrics: dict[str, float]
     decision: dict[str, Any]
+    #: composite score of every decision-grid row (the best one is ``metrics``)
+    grid_scores: tuple[float, ...] = ()
 
     def as_result(self) -> dict[str, Any]:
         out: dict[str, Any] = {"fold": self.fold, **self.metrics}
@@ -252,7 +254,12 @@ class TrialScorer:
         best_i, rows = _score_decisions(
             preds, self._decisions, self.study, self.configs.decision_grid
         )
-        return FoldReport(fold=k, metrics=rows[best_i], decision=self.configs.decision_grid[best_i])
+        return FoldReport(
+            fold=k,
+            metrics=rows[best_i],
+            decision=self.configs.decision_grid[best_i],
+            grid_scores=tuple(r["score"] for r in rows),
+        )
 
     def folds(self, start: int = 0) -> Iterator[FoldReport]:
         for k in range(start, self.n_folds):

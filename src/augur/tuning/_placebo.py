@@ -56,12 +56,18 @@ def check_no_placebo(
     probes: dict[str, list[dict[str, float]]] = {}
     placebo = []
     for key, dist in study.search_space.items():
-        rows = []
+        rows: list[dict[str, Any]] = []
+        signatures_of: list[tuple[Any, ...]] = []
         for value in probe_values(dist, points):
             report = evaluate(study, bars, {**centre, key: value})
             rows.append({"value": value, **{m: report.metrics[m] for m in METRIC_KEYS}})
+            # every grid row counts: a model parameter may move only combinations other
+            # than the best (e.g. when the best is to stay out of the market)
+            signatures_of.append(
+                tuple(round(r, 12) for r in (*rows[-1].values(), *report.grid_scores)[1:])
+            )
         probes[key] = rows
-        signatures = {tuple(round(r[m], 12) for m in METRIC_KEYS) for r in rows}
+        signatures = set(signatures_of)
         if len(signatures) == 1:
             placebo.append(key)
     if placebo:
