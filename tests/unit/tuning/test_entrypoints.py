@@ -123,3 +123,32 @@ def test_committed_studies_smoke_variant_validates(name: str) -> None:
     path = Path(__file__).resolve().parents[3] / "tuning" / "studies" / f"{name}.yaml"
     smoke = smoke_variant(load_study(path, check_data=False))
     assert smoke.trials <= 4
+
+
+def test_progress_bar_reads_progress_file(tmp_path: Path) -> None:
+    import io
+    import json
+    import threading
+    import time
+
+    from rich.console import Console
+
+    from augur.cli.tune import _eta, _watch
+
+    assert _eta({"trials_done": 0, "trials_total": 10}) == "—"
+    assert _eta({"trials_done": 5, "trials_total": 10, "started": time.time() - 50}).startswith(
+        "0m5"
+    )
+    path = tmp_path / "progress.json"
+    path.write_text(
+        json.dumps({"trials_done": 3, "trials_total": 6, "best": 1.25, "started": time.time()})
+    )
+    out = io.StringIO()
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(path, 6, stop, Console(file=out, width=120)))
+    watcher.start()
+    time.sleep(1.2)
+    stop.set()
+    watcher.join(timeout=5)
+    text = out.getvalue()
+    assert "3/6" in text and "best 1.2500" in text
