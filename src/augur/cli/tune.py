@@ -138,8 +138,25 @@ def tune(
     console.print(f"results: {summary['results_dir']}")
     if summary.get("promoted"):
         console.print(f"promoted as [bold]{summary['promoted']['tag']}[/bold]")
+        _warn_if_not_servable(console, summary["promoted"].get("lineage", {}))
     if summary["trials_complete"] == 0 and summary["trials_pruned"] == 0:
         _fail(f"every trial failed; first error: {summary['first_error']}", code=3)
+
+
+def _warn_if_not_servable(console: Console, lineage: dict[str, object]) -> None:
+    """A winner with other feature windows/lags cannot meet the online store's features."""
+    from augur.features import FeatureSpec
+
+    served = FeatureSpec.from_settings()
+    trained = lineage.get("feature_spec_hash")
+    if trained and trained != served.hash:
+        console.print(
+            f"[yellow]the winner was trained on FeatureSpec {trained} "
+            f"(windows {lineage.get('feature_windows')}, lags {lineage.get('feature_lags')}), "
+            f"not the one this configuration serves ({served.hash}, windows "
+            f"{list(served.windows)}): serve it with AUGUR_WINDOWS set to its windows after "
+            "`augur features build/apply/materialize`, or fix the windows in the study.[/yellow]"
+        )
 
 
 def register(app: typer.Typer) -> None:
