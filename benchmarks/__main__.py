@@ -19,7 +19,9 @@ from benchmarks._table import print_table
 
 def main(argv: list[str]) -> int:
     console = Console()
-    names = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
+    names = sorted(
+        m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")
+    )
     wanted = [n for n in names if not argv or any(a in n for a in argv)]
     if not wanted:
         console.print(f"no benchmark matches {argv}; have: {', '.join(names)}")

@@ -43,12 +43,27 @@ def print_table(title: str, rows: list[Row], console: Console | None = None) -> 
     """Print rows as a rich table; the ratio column reads 'x better than the peer'."""
     console = console or Console()
     table = Table(title=title, show_lines=False)
-    for col in ("benchmark", "metric", "ours", "peer", "peer figure", "unit", "ratio (>1 = ours better)", "goal"):
+    for col in (
+        "benchmark",
+        "metric",
+        "ours",
+        "peer",
+        "peer figure",
+        "unit",
+        "ratio (>1 = ours better)",
+        "goal",
+    ):
         table.add_column(col)
     for r in rows:
         ratio = r.ratio
         table.add_row(
-            r.benchmark, r.metric, _fmt(r.ours), r.peer_name, _fmt(r.peer), r.unit,
-            "—" if ratio is None else f"{ratio:.2f}x", r.goal,
+            r.benchmark,
+            r.metric,
+            _fmt(r.ours),
+            r.peer_name,
+            _fmt(r.peer),
+            r.unit,
+            "—" if ratio is None else f"{ratio:.2f}x",
+            r.goal,
         )
     console.print(table)

@@ -50,12 +50,26 @@ class RedisServer:
     def start(self) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
-            pytest.fail("redis-server is not installed: run `make test` (it installs it) "
-                        "or `apt-get install redis-server`, or set AUGUR_TEST_REDIS_URL")
+            pytest.fail(
+                "redis-server is not installed: run `make test` (it installs it) "
+                "or `apt-get install redis-server`, or set AUGUR_TEST_REDIS_URL"
+            )
         self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
 
@@ -82,8 +96,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
-def synthetic_bars(n: int = 500, symbols: tuple[str, ...] = ("AAA", "BBB"), seed: int = 0,
-                   freq: str = "h") -> pd.DataFrame:
+def synthetic_bars(
+    n: int = 500, symbols: tuple[str, ...] = ("AAA", "BBB"), seed: int = 0, freq: str = "h"
+) -> pd.DataFrame:
     """Valid OHLCV bars (the Bars contract) from a random walk — for unit tests."""
     rng = np.random.default_rng(seed)
     frames = []
@@ -95,8 +110,19 @@ def synthetic_bars(n: int = 500, symbols: tuple[str, ...] = ("AAA", "BBB"), seed
         high = np.maximum(open_, close) + spread
         low = np.minimum(open_, close) - spread
         volume = rng.integers(100, 10_000, n).astype(float)
-        frames.append(pd.DataFrame({"timestamp": ts, "symbol": sym, "open": open_, "high": high,
-                                    "low": low, "close": close, "volume": volume}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "timestamp": ts,
+                    "symbol": sym,
+                    "open": open_,
+                    "high": high,
+                    "low": low,
+                    "close": close,
+                    "volume": volume,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 

@@ -23,7 +23,10 @@ app = typer.Typer(
 # (a typer.Typer) or `register(app)` for top-level commands.
 _COMMAND_MODULES: list[tuple[str, str | None]] = [
     ("augur.cli.data", "data"),  # augur data sample | import
-    ("augur.cli.features", "features"),  # augur features build | apply | materialize | push | training-set
+    (
+        "augur.cli.features",
+        "features",
+    ),  # augur features build | apply | materialize | push | training-set
     ("augur.cli.models", None),  # augur train; augur models list
     ("augur.cli.backtest", None),  # augur backtest
     ("augur.cli.simulate", None),  # augur simulate
@@ -35,12 +38,7 @@ _COMMAND_MODULES: list[tuple[str, str | None]] = [
 
 def _register() -> None:
     for module_name, group in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # group not built yet
-            raise
+        module = importlib.import_module(module_name)
         if group is None:
             module.register(app)
         else:

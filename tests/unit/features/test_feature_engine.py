@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import synthetic_bars
 
 from augur.features import FeatureSpec, compute_features, default_spec, latest_features
 from augur.features._reference import reference_features
+from tests.conftest import synthetic_bars
 
 # Small windows (2, 3) exercise the edge formulas; 20 the usual case.
 SPEC = FeatureSpec(windows=(2, 3, 5, 20), lags=(1, 4))

@@ -8,9 +8,9 @@ import statistics
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import synthetic_bars
 
 from augur.features import FeatureSpec, compute_features, make_labels, training_frame
+from tests.conftest import synthetic_bars
 
 CLOSES = [100.0, 101.0, 100.0, 102.0, 103.0, 101.0, 104.0, 104.0]
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.conftest import synthetic_bars
 
 from augur.features import FeatureSpec, compute_features
+from tests.conftest import synthetic_bars
 
 SPEC = FeatureSpec(windows=(3, 5, 12), lags=(1, 2))
 N = 60
