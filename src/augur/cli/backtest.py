@@ -10,6 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from augur.cli._common import fail as _fail
+from augur.cli._common import parse_params as _parse_params
+
 #: Symbols of the default run: the hourly FX pair and the daily sets of the sample data.
 DEFAULT_SYMBOLS = ("EURUSD", "SP500", "NASDAQ", "AAPL", "GOOG", "IBM", "MSFT")
 
@@ -33,26 +36,6 @@ QUICK_PARAMS: dict[str, Any] = {
     "quantile_n_estimators": 40,
     "calibration_folds": 2,
 }
-
-
-def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code=1)
-
-
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    import json
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            _fail(f"--param {item!r}: use KEY=VALUE (a field of augur.models.EnsembleParams)")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
 
 
 def _num(v: Any, digits: int = 3) -> str:

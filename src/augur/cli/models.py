@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Annotated, Any
 
@@ -10,28 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from augur.cli._common import fail as _fail
+from augur.cli._common import parse_params as _parse_params
+
 models_app = typer.Typer(
     help="The ensemble versions in the BentoML model store.", no_args_is_help=True
 )
-
-
-def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code=1)
-
-
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values parsed as JSON when they can be (numbers, null, true)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            _fail(f"--param {item!r}: expected KEY=VALUE, e.g. --param rf_n_estimators=100")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
 
 
 def _fmt(v: Any, digits: int = 3) -> str:

@@ -12,10 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-
-def _fail(message: str) -> None:
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code=1)
+from augur.cli._common import fail as _fail
 
 
 def _fmt(metric: str, v: float) -> str:

@@ -16,12 +16,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from augur.cli._common import fail as _fail
+
 _err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    _err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code=code)
 
 
 def _eta(progress: dict[str, Any]) -> str:
