@@ -285,23 +285,12 @@ def _single_model_signal(
 ) -> dict[str, np.ndarray]:
     """Direction, probability and confidence of one member, by the ensemble's own rules."""
     # The ensemble's direction/margin rules (ties go to flat), reused so both agree exactly.
-    from augur.models import confidence_of
-    from augur.models._confidence import direction_of, margin_of
+    from augur.models import direction_of, margin_of
 
     direction = direction_of(proba)
     probability = np.take_along_axis(proba, (direction + 1)[:, None], axis=1)[:, 0]
     agreement = np.ones(len(proba))  # a one-member ensemble agrees with itself
-    p = ensemble.params
-    confidence = confidence_of(
-        margin_of(proba, direction),
-        agreement,
-        volatility_ratio=vol_ratio,
-        trend_strength=trend,
-        margin_weight=p.confidence_margin_weight,
-        agreement_weight=p.confidence_agreement_weight,
-        trend_weight=p.confidence_trend_weight,
-        volatility_penalty=p.volatility_penalty,
-    )
+    confidence = ensemble.confidence(margin_of(proba, direction), agreement, vol_ratio, trend)
     return {
         "direction": direction,
         "probability": probability,

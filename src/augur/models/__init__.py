@@ -13,7 +13,7 @@ use), :class:`ModelRecord`,
 Nothing heavy happens at import: scikit-learn, XGBoost and BentoML load when used.
 """
 
-from augur.models._confidence import confidence_of
+from augur.models._confidence import confidence_of, direction_of, margin_of
 from augur.models._ensemble import MEMBERS, Ensemble, EnsembleOutput, EnsemblePrediction
 from augur.models._params import EnsembleParams
 from augur.models._store import (
@@ -39,8 +39,10 @@ __all__ = [
     "ModelNotFoundError",
     "ModelRecord",
     "confidence_of",
+    "direction_of",
     "list_models",
     "load_ensemble",
+    "margin_of",
     "save_ensemble",
     "store_path",
 ]

@@ -450,7 +450,7 @@ class Ensemble:
         direction = direction_of(proba)
         agreement = agreement_of(per_model, direction)
         probability = np.take_along_axis(proba, (direction + 1)[:, None], axis=1)[:, 0]
-        confidence = self._confidence(
+        confidence = self.confidence(
             margin_of(proba, direction), agreement, volatility_ratio, trend_strength
         )
         return EnsemblePrediction(
@@ -555,7 +555,9 @@ class Ensemble:
         top = np.argsort(-np.abs(values), kind="stable")[: self.params.top_k]
         return tuple((self.feature_names[j], float(values[j])) for j in top)
 
-    def _confidence(self, margin: Any, agreement: Any, vol_ratio: Any, trend: Any) -> F64:
+    def confidence(self, margin: Any, agreement: Any, vol_ratio: Any, trend: Any) -> F64:
+        """Confidence from margin, agreement, volatility ratio and trend, with this
+        ensemble's weights (the formula is :func:`augur.models.confidence_of`)."""
         p = self.params
         return confidence_of(
             margin,
