@@ -13,10 +13,9 @@ decoding at all. A redis-server is started here on a free loopback port and stop
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-import socket
 import sqlite3
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks._servers import redis_server
 from benchmarks._table import Row
 
 TITLE = "Feast online store: materialise and read (1,000 symbols, 57 features)"
@@ -33,45 +33,6 @@ N_BARS = 60
 READS = 300
 WARMUP = 30
 REPO = Path(__file__).resolve().parents[1] / "feature_repo"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise RuntimeError("redis-server is not installed: `make setup` installs it")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            exe,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.terminate()
-    raise RuntimeError("redis-server did not start")
 
 
 def _latencies(call: Callable[[], object]) -> tuple[float, float]:
@@ -131,7 +92,8 @@ def run() -> list[Row]:
 
     rows: list[Row] = []
     tmp = Path(tempfile.mkdtemp(prefix="bench-feast-"))
-    proc, port = _start_redis(tmp)
+    servers = contextlib.ExitStack()
+    port = servers.enter_context(redis_server())
     try:
         bars = make_bars(N_SYMBOLS, N_BARS)
         redis_url = f"127.0.0.1:{port}"
@@ -231,7 +193,6 @@ def run() -> list[Row]:
                         )
                     )
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        servers.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return rows

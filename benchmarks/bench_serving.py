@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks._servers import free_port, redis_server
 from benchmarks._table import Row
 
 TITLE = "Serving: POST /decide over HTTP on 127.0.0.1 (load from a separate process)"
@@ -278,14 +278,6 @@ class Server:
     log: Path
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_ready(server: Server, path: str, timeout: float = 180.0) -> None:
     import urllib.error
     import urllib.request
@@ -310,7 +302,7 @@ def _wait_ready(server: Server, path: str, timeout: float = 180.0) -> None:
 
 
 def _start(name: str, cmd: list[str], env: dict[str, str], cwd: Path, logdir: Path) -> Server:
-    port = _free_port()
+    port = free_port()
     log = logdir / f"{name.replace(' ', '_')}.log"
     cmd = [c.replace("{PORT}", str(port)) for c in cmd]
     with log.open("wb") as fh:
@@ -333,44 +325,8 @@ def _stop(server: Server) -> None:
 
 @contextmanager
 def _redis() -> Iterator[str]:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise RuntimeError("redis-server is not installed: run `make setup`")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as d:
-        proc = subprocess.Popen(
-            [
-                exe,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                d,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 20
-            import socket
-
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            yield f"127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with redis_server() as port:
+        yield f"127.0.0.1:{port}"
 
 
 def _augur(args: list[str], env: dict[str, str]) -> None:
