@@ -177,3 +177,44 @@ def test_training_set_is_point_in_time_correct(tmp_path: Path, real_bars: pd.Dat
     np.testing.assert_allclose(
         joined[spec.names].to_numpy(float), eur[spec.names].to_numpy(float), rtol=1e-12
     )
+
+
+def _eventually(predicate, seconds: float = 3.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return bool(predicate())
+
+
+@pytest.mark.parametrize("applied", ["redis"], indirect=True)
+def test_cached_reader_serves_repeats_and_sees_every_write(applied: Settings) -> None:
+    cached = fs.OnlineFeatures(applied, cache=True)
+    try:
+        assert _eventually(lambda: cached.caching), "Redis invalidation tracking never started"
+        _, first_ts = cached.get(["EURUSD"])["EURUSD"]
+        cached.get(["EURUSD"])
+        assert cached._redis.hits >= 1  # the repeat came from the worker's memory
+        last_bar = read_bars(["EURUSD"], applied.bars_dir).iloc[-1]
+        bar = {
+            "timestamp": (last_bar["timestamp"] + pd.Timedelta(hours=1)).isoformat(),
+            "open": last_bar["close"],
+            "high": last_bar["close"] * 1.01,
+            "low": last_bar["close"] * 0.99,
+            "close": last_bar["close"] * 1.005,
+            "volume": 99.0,
+        }
+        fs.push_bar("EURUSD", bar, applied)
+        fresh, fresh_ts = fs.OnlineFeatures(applied).get(["EURUSD"])["EURUSD"]
+        assert fresh_ts > first_ts
+        # Redis announces the write; the cached reader drops the row and reads it again.
+        assert _eventually(lambda: cached.get(["EURUSD"])["EURUSD"][1] == fresh_ts)
+        np.testing.assert_array_equal(cached.get(["EURUSD"])["EURUSD"][0], fresh)
+        with pytest.raises(fs.UnknownSymbolError, match="NOPE"):
+            cached.get(["NOPE"])
+    finally:
+        cached.close()
+    assert not cached.caching

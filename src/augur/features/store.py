@@ -367,10 +367,12 @@ def push_bar(
 class OnlineFeatures:
     """Latest features per symbol from the online store, in spec order (request path).
 
-    Reads through the Feast provider's ``online_read`` for the registered feature view
-    (the same call ``FeatureStore.get_online_features`` ends in, minus its per-call
-    registry lookups and response building), so one request is one SQLite query or one
-    Redis pipeline.
+    SQLite: reads through the Feast provider's ``online_read`` for the registered feature
+    view (the call ``FeatureStore.get_online_features`` ends in, minus its per-call
+    registry lookups and response building): one query per request. Redis: one ``HMGET``
+    per symbol in Feast's own key layout, its hash fields computed once
+    (:class:`~augur.features._redis_online.RedisFeatureReader`); with ``cache=True`` (the
+    service) rows are kept until Redis announces a write to them.
     """
 
     def __init__(
@@ -379,6 +381,7 @@ class OnlineFeatures:
         online_store: OnlineStoreKind | None = None,
         redis_url: str | None = None,
         spec: FeatureSpec | None = None,
+        cache: bool = False,
     ) -> None:
         self.settings = settings or get_settings()
         self.spec = spec or FeatureSpec.from_settings(self.settings)
@@ -395,6 +398,39 @@ class OnlineFeatures:
         self._fv = fv
         self._names = list(self.spec.names)
         self._provider = self.store._get_provider()
+        self._redis: Any = None
+        if self.kind == "redis":
+            self._redis = self._redis_reader(cache)
+
+    def _redis_reader(self, cache: bool) -> Any:
+        """Feast's Redis layout read directly (see :mod:`augur.features._redis_online`)."""
+        from feast.infra.online_stores.redis import _versioned_fv_name
+
+        from augur.features._redis_online import RedisFeatureReader
+
+        config = self.store.config
+        online_store = self._provider.online_store
+        client = online_store._get_client(config.online_store)  # type: ignore[attr-defined]
+        return RedisFeatureReader(
+            client,
+            project=config.project,
+            feature_view=_versioned_fv_name(self._fv, config),
+            entity=ENTITY,
+            names=self._names,
+            key_version=config.entity_key_serialization_version,
+            # Only a plain Redis: with a cluster or sentinel every read goes to the server.
+            cache=cache and str(config.online_store.redis_type.value) == "redis",
+        )
+
+    @property
+    def caching(self) -> bool:
+        """Whether rows are being served from the invalidation-tracked cache right now."""
+        return self._redis is not None and self._redis.caching
+
+    def close(self) -> None:
+        """Stop the cache's invalidation listener (Redis)."""
+        if self._redis is not None:
+            self._redis.close()
 
     def get(self, symbols: Iterable[str]) -> dict[str, tuple[np.ndarray, datetime]]:
         """``{symbol: (features as float64 in spec order, feature timestamp)}``.
@@ -407,6 +443,13 @@ class OnlineFeatures:
         from feast.protos.feast.types.Value_pb2 import Value
 
         wanted = list(dict.fromkeys(symbols))
+        if self._redis is not None:
+            with _reachable(self.kind):
+                found = self._redis.read(wanted)
+            unknown_redis = [s for s, row in zip(wanted, found, strict=True) if row is None]
+            if unknown_redis:
+                raise UnknownSymbolError(unknown_redis)
+            return {s: row for s, row in zip(wanted, found, strict=True) if row is not None}
         keys = [EntityKey(join_keys=[ENTITY], entity_values=[Value(string_val=s)]) for s in wanted]
         with _reachable(self.kind):
             rows = self._provider.online_read(

@@ -23,9 +23,18 @@ class OnlineFeatureReader:
         if online is None:
             from augur.features.store import OnlineFeatures
 
-            online = OnlineFeatures(settings)
+            online = OnlineFeatures(settings, cache=settings.feature_cache)
         self._online = online
         self.feature_names: list[str] = list(online.spec.names)
+
+    @property
+    def caching(self) -> bool:
+        return bool(getattr(self._online, "caching", False))
+
+    def close(self) -> None:
+        close = getattr(self._online, "close", None)
+        if close is not None:
+            close()
 
     def get(self, symbols: Sequence[str]) -> Mapping[str, tuple[np.ndarray, datetime | None]]:
         """Known symbols only (a missing key means unknown); StoreUnavailableError when down."""
