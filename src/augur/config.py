@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         default="localhost:6379",
         description="Redis connection string for the Feast Redis online store (host:port[,db=N]).",
     )
+    feature_cache: bool = Field(
+        default=True,
+        description="Serving only, Redis only: keep read feature rows in the worker, dropped "
+        "the moment Redis announces a write to them (server-assisted client-side caching, "
+        "CLIENT TRACKING). Off: every request reads Redis.",
+    )
 
     # --- models -----------------------------------------------------------------------
     model_name: str = Field(
@@ -82,6 +88,12 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="... or after this many seconds, whichever comes first.",
+    )
+    drift_min_interval_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="Never recompute drift more often than this (a recompute is ~0.2 s of a "
+        "worker's CPU; under load, rows arrive far faster than drift can change).",
     )
 
     # --- serving ----------------------------------------------------------------------
@@ -122,6 +134,13 @@ class Settings(BaseSettings):
         default=1024,
         ge=1,
         description="Shadow scoring jobs waiting at most; more are dropped and counted.",
+    )
+    prediction_cache_size: int = Field(
+        default=4096,
+        ge=0,
+        description="Ensemble outputs remembered per worker, keyed by model version and the "
+        "exact feature vector (features change once per bar; the ensemble is a pure "
+        "function of them). 0: score every request.",
     )
     store_retry_after_seconds: int = Field(
         default=2, ge=1, description="Retry-After sent with a 503 when the online store is down."

@@ -283,6 +283,7 @@ class PredictionLog:
         *,
         max_queue: int = 10_000,
         batch_size: int = 512,
+        linger: float = 0.02,
         start: bool = True,
     ) -> None:
         if max_queue < 1 or batch_size < 1:
@@ -292,6 +293,7 @@ class PredictionLog:
         self._create_tables()
         self._queue: queue.Queue[PredictionRecord | None] = queue.Queue(maxsize=max_queue)
         self._batch_size = batch_size
+        self._linger = linger
         self._lock = threading.Lock()
         self._enqueued = 0
         self._written = 0
@@ -391,12 +393,15 @@ class PredictionLog:
                 return
             batch = [item]
             stop = False
-            # Natural batching: take what is already queued, never wait for more, so an
-            # idle log writes at once and a busy one writes big batches (one transaction
-            # per batch is what keeps SQLite fast).
+            # Batching: gather what arrives within ``linger`` seconds of the first row
+            # (one transaction per batch is what keeps SQLite fast; a commit per request
+            # took a third of a busy worker), then write; an idle log writes within
+            # ``linger`` of the request.
+            deadline = time.monotonic() + self._linger
             while len(batch) < self._batch_size:
                 try:
-                    nxt = self._queue.get_nowait()
+                    wait = deadline - time.monotonic()
+                    nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
@@ -479,6 +484,10 @@ class PredictionLog:
         # The prediction may still be in the writer's queue (or be written just now):
         # flush once and look again before calling the id unknown.
         self.flush(timeout=5.0)
+        if self._insert_outcome(request_id, float(realized_return), caller):
+            return True
+        # Another worker process's writer may hold it for up to its linger: one more look.
+        time.sleep(3 * self._linger)
         return self._insert_outcome(request_id, float(realized_return), caller)
 
     def record_outcome(self, request_id: str, realized_return: float, caller: str = "") -> None:

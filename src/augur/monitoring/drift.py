@@ -403,7 +403,9 @@ class DriftMonitor:
     ``observe`` is what the request path calls: it copies one row into the version's
     ring buffer (microseconds) and counts. Statistics are recomputed by a background
     thread (``start()``) when ``update_every`` new rows arrived or ``update_seconds``
-    passed since the last computation — or synchronously by ``update()``. Each result
+    passed since the last computation, never sooner than ``min_interval_seconds`` after
+    it (under load rows arrive far faster than drift can change, and a recompute costs
+    ~0.2 s of CPU) — or synchronously by ``update()``. Each result
     sets the gauges and, when a ``log`` is given, is stored for ``augur report serving``.
     Versions without a reference are observed for nothing (ignored).
     """
@@ -414,6 +416,7 @@ class DriftMonitor:
         window: int = 500,
         update_every: int = 100,
         update_seconds: float = 30.0,
+        min_interval_seconds: float = 0.0,
         gauges: DriftGauges | None = None,
         log: PredictionLog | None = None,
         psi_threshold: float = PSI_THRESHOLD,
@@ -424,6 +427,7 @@ class DriftMonitor:
         self.window = window
         self.update_every = update_every
         self.update_seconds = update_seconds
+        self.min_interval_seconds = min_interval_seconds
         self.gauges = gauges
         self.log = log
         self.psi_threshold = psi_threshold
@@ -458,6 +462,7 @@ class DriftMonitor:
             window=settings.drift_window,
             update_every=settings.drift_update_rows,
             update_seconds=settings.drift_update_seconds,
+            min_interval_seconds=settings.drift_min_interval_seconds,
             gauges=gauges,
             log=log,
         )
@@ -487,7 +492,10 @@ class DriftMonitor:
                 return
             window.append(features)
             self._new_rows[model_version] += 1
-            due = self._new_rows[model_version] >= self.update_every
+            due = self._new_rows[model_version] >= self.update_every and (
+                not self.min_interval_seconds
+                or time.monotonic() - self._last_update[model_version] >= self.min_interval_seconds
+            )
         if due:
             self._wake.set()
 
@@ -498,8 +506,11 @@ class DriftMonitor:
             return [
                 v
                 for v, n in self._new_rows.items()
-                if n >= self.update_every
-                or (n > 0 and now - self._last_update[v] >= self.update_seconds)
+                if now - self._last_update[v] >= self.min_interval_seconds
+                and (
+                    n >= self.update_every
+                    or (n > 0 and now - self._last_update[v] >= self.update_seconds)
+                )
             ]
 
     def update(self, model_version: str | None = None) -> dict[str, DriftResult]:

@@ -214,6 +214,7 @@ class DecisionPipeline:
         shadow: Any = None,
         metrics: Any = None,
         tracer: Any = None,
+        prediction_cache_size: int = 4096,
     ) -> None:
         from opentelemetry import trace
 
@@ -228,6 +229,10 @@ class DecisionPipeline:
         self.shadow = shadow
         self.metrics = metrics
         self.tracer = tracer if tracer is not None else trace.NoOpTracer()
+        self._memo_size = prediction_cache_size
+        self._memo: dict[tuple[str, bytes], tuple[Signal, Any]] = {}
+        self.memo_hits = 0
+        self.memo_misses = 0
         names = list(features.feature_names)
         self._vol_i = _first_index(names, VOLATILITY_FEATURES)
         self._trend_i = _first_index(names, TREND_FEATURES)
@@ -379,8 +384,38 @@ class DecisionPipeline:
             self.metrics.decisions.labels(decision.action.value, route.model_tag, route.role).inc()
 
     def _signals(self, loaded: LoadedModel, group: list[_Job]) -> list[tuple[Signal, Any]]:
-        """Signals for a group of rows of one model: ``predict_one`` for a single row, one
-        batched ``predict`` for several (the ensemble's cost barely grows with the rows)."""
+        """Signals for a group of rows of one model, remembered by exact feature vector.
+
+        The ensemble is a pure function of (model version, features) and a symbol's
+        features change once per bar, so repeated rows are looked up, not rescored (a
+        version's tag names immutable weights). Rows not seen yet are scored once each.
+        """
+        if not self._memo_size:
+            return self._score(loaded, group)
+        out: list[tuple[Signal, Any] | None] = [None] * len(group)
+        todo: dict[tuple[str, bytes], list[int]] = {}
+        for i, job in enumerate(group):
+            key = (loaded.tag, job.x.tobytes())
+            hit = self._memo.get(key)
+            if hit is not None:
+                out[i] = hit
+                self.memo_hits += 1
+            else:
+                todo.setdefault(key, []).append(i)
+        if todo:
+            self.memo_misses += len(todo)
+            scored = self._score(loaded, [group[idx[0]] for idx in todo.values()])
+            if len(self._memo) + len(todo) > self._memo_size:
+                self._memo.clear()  # a new bar for every symbol: start over
+            for (key, idx), result in zip(todo.items(), scored, strict=True):
+                self._memo[key] = result
+                for i in idx:
+                    out[i] = result
+        return out  # type: ignore[return-value]
+
+    def _score(self, loaded: LoadedModel, group: list[_Job]) -> list[tuple[Signal, Any]]:
+        """``predict_one`` for a single row, one batched ``predict`` for several (the
+        ensemble's cost barely grows with the rows)."""
         model = loaded.model
         ref = getattr(model, "volatility_ref", None)
         vols = [job.market.volatility for job in group]
@@ -520,7 +555,7 @@ class DecisionPipeline:
             with tracer.start_as_current_span("shadow"):
                 t0 = time.perf_counter()
                 loaded = self.models[route.model_tag]
-                signal, out = self._score_one(loaded, job.x, job.market)
+                ((signal, out),) = self._signals(loaded, [job])
                 decision = self._decide(
                     signal, job.pos, job.risk, job.market, loaded.config, job.request_id
                 )

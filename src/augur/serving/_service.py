@@ -152,6 +152,7 @@ def _wire(
             # quarter of a worker (measured at 125 req/s with the 100-row default).
             update_every=max(settings.drift_update_rows, settings.drift_window),
             update_seconds=settings.drift_update_seconds,
+            min_interval_seconds=settings.drift_min_interval_seconds,
             gauges=DriftGauges.default(),
             log=prediction_log,
         )
@@ -160,7 +161,9 @@ def _wire(
     if features is None:
         from augur.serving._features import OnlineFeatureReader
 
-        features = cast(FeatureReader, OnlineFeatureReader(settings))
+        reader = OnlineFeatureReader(settings)
+        closers.append(reader.close)
+        features = cast(FeatureReader, reader)
     if decide is None:
         from augur.decision import decide as decide_fn
 
@@ -204,6 +207,7 @@ def _wire(
         shadow=shadow,
         metrics=metrics,
         tracer=make_tracer(settings.otlp_endpoint),
+        prediction_cache_size=settings.prediction_cache_size,
     )
     app = DecisionApp(
         pipeline,

@@ -253,6 +253,16 @@ def test_monitor_time_based_due() -> None:
         monitor.set_reference("v2", pd.DataFrame(columns=FEATURES))
 
 
+def test_monitor_min_interval_bounds_recomputes() -> None:
+    monitor = DriftMonitor(update_every=1, update_seconds=0.01, min_interval_seconds=0.3)
+    monitor.set_reference("v1", normal_frame(100, seed=1))
+    monitor.observe("v1", np.zeros(len(FEATURES)))
+    time.sleep(0.05)
+    assert monitor.due_versions() == []  # rows and seconds say due; the interval says wait
+    time.sleep(0.3)
+    assert monitor.due_versions() == ["v1"]
+
+
 def test_default_gauges_are_made_once() -> None:
     assert DriftGauges.default() is DriftGauges.default()
 

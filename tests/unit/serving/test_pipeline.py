@@ -199,3 +199,39 @@ def test_many_requests_share_one_read_and_one_batched_call(memory_features, mode
         assert many[i].model_dump() == one.model_dump()  # batched == one by one
     memory_features.down = True
     assert all(isinstance(r, StoreUnavailableError) for r in p.decide_many([(reqs[0], "x")]))
+
+
+def _model_calls(model) -> int:
+    return model.calls + model.batch_calls
+
+
+def test_repeated_features_are_scored_once_per_version(memory_features, models) -> None:
+    p = make(memory_features, models, RoutingTable.single("m:1"))
+    req = DecideRequest(symbol="AAA", as_of=NOW)
+    first = p.decide(req, "a")
+    calls = _model_calls(models["m:1"])
+    again = p.decide(req, "b")
+    assert _model_calls(models["m:1"]) == calls  # same features: looked up, not rescored
+    assert again.model_dump(exclude={"request_id"}) == first.model_dump(exclude={"request_id"})
+    assert (p.memo_hits, p.memo_misses) == (1, 1)
+    x, ts = memory_features.rows["AAA"]
+    memory_features.rows["AAA"] = (x * 1.5, ts)  # a new bar: new features, scored again
+    p.decide(req, "c")
+    assert _model_calls(models["m:1"]) == calls + 1
+
+
+def test_prediction_cache_off_scores_every_request(memory_features, models) -> None:
+    registry = ModelRegistry(models.__getitem__, memory_features.feature_names, DecisionConfig())
+    p = DecisionPipeline(
+        features=memory_features,
+        models=registry,
+        routing=StaticRouting(RoutingTable.single("m:1")),
+        decide=decide,
+        max_feature_age_seconds=3 * 3600.0,
+        prediction_cache_size=0,
+    )
+    req = DecideRequest(symbol="AAA", as_of=NOW)
+    before = _model_calls(models["m:1"])
+    for i in range(3):
+        p.decide(req, f"r{i}")
+    assert _model_calls(models["m:1"]) == before + 3
