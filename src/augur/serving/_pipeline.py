@@ -229,6 +229,17 @@ class DecisionPipeline:
         self.shadow = shadow
         self.metrics = metrics
         self.tracer = tracer if tracer is not None else trace.NoOpTracer()
+        # Tracing off: a do-nothing context manager (OTel's no-op tracer still builds a
+        # generator-based context per span, ~4 us each, five per request).
+        self._span: Callable[[str], Any] = (
+            (lambda _name: _NO_SPAN)
+            if isinstance(self.tracer, trace.NoOpTracer)
+            else self.tracer.start_as_current_span
+        )
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        # Drift compares the distribution of served *bars* with training: a row enters the
+        # window once per (version, symbol, feature time), however often it is asked for.
+        self._drift_seen: dict[tuple[str, str], datetime | None] = {}
         self._memo_size = prediction_cache_size
         self._memo: dict[tuple[str, bytes], tuple[Signal, Any]] = {}
         self.memo_hits = 0
@@ -263,7 +274,7 @@ class DecisionPipeline:
         results: list[DecisionOut | Exception | None] = [None] * len(items)
         symbols = list(dict.fromkeys(req.symbol for req, _ in items))
         try:
-            with self.tracer.start_as_current_span("features"):
+            with self._span("features"):
                 rows = self.features.get(symbols)
         except StoreUnavailableError as exc:
             return [exc] * len(items)
@@ -293,7 +304,7 @@ class DecisionPipeline:
     def decide_batch(self, req: DecideBatchRequest, request_id: str) -> DecideBatchResponse:
         """Decide for many symbols with one feature read; unknown symbols become errors."""
         symbols = list(dict.fromkeys(req.symbols))
-        with self.tracer.start_as_current_span("features"):
+        with self._span("features"):
             rows = self.features.get(symbols)
         errors: list[SymbolError] = []
         jobs: list[_Job] = []
@@ -333,7 +344,7 @@ class DecisionPipeline:
         t0 = time.perf_counter()
         groups: dict[str, list[_Job]] = {}
         for job in jobs:
-            with self.tracer.start_as_current_span("routing"):
+            with self._span("routing"):
                 router = self.router
                 job.route = router.route(job.routing_key)
                 job.shadow = router.shadow(job.routing_key)
@@ -362,17 +373,18 @@ class DecisionPipeline:
             groups.setdefault(job.route.model_tag, []).append(job)
         for tag, group in groups.items():
             loaded = self.models[tag]
-            with self.tracer.start_as_current_span("ensemble"):
+            with self._span("ensemble"):
                 signals = self._signals(loaded, group)
             for job, (signal, out) in zip(group, signals, strict=True):
-                with self.tracer.start_as_current_span("decision"):
+                with self._span("decision"):
                     decision = self._decide(
                         signal, job.pos, job.risk, job.market, loaded.config, job.request_id
                     )
                 latency_ms = (time.perf_counter() - t0) * 1e3
                 digest = features_digest(job.x) if (self.log is not None or job.shadow) else ""
                 self._record(job.route, job, decision, out, latency_ms, digest)
-                if self.drift is not None:
+                if self.drift is not None and self._drift_seen.get((tag, job.symbol)) != job.ts:
+                    self._drift_seen[(tag, job.symbol)] = job.ts
                     self.drift.observe(tag, job.x[loaded.columns])
                 self._count(decision, job.route)
                 if job.shadow is not None and self.shadow is not None:
@@ -381,7 +393,11 @@ class DecisionPipeline:
 
     def _count(self, decision: Decision, route: Route) -> None:
         if self.metrics is not None:
-            self.metrics.decisions.labels(decision.action.value, route.model_tag, route.role).inc()
+            key = (decision.action.value, route.model_tag, route.role)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = self.metrics.decisions.labels(*key)
+            counter.inc()
 
     def _signals(self, loaded: LoadedModel, group: list[_Job]) -> list[tuple[Signal, Any]]:
         """Signals for a group of rows of one model, remembered by exact feature vector.
@@ -547,12 +563,11 @@ class DecisionPipeline:
             log.exception("request %s: prediction not logged", decision.request_id)
 
     def _submit_shadow(self, job: _Job, primary: Decision, digest: str) -> None:
-        tracer = self.tracer
         route = job.shadow
         assert route is not None
 
         def score_shadow() -> None:
-            with tracer.start_as_current_span("shadow"):
+            with self._span("shadow"):
                 t0 = time.perf_counter()
                 loaded = self.models[route.model_tag]
                 ((signal, out),) = self._signals(loaded, [job])
@@ -622,6 +637,21 @@ class DecisionPipeline:
             source=str(path) if path else "embedded",
             loaded_at=self.routing.loaded_at,
         )
+
+
+class _NoSpan:
+    """What ``with span(...)`` gets when tracing is off."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_SPAN = _NoSpan()
 
 
 @dataclass(eq=False)
