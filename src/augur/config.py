@@ -135,6 +135,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Shadow scoring jobs waiting at most; more are dropped and counted.",
     )
+    shadow_process: bool = Field(
+        default=True,
+        description="Score shadow traffic in a child process at the lowest CPU priority "
+        "(never competes with requests for the worker's GIL). False: a thread in the worker.",
+    )
     prediction_cache_size: int = Field(
         default=4096,
         ge=0,

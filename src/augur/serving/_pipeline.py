@@ -563,25 +563,51 @@ class DecisionPipeline:
             log.exception("request %s: prediction not logged", decision.request_id)
 
     def _submit_shadow(self, job: _Job, primary: Decision, digest: str) -> None:
-        route = job.shadow
-        assert route is not None
+        assert job.shadow is not None and self.shadow is not None
+        task = ShadowTask(
+            route=job.shadow,
+            symbol=job.symbol,
+            x=job.x,
+            ts=job.ts,
+            market=job.market,
+            pos=job.pos,
+            risk=job.risk,
+            routing_key=job.routing_key,
+            request_id=job.request_id,
+            primary_action=primary.action.value,
+            digest=digest,
+        )
+        # A ShadowProcess takes the task itself (it crosses a pipe); a ShadowQueue runs
+        # a callable on its thread.
+        submit_task = getattr(self.shadow, "submit_task", None)
+        if submit_task is not None:
+            submit_task(task)
+        else:
+            self.shadow.submit(lambda: self.score_shadow(task))
 
-        def score_shadow() -> None:
-            with self._span("shadow"):
-                t0 = time.perf_counter()
-                loaded = self.models[route.model_tag]
-                ((signal, out),) = self._signals(loaded, [job])
-                decision = self._decide(
-                    signal, job.pos, job.risk, job.market, loaded.config, job.request_id
-                )
-                latency_ms = (time.perf_counter() - t0) * 1e3
-                self._record(route, job, decision, out, latency_ms, digest)
-                if self.metrics is not None:
-                    agreed = "true" if decision.action == primary.action else "false"
-                    self.metrics.shadow_comparisons.labels(route.model_tag, agreed).inc()
-                self._count(decision, route)
+    def score_shadow(self, task: ShadowTask) -> Decision:
+        """Score one mirrored request with the shadow version: decide, log, count.
 
-        self.shadow.submit(score_shadow)
+        Runs off the request path (the shadow thread, or the shadow process, which
+        builds a pipeline of its own for this); the primary's answer is long gone.
+        """
+        route = task.route
+        with self._span("shadow"):
+            t0 = time.perf_counter()
+            if route.model_tag not in self.models:
+                self.models.ensure([route.model_tag])
+            loaded = self.models[route.model_tag]
+            ((signal, out),) = self._signals(loaded, [task])  # type: ignore[list-item]
+            decision = self._decide(
+                signal, task.pos, task.risk, task.market, loaded.config, task.request_id
+            )
+            latency_ms = (time.perf_counter() - t0) * 1e3
+            self._record(route, task, decision, out, latency_ms, task.digest)  # type: ignore[arg-type]
+            if self.metrics is not None:
+                agreed = "true" if decision.action.value == task.primary_action else "false"
+                self.metrics.shadow_comparisons.labels(route.model_tag, agreed).inc()
+            self._count(decision, route)
+        return decision
 
     # --- outcomes and introspection -------------------------------------------------------
     def record_outcome(self, req: OutcomeRequest, caller: str) -> OutcomeResponse:
@@ -637,6 +663,24 @@ class DecisionPipeline:
             source=str(path) if path else "embedded",
             loaded_at=self.routing.loaded_at,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowTask:
+    """One request mirrored to the shadow version: everything scoring it needs (picklable:
+    a shadow process receives it through a pipe)."""
+
+    route: Route
+    symbol: str
+    x: np.ndarray
+    ts: datetime | None
+    market: MarketContext
+    pos: PositionContext
+    risk: RiskState
+    routing_key: str
+    request_id: str
+    primary_action: str
+    digest: str
 
 
 class _NoSpan:
@@ -713,6 +757,7 @@ __all__ = [
     "FeatureReader",
     "LoadedModel",
     "ModelRegistry",
+    "ShadowTask",
     "StaticRouting",
     "StoreUnavailableError",
     "UnknownRequestIdError",

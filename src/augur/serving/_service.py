@@ -18,7 +18,7 @@ from augur.serving._auth import BearerAuth, load_auth
 from augur.serving._openapi import openapi_document
 from augur.serving._pipeline import DecisionPipeline, FeatureReader, ModelRegistry, StaticRouting
 from augur.serving._routing import RoutingTable, RoutingTableFile
-from augur.serving._shadow import ShadowQueue
+from augur.serving._shadow import ShadowProcess, ShadowQueue
 
 log = logging.getLogger(__name__)
 
@@ -187,11 +187,29 @@ def _wire(
         routing = watcher
     else:
         routing = StaticRouting(RoutingTable.single(resolve_tag(f"{settings.model_name}:latest")))
-    shadow = None
+    shadow: ShadowQueue | ShadowProcess | None = None
     if shadow_worker:
         on_drop = metrics.shadow_dropped.inc if metrics is not None else None
-        shadow = ShadowQueue(settings.shadow_queue_size, on_drop=on_drop)
-        shadow.start()
+        if settings.shadow_process:
+            shadow = ShadowProcess(
+                features.feature_names, settings.shadow_queue_size, on_drop=on_drop
+            )
+            if routing.table.shadow is not None:
+                shadow.start([routing.table.shadow.model_tag])
+            if isinstance(routing, RoutingTableFile):
+                # A reloaded table may bring the first shadow: start the process then.
+                process, load_models = shadow, routing.on_change
+
+                def on_change(table: RoutingTable) -> None:
+                    if load_models is not None:
+                        load_models(table)
+                    if table.shadow is not None:
+                        process.start([table.shadow.model_tag])
+
+                routing.on_change = on_change
+        else:
+            shadow = ShadowQueue(settings.shadow_queue_size, on_drop=on_drop)
+            shadow.start()
         closers.append(shadow.stop)
     from augur.serving._telemetry import make_tracer
 
@@ -220,4 +238,45 @@ def _wire(
     return DecisionService(app=app, auth=auth, pipeline=pipeline, _closers=closers)
 
 
-__all__ = ["DecisionService", "bentoml_loader", "build_service", "resolve_tag"]
+class _NoFeatures:
+    """The shadow process's feature reader: it gets features with each task, never reads."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.feature_names = names
+
+    def get(self, symbols: Any) -> Any:
+        raise RuntimeError("the shadow process scores the features it is sent")
+
+
+def shadow_pipeline(
+    settings: Settings, feature_names: list[str], model_tags: list[str]
+) -> DecisionPipeline:
+    """The pipeline a shadow process scores mirrored requests with (its own model store
+    reads, prediction log and Prometheus files; see :class:`ShadowProcess`)."""
+    from augur.decision import DecisionConfig
+    from augur.decision import decide as decide_fn
+    from augur.monitoring import PredictionLog, default_log_url
+    from augur.serving._telemetry import default_metrics
+
+    features = _NoFeatures(feature_names)
+    models = ModelRegistry(bentoml_loader(None), feature_names, DecisionConfig())
+    return DecisionPipeline(
+        features=cast(FeatureReader, features),
+        models=models,
+        routing=StaticRouting(RoutingTable.single(model_tags[0])),
+        decide=decide_fn,
+        max_feature_age_seconds=settings.max_feature_age_seconds,
+        bar_seconds=settings.bar_seconds,
+        prediction_log=PredictionLog(default_log_url(settings)),
+        metrics=default_metrics(),
+        prediction_cache_size=settings.prediction_cache_size,
+    )
+
+
+__all__ = [
+    "DecisionService",
+    "bentoml_loader",
+    "build_service",
+    "resolve_tag",
+    "shadow_pipeline",
+]

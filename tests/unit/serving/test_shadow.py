@@ -1,12 +1,17 @@
-"""Shadow queue: off the caller's thread, bounded, drops counted, failures contained."""
+"""Shadow runners: off the caller's thread (or process), bounded, drops counted, failures
+contained. The shadow process end to end (a real child scoring, logging and counting on
+/metrics) is exercised through ``bentoml serve`` in tests/integration/test_service_http.py."""
 
 from __future__ import annotations
 
+import os
+import pickle
 import threading
+import time
 
 import pytest
 
-from augur.serving._shadow import ShadowQueue
+from augur.serving._shadow import ShadowProcess, ShadowQueue
 
 
 def test_jobs_run_off_the_callers_thread() -> None:
@@ -50,3 +55,45 @@ def test_a_failing_job_is_counted_and_the_worker_survives(caplog: pytest.LogCapt
 def test_bad_size() -> None:
     with pytest.raises(ValueError):
         ShadowQueue(0)
+
+
+def _unread_pipe(process: ShadowProcess) -> int:
+    """Give ``process`` a non-blocking pipe nobody reads (no child): returns the read end."""
+    from multiprocessing.connection import Connection
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    process._writer = Connection(w, readable=False)
+    return r
+
+
+def test_shadow_process_drops_and_counts_when_its_pipe_is_full() -> None:
+    drops: list[int] = []
+    process = ShadowProcess(["a", "b"], maxsize=4, on_drop=lambda: drops.append(1))
+    r = _unread_pipe(process)
+    try:
+        t0 = time.perf_counter()
+        results = [process.submit_task({"x": "y" * 500}) for _ in range(500)]
+        assert time.perf_counter() - t0 < 2.0  # never blocks, however full
+        assert results[0] and not results[-1]
+        assert process.submitted == results.count(True) > 0
+        assert process.dropped == results.count(False) == len(drops) > 0
+        # What went in comes out whole: length-prefixed pickles, never torn.
+        from multiprocessing.connection import Connection
+
+        reader = Connection(r, writable=False)
+        assert pickle.loads(reader.recv_bytes()) == {"x": "y" * 500}
+    finally:
+        os.close(r)
+
+
+def test_shadow_process_refuses_what_it_cannot_write_atomically() -> None:
+    process = ShadowProcess(["a"])
+    assert not process.submit_task({"x": 1})  # not started: dropped, not raised
+    r = _unread_pipe(process)
+    try:
+        assert not process.submit_task({"x": "y" * 10_000})  # over PIPE_BUF
+        assert process.submit_task({"x": 1})
+        assert process.dropped == 2 and process.submitted == 1
+    finally:
+        os.close(r)
