@@ -12,6 +12,10 @@ model's out-of-sample predictions are computed once per process and cached on di
 to the study, and every trial only re-runs the decisions over them (the cheap path the
 benchmark measures).
 
+Per process, the training frame and walk-forward folds of each feature set are kept
+(a reused Ray actor runs many trials on the same bars), and :func:`limit_threads` pins
+BLAS/OpenMP/numba to the trial's CPU share so concurrent trials do not oversubscribe.
+
 Nothing here imports Ray: the same function is run by the Ray trainable, the placebo
 check, promotion and plain-Optuna benchmark workers.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,7 +41,9 @@ from augur.tuning._study import StudyConfig
 __all__ = [
     "FoldReport",
     "TrialScorer",
+    "decision_of",
     "evaluate",
+    "limit_threads",
     "load_study_bars",
 ]
 
@@ -49,6 +56,19 @@ METRIC_KEYS = (
     "win_rate",
     "avg_profit_pct",
     "n_trades",
+)
+#: The model's output columns of an out-of-sample prediction frame; the other columns
+#: (time, symbol, price, forward return, volatility) are data, rebuilt from the bars, so
+#: a trial checkpoint stores only these.
+PREDICTION_COLUMNS = (
+    "p_up",
+    "p_down",
+    "probability",
+    "confidence",
+    "direction",
+    "q05",
+    "q50",
+    "q95",
 )
 #: Small, fast ensemble defaults for tuning; a study's ``model.*`` overrides them.
 TUNING_MODEL_DEFAULTS: dict[str, Any] = {
@@ -74,9 +94,20 @@ class FoldReport:
     grid_scores: tuple[float, ...] = ()
 
     def as_result(self) -> dict[str, Any]:
+        """The fold's result as reported to Tune: ``fold``, the metrics and the chosen
+        decision combination as one JSON string (``decision``; see :func:`decision_of`)."""
         out: dict[str, Any] = {"fold": self.fold, **self.metrics}
-        out.update({f"decision_{k}": v for k, v in self.decision.items()})
+        out["decision"] = json.dumps(self.decision, sort_keys=True, default=str)
         return out
+
+
+def decision_of(result: dict[str, Any]) -> dict[str, Any]:
+    """The decision combination a reported result chose."""
+    raw = result.get("decision")
+    if isinstance(raw, str) and raw:
+        out: dict[str, Any] = json.loads(raw)
+        return out
+    return {}
 
 
 def load_study_bars(study: StudyConfig) -> pd.DataFrame:
@@ -100,6 +131,44 @@ def load_study_bars(study: StudyConfig) -> pd.DataFrame:
 
 def model_searched(study: StudyConfig) -> bool:
     return any(not k.startswith("decision.") for k in study.search_space)
+
+
+_THREADS = threading.local()
+_CONTROLLER: Any = None
+
+
+def limit_threads(n: int = 1) -> None:
+    """At most ``n`` BLAS / OpenMP / numba threads for the calling thread's trials.
+
+    Two trials on two cores must not each start a thread per core: OpenBLAS spinning
+    in a logistic-regression fit of one trial then steals the other trial's core (the
+    fit took ~10x longer). Limits are per thread for OpenMP and numba, so a runner
+    calls this at the start of every trial; repeated calls in one thread are free.
+    """
+    global _CONTROLLER
+    n = max(1, int(n))
+    if getattr(_THREADS, "limit", None) == n:
+        return
+    import numba
+
+    if _CONTROLLER is None:
+        import scipy.linalg  # noqa: F401  (load the BLAS libraries before limiting them)
+        import sklearn.ensemble  # noqa: F401  (and scikit-learn's OpenMP runtime)
+        import xgboost  # noqa: F401
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()  # finds the loaded libraries once (~25 ms)
+    _CONTROLLER.limit(limits=n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    _THREADS.limit = n
+
+
+def _bars_fingerprint(bars: pd.DataFrame) -> list[Any]:
+    """Cheap identity of a bars frame (cache keys must not outlive a data change)."""
+    if bars.empty:
+        return [0]
+    ts = bars["timestamp"]
+    return [len(bars), str(ts.min()), str(ts.max()), round(float(bars["close"].sum()), 6)]
 
 
 @dataclass
@@ -129,42 +198,54 @@ class TrialScorer:
 
     def _training_frame(self) -> pd.DataFrame:
         if self._frame is None:
-            from augur.features import training_frame
-
-            frame = training_frame(
-                self.bars,
-                self.configs.feature_spec(),
-                self.study.data.horizon,
-                self.study.data.dead_zone,
-            )
-            close = self.bars.set_index(["symbol", "timestamp"])["close"]
-            frame["close"] = close.reindex(
-                pd.MultiIndex.from_arrays([frame["symbol"], frame["timestamp"]])
-            ).to_numpy()
-            # pooled symbols: order rows by time so folds and trades run chronologically
-            self._frame = frame.sort_values(["timestamp", "symbol"], kind="stable").reset_index(
-                drop=True
-            )
+            self._frame, self._folds = self._frame_and_folds()
         return self._frame
 
     def _fold_list(self) -> list[Any]:
         if self._folds is None:
-            from augur.backtest.walkforward import WalkForward
-
-            wf = WalkForward(
-                n_folds=self.n_folds,
-                min_train_fraction=self.study.data.min_train_fraction,
-                embargo_bars=self.study.data.horizon,
-            )
-            self._folds = wf.split_frame(self._training_frame())
+            self._frame, self._folds = self._frame_and_folds()
         return self._folds
+
+    def _frame_and_folds(self) -> tuple[pd.DataFrame, list[Any]]:
+        """Features, labels and walk-forward folds of this trial's feature set; kept per
+        process (trials of one study share a handful of feature sets)."""
+        key = _frame_key(self.study, self.configs, self.bars)
+        hit = _FRAME_CACHE.get(key)
+        if hit is not None:
+            _FRAME_CACHE.move_to_end(key)
+            return hit
+        from augur.backtest.walkforward import WalkForward
+        from augur.features import training_frame
+
+        frame = training_frame(
+            self.bars,
+            self.configs.feature_spec(),
+            self.study.data.horizon,
+            self.study.data.dead_zone,
+        )
+        close = self.bars.set_index(["symbol", "timestamp"])["close"]
+        frame["close"] = close.reindex(
+            pd.MultiIndex.from_arrays([frame["symbol"], frame["timestamp"]])
+        ).to_numpy()
+        # pooled symbols: order rows by time so folds and trades run chronologically
+        frame = frame.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
+        wf = WalkForward(
+            n_folds=self.n_folds,
+            min_train_fraction=self.study.data.min_train_fraction,
+            embargo_bars=self.study.data.horizon,
+        )
+        out = (frame, wf.split_frame(frame))
+        _FRAME_CACHE[key] = out
+        while len(_FRAME_CACHE) > _FRAME_ENTRIES:
+            _FRAME_CACHE.popitem(last=False)
+        return out
 
     def predict_fold(self, k: int) -> pd.DataFrame:
         """Fit on fold k's training rows, predict its test rows (out of sample).
 
         Memoised per process on (data, features, model, fold): trials that differ only
         in decision thresholds share the fit (a small LRU bounds the memory)."""
-        key = f"{_cache_key(self.study, self.configs)}:{k}"
+        key = f"{_cache_key(self.study, self.configs, self.bars)}:{k}"
         hit = _PROCESS_CACHE.get(key)
         if hit is not None:
             _PROCESS_CACHE.move_to_end(key)
@@ -198,12 +279,9 @@ class TrialScorer:
             purge=self.study.data.horizon,
         )
         pred = model.predict(test[names].to_numpy())
-        return pd.DataFrame(
+        return self._with_data(
+            k,
             {
-                "fold": k,
-                "timestamp": test["timestamp"].to_numpy(),
-                "symbol": test["symbol"].to_numpy(),
-                "close": test["close"].to_numpy(),
                 "p_up": pred.p_up,
                 "p_down": pred.p_down,
                 "probability": pred.probability,
@@ -212,18 +290,51 @@ class TrialScorer:
                 "q05": pred.quantiles[:, 0],
                 "q50": pred.quantiles[:, 1],
                 "q95": pred.quantiles[:, 2],
-                "forward_return": test["forward_return"].to_numpy(),
-                # per-bar volatility: stop-loss / take-profit in volatility units need it
-                "volatility": _volatility(test, names),
-            }
+            },
         )
+
+    def _with_data(self, k: int, predictions: Any) -> pd.DataFrame:
+        """Fold ``k``'s test rows (time, symbol, price, forward return, volatility) next
+        to the model's predictions for them (:data:`PREDICTION_COLUMNS`)."""
+        test = self._training_frame().iloc[self._fold_list()[k].test]
+        names = self.configs.feature_spec().names
+        out = {
+            "fold": k,
+            "timestamp": test["timestamp"].to_numpy(),
+            "symbol": test["symbol"].to_numpy(),
+            "close": test["close"].to_numpy(),
+        }
+        out.update({c: np.asarray(predictions[c]) for c in PREDICTION_COLUMNS})
+        out["forward_return"] = test["forward_return"].to_numpy()
+        # per-bar volatility: stop-loss / take-profit in volatility units need it
+        out["volatility"] = _volatility(test, names)
+        return pd.DataFrame(out)
+
+    # --- checkpoint state -----------------------------------------------------------
+
+    def oos_state(self) -> pd.DataFrame:
+        """The model outputs of the folds run so far (fold + :data:`PREDICTION_COLUMNS`):
+        what a checkpoint must keep to resume at the next fold."""
+        cols = ["fold", *PREDICTION_COLUMNS]
+        if not self.oos:
+            return pd.DataFrame(columns=cols)
+        return pd.concat([part[cols] for part in self.oos], ignore_index=True)
+
+    def restore_oos(self, state: pd.DataFrame) -> None:
+        """Resume from :meth:`oos_state`: the data columns are rebuilt from the bars."""
+        self.oos = []
+        for k, part in state.groupby("fold", sort=True):
+            k = int(k)
+            if k != len(self.oos):
+                raise ValueError(f"checkpoint holds fold {k} but not fold {len(self.oos)}")
+            self.oos.append(self._with_data(k, part.reset_index(drop=True)))
 
     def fixed_model_predictions(self) -> pd.DataFrame:
         """All folds' OOS predictions of the study's fixed model, cached (decision-only
         studies)."""
         if self._cached is not None:
             return self._cached
-        key = _cache_key(self.study, self.configs)
+        key = _cache_key(self.study, self.configs, self.bars)
         hit = _PROCESS_CACHE.get(f"{key}:all")
         path = self.cache_dir / f"oos-{key}.parquet" if self.cache_dir else None
         if hit is None and path is not None and path.exists():
@@ -277,20 +388,35 @@ def _volatility(rows: pd.DataFrame, names: list[str]) -> np.ndarray:
 
 _PROCESS_CACHE: OrderedDict[str, pd.DataFrame] = OrderedDict()
 _CACHE_ENTRIES = 32
+_FRAME_CACHE: OrderedDict[str, tuple[pd.DataFrame, list[Any]]] = OrderedDict()
+_FRAME_ENTRIES = 8
 
 
-def _cache_key(study: StudyConfig, configs: TrialConfigs) -> str:
-    blob = json.dumps(
+def _digest(payload: dict[str, Any]) -> str:
+    blob = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _frame_key(study: StudyConfig, configs: TrialConfigs, bars: pd.DataFrame) -> str:
+    return _digest(
         {
             "data": study.data.model_dump(mode="json"),
+            "bars": _bars_fingerprint(bars),
+            "features": configs.features,
+        }
+    )
+
+
+def _cache_key(study: StudyConfig, configs: TrialConfigs, bars: pd.DataFrame) -> str:
+    return _digest(
+        {
+            "data": study.data.model_dump(mode="json"),
+            "bars": _bars_fingerprint(bars),
             "features": configs.features,
             "model": configs.model,
             "seed": study.seed,
-        },
-        sort_keys=True,
-        default=str,
+        }
     )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _score_decisions(

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from augur.tuning._objective import decision_of
 from augur.tuning._space import decode, optuna_distributions
 from augur.tuning._study import StudyConfig
 
@@ -60,14 +61,14 @@ def trial_table(study: StudyConfig, result_grid: Any) -> pd.DataFrame:
             "status": status,
             "folds": 0 if fold is None else int(fold) + 1,
             "evaluated_at": metrics.get("evaluated_at"),
+            "cpu_s": metrics.get("cpu_s"),
         }
         for key in study.search_space:
             row[f"params.{key}"] = config.get(key)
         for m in METRICS:
             row[m] = metrics.get(m)
-        for key, value in metrics.items():
-            if key.startswith("decision_"):
-                row[key] = value
+        for key, value in decision_of(metrics).items():
+            row[f"decision_{key}"] = value
         row["error"] = _error_text(res.error)
         rows.append(row)
     table = pd.DataFrame(rows)

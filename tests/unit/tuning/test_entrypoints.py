@@ -105,7 +105,7 @@ def test_plateau_stopper_and_progress_callback(tmp_path: Path) -> None:
     trial = SimpleNamespace(
         trial_id="t1", last_result={"fold": 1, "score": 2.0, "evaluated_at": 5.0}, error_file=None
     )
-    cb.on_trial_result(0, [], trial, {"fold": 0, "worker_pid": 42})
+    cb.on_trial_result(0, [], trial, {"fold": 0, "pid": 42})
     assert json.loads(path.read_text())["running"] == {"t1": {"fold": 0, "worker_pid": 42}}
     cb.on_trial_complete(0, [], trial)
     cb.on_trial_error(0, [], SimpleNamespace(trial_id="t2", error_file="/x/error.txt"))
@@ -152,3 +152,30 @@ def test_progress_bar_reads_progress_file(tmp_path: Path) -> None:
     watcher.join(timeout=5)
     text = out.getvalue()
     assert "3/6" in text and "best 1.2500" in text
+
+
+def test_scheduler_snapshots_the_experiment_once_after_a_trial_ends() -> None:
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import FIFOScheduler
+
+    from augur.tuning._runner import _snapshotting
+
+    calls: list[bool] = []
+    controller = SimpleNamespace(checkpoint=lambda force=False: calls.append(force))
+    scheduler = _snapshotting(FIFOScheduler)()
+    wrapped = SimpleNamespace(get_trials=lambda: [])  # what Tune passes each step
+    scheduler.choose_trial_to_run(wrapped)
+    assert calls == []  # nothing ended: no snapshot
+    scheduler.on_trial_complete(controller, SimpleNamespace(trial_id="t1"), {"score": 1.0})
+    assert calls == []  # not inside the completion: the trial is not TERMINATED yet
+    scheduler.choose_trial_to_run(wrapped)
+    scheduler.choose_trial_to_run(wrapped)
+    assert calls == [True]  # one forced snapshot at the next step
+    scheduler.on_trial_error(controller, SimpleNamespace(trial_id="t2"))
+    scheduler.choose_trial_to_run(wrapped)
+    assert calls == [True, True]
+    import ray.cloudpickle as pickle
+
+    scheduler._controller = controller
+    assert "_controller" not in pickle.loads(pickle.dumps(scheduler)).__dict__

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from augur.tuning import _objective as objective
@@ -111,3 +112,45 @@ def test_data_range_must_leave_bars(bars_root: Path, tmp_path: Path) -> None:
     raw["data"]["start"] = "2030-01-01"
     with pytest.raises(ValueError, match="no bars"):
         load_study_bars(parse_study(raw))
+
+
+def test_checkpoint_state_resumes_to_the_same_result(bars_root: Path, tmp_path: Path) -> None:
+    raw = make_study(bars_root, tmp_path)
+    raw["search_space"]["model.rf_max_depth"] = {"type": "int", "low": 2, "high": 6}
+    study = parse_study(raw)
+    bars = load_study_bars(study)
+    params = {
+        "decision.confidence_threshold": 0.1,
+        "decision.kelly_fraction": 0.5,
+        "model.rf_max_depth": 3,
+    }
+    whole = TrialScorer(study, bars, params)
+    reports = list(whole.folds())
+    first = TrialScorer(study, bars, params)
+    first.run_fold(0)
+    state = first.oos_state()
+    # a checkpoint keeps only the model's outputs; the data columns come from the bars
+    assert set(state.columns) == {"fold", *objective.PREDICTION_COLUMNS}
+    resumed = TrialScorer(study, bars, params)
+    resumed.restore_oos(state)
+    pd.testing.assert_frame_equal(resumed.oos[0], first.oos[0])
+    assert resumed.run_fold(1).metrics == reports[1].metrics
+
+
+def test_limit_threads_pins_blas_and_numba_in_the_calling_thread() -> None:
+    import threading
+
+    import numba
+    from threadpoolctl import threadpool_info
+
+    seen: dict[str, object] = {}
+
+    def trial() -> None:
+        objective.limit_threads(1)
+        seen["numba"] = numba.get_num_threads()
+        seen["blas"] = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    worker = threading.Thread(target=trial)
+    worker.start()
+    worker.join()
+    assert seen == {"numba": 1, "blas": {1}}

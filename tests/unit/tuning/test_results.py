@@ -31,7 +31,7 @@ def _results(n: int, n_folds: int = 2, rng_seed: int = 0) -> list[Result]:
             "win_rate": 0.5,
             "avg_profit_pct": 0.01,
             "n_trades": 10.0,
-            "decision_cooldown_losses": 2,
+            "decision": '{"cooldown_losses": 2}',
             "config": {"decision.confidence_threshold": thr, "decision.kelly_fraction": kelly},
         }
         out.append(Result(metrics=metrics, checkpoint=None, error=None, path=f"/x/trial_{i}"))
