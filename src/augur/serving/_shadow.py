@@ -169,8 +169,10 @@ class ShadowProcess:
             self._proc, self._writer = proc, writer
 
     def submit_task(self, task: Any) -> bool:
-        """Hand a task to the child; False (and counted) when it cannot take it now."""
-        payload = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
+        """Hand a task (anything with ``pack() -> bytes``, or picklable) to the child;
+        False (and counted) when it cannot take it now."""
+        pack = getattr(task, "pack", None)
+        payload = pack() if pack is not None else pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
         try:
             if self._writer is None:
                 raise BlockingIOError("shadow process not started")
@@ -214,6 +216,7 @@ def _child_main(reader: Any, feature_names: list[str], model_tags: list[str], ni
     threadpool_limits(limits=1)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s [shadow] %(message)s")
     from augur.config import get_settings
+    from augur.serving._pipeline import ShadowTask
     from augur.serving._service import shadow_pipeline
 
     pipeline = shadow_pipeline(get_settings(), feature_names, model_tags)
@@ -224,7 +227,7 @@ def _child_main(reader: Any, feature_names: list[str], model_tags: list[str], ni
             except (EOFError, OSError):
                 break
             try:
-                pipeline.score_shadow(pickle.loads(payload))
+                pipeline.score_shadow(ShadowTask.unpack(payload))
             except Exception:
                 log.exception("shadow scoring failed")
     finally:

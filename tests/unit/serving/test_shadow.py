@@ -97,3 +97,37 @@ def test_shadow_process_refuses_what_it_cannot_write_atomically() -> None:
         assert process.dropped == 2 and process.submitted == 1
     finally:
         os.close(r)
+
+
+def test_shadow_task_survives_the_pipe_unchanged() -> None:
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from augur.decision import MarketContext, PositionContext, RiskState
+    from augur.serving._pipeline import ShadowTask
+    from augur.serving._routing import Route
+
+    now = datetime(2024, 1, 2, 9, tzinfo=UTC)
+    task = ShadowTask(
+        route=Route("next", "m:3", "shadow"),
+        symbol="AAA",
+        x=np.linspace(-1, 1, 7),
+        ts=now,
+        market=MarketContext(symbol="AAA", price=1.1, timestamp=now, volatility=0.01),
+        pos=PositionContext(side="long", size=0.1, entry_price=1.0, opened_at=now, bars_held=3),
+        risk=RiskState(equity=0.9, peak_equity=1.0, open_exposure={"BBB": -0.2}),
+        routing_key="k",
+        request_id="rid-1",
+        primary_action="enter_long",
+        digest="d",
+    )
+    back = ShadowTask.unpack(task.pack())
+    np.testing.assert_array_equal(back.x, task.x)
+    assert back.market == task.market and back.pos == task.pos and back.risk == task.risk
+    assert (back.route, back.ts, back.request_id, back.primary_action) == (
+        task.route,
+        task.ts,
+        task.request_id,
+        task.primary_action,
+    )
