@@ -26,14 +26,21 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP) system-deps ## create .venv and install the pinned dependencies + system servers
 
-# Servers the integration tests and the demo run for real (Debian packages).
+# Servers the integration tests and the demo run for real (Debian packages): redis-server,
+# and PostgreSQL for the prediction log's tests (they initdb a throwaway cluster, so no
+# system-wide one is created).
 system-deps:
-	@if ! command -v redis-server >/dev/null; then \
+	@pkgs=""; \
+	command -v redis-server >/dev/null || pkgs="$$pkgs redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || pkgs="$$pkgs postgresql"; \
+	if [ -n "$$pkgs" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing redis-server (Debian package)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	    echo "installing$$pkgs (Debian packages)"; \
+	    mkdir -p /etc/postgresql-common/createcluster.d; \
+	    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/augur-no-main.conf; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$pkgs >/dev/null; \
 	  else \
-	    echo "redis-server is missing: run 'sudo apt-get install redis-server' (Debian/Ubuntu) and retry" >&2; exit 1; \
+	    echo "missing:$$pkgs: run 'sudo apt-get install$$pkgs' (Debian/Ubuntu) and retry" >&2; exit 1; \
 	  fi; \
 	fi
 

@@ -7,7 +7,9 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,6 +96,149 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+def _postgres_bindir() -> Path | None:
+    """Where initdb/pg_ctl live: Debian keeps them off PATH, in /usr/lib/postgresql/N/bin."""
+    debian = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
+    if debian:
+        return max(debian, key=lambda b: int(b.parent.name) if b.parent.name.isdigit() else 0)
+    exe = shutil.which("initdb")
+    if exe is not None and (Path(exe).resolve().parent / "pg_ctl").exists():
+        return Path(exe).resolve().parent
+    return None
+
+
+class _ThrowawayPostgres:
+    """initdb + pg_ctl in a temp dir; as root, everything runs as the `postgres` user."""
+
+    def __init__(self) -> None:
+        bindir = _postgres_bindir()
+        if bindir is None:
+            pytest.fail(
+                "PostgreSQL is not installed (no initdb/pg_ctl in /usr/lib/postgresql/*/bin or "
+                "on PATH): run `make setup` (`make test` runs it and installs the Debian "
+                "package `postgresql`), or set AUGUR_TEST_POSTGRES_URL to an existing server"
+            )
+        self.bindir = bindir
+        self.prefix: list[str] = []
+        # Not under pytest's basetemp (0700, root's); a short path for the unix socket.
+        self.workdir = Path(tempfile.mkdtemp(prefix="augur-pg-"))
+        self.data = self.workdir / "data"
+        if os.getuid() == 0:
+            # PostgreSQL refuses to run as root.
+            runuser = shutil.which("runuser")
+            try:
+                shutil.chown(self.workdir, user="postgres", group="postgres")
+            except LookupError:
+                runuser = None
+            if runuser is None:
+                self.remove()
+                pytest.fail(
+                    "running as root, PostgreSQL must run as the `postgres` system user via "
+                    "`runuser`: install the Debian package `postgresql` (`make setup`), or "
+                    "set AUGUR_TEST_POSTGRES_URL"
+                )
+            self.prefix = [runuser, "-u", "postgres", "--"]
+
+    def run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [*self.prefix, str(self.bindir / tool), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            self.remove()
+            pytest.fail(f"{tool} {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
+        return proc
+
+    def start(self) -> str:
+        """initdb (trust, superuser `augur`) and start on a free loopback port; the URL."""
+        self.run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "augur",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        )
+        with (self.data / "postgresql.conf").open("a") as conf:
+            # A test server: loopback only, the socket in our own dir, durability off.
+            conf.write(
+                "listen_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.workdir}'\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+            )
+        for _ in range(5):  # the free port may be taken before the server binds it
+            port = free_port()
+            log = self.workdir / "server.log"
+            proc = self.run(
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-l",
+                str(log),
+                "-o",
+                f"-p {port}",
+                "-w",
+                "-t",
+                "60",
+                "start",
+                check=False,
+            )
+            if proc.returncode == 0:
+                return f"postgresql+psycopg://augur@127.0.0.1:{port}/postgres"
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        self.remove()
+        pytest.fail(f"PostgreSQL did not start:\n{proc.stdout}{proc.stderr}\n{tail}")
+
+    def stop(self) -> None:
+        self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", check=False)
+        self.remove()
+
+    def remove(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL's SQLAlchemy URL: AUGUR_TEST_POSTGRES_URL when set (its user may
+    CREATE DATABASE), else a throwaway cluster started here,
+    ``postgresql+psycopg://augur@127.0.0.1:PORT/postgres``, removed afterwards."""
+    named = os.environ.get("AUGUR_TEST_POSTGRES_URL")
+    if named:
+        yield named
+        return
+    server = _ThrowawayPostgres()
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_db(postgres_server: str) -> Iterator[str]:
+    """A new, empty database on :func:`postgres_server` for one test (dropped after it)."""
+    import sqlalchemy as sa
+
+    name = f"augur_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield sa.make_url(postgres_server).set(database=name).render_as_string(False)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def synthetic_bars(

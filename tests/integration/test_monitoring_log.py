@@ -1,5 +1,6 @@
-"""The prediction log as the service uses it: several worker processes writing one SQLite
-file at once (BentoML runs one process per worker) while a report reads it."""
+"""The prediction log as the service uses it: several worker processes writing one log at
+once (BentoML runs one process per worker) while a report reads it — a SQLite file, and a
+real PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -38,8 +39,14 @@ print(json.dumps({"written": s.written, "dropped": s.dropped, "failed": s.failed
 """
 
 
-def test_worker_processes_share_one_sqlite_log(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_worker_processes_share_one_log(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    else:
+        url = request.getfixturevalue("postgres_db")  # an empty database
     # No schema yet: the workers race to create it, as BentoML workers do at start-up.
     n = 400
     procs = [
@@ -53,7 +60,11 @@ def test_worker_processes_share_one_sqlite_log(tmp_path: Path) -> None:
     ]
     # Read while they write: WAL lets the reader see a consistent snapshot, never an error.
     reads = 0
-    while not (tmp_path / "predictions.db").exists() and any(p.poll() is None for p in procs):
+    while (
+        backend == "sqlite"
+        and not (tmp_path / "predictions.db").exists()
+        and any(p.poll() is None for p in procs)
+    ):
         time.sleep(0.01)
     with PredictionLog(url, start=False) as reader:
         while any(p.poll() is None for p in procs):

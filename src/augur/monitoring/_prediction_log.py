@@ -10,6 +10,7 @@ and counted rather than delaying the caller.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -96,8 +97,20 @@ drift_table = sa.Table(
 )
 
 
+# pg_advisory_xact_lock key held while creating the tables ("augurlog" in ASCII).
+_SCHEMA_LOCK = int.from_bytes(b"augurlog", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _to_utc(value: Any) -> Any:
+    """Every stored timestamp is UTC: SQLite keeps no zone (an aware time would lose its
+    offset), so aware times are converted and naive ones are taken to be UTC already."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
 
 
 def features_digest(features: Mapping[str, float] | Sequence[float]) -> str:
@@ -164,13 +177,8 @@ class PredictionRecord:
         # Not dataclasses.asdict: its deep copy was most of the writer's time.
         row = {name: getattr(self, name) for name in _RECORD_FIELDS}
         row["direction"] = int(self.direction)
-        # Stored as UTC: SQLite keeps no zone, so every timestamp must be in the same one.
         for key in ("ts", "feature_timestamp"):
-            value = row[key]
-            if isinstance(value, datetime):
-                row[key] = (
-                    value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-                )
+            row[key] = _to_utc(row[key])
         return row
 
 
@@ -216,27 +224,25 @@ def default_log_url(settings: Settings | None = None) -> str:
     return f"sqlite:///{path}"
 
 
+_URL_EXAMPLES = (
+    "'sqlite:///path/predictions.db' or 'postgresql+psycopg://user:password@host:5432/db'"
+)
+
+
+def _shown(url: sa.URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
 def _make_engine(url: str) -> sa.Engine:
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError:
         raise ValueError(
             f"prediction log URL {url!r} is not a SQLAlchemy URL; set AUGUR_PREDICTION_LOG_URL "
-            "like 'sqlite:///path/predictions.db' or 'postgresql+psycopg://user@host/db'"
+            f"like {_URL_EXAMPLES}"
         ) from None
     if parsed.get_backend_name() != "sqlite":
-        try:
-            return sa.create_engine(url, pool_pre_ping=True)
-        except sa.exc.NoSuchModuleError:
-            raise ValueError(
-                f"prediction log URL: unknown database dialect {parsed.drivername!r}"
-            ) from None
-        except ImportError as exc:
-            raise ValueError(
-                f"prediction log URL uses {parsed.drivername!r} but its driver is not "
-                f"installed ({exc.name}); install it, e.g. pip install 'psycopg[binary]' "
-                "for postgresql+psycopg://"
-            ) from None
+        return _make_server_engine(parsed)
     database = parsed.database or ""
     if database in ("", ":memory:"):
         # One shared connection, otherwise every thread would see its own empty database.
@@ -259,6 +265,66 @@ def _make_engine(url: str) -> sa.Engine:
         cur.close()
 
     return engine
+
+
+def _make_server_engine(parsed: sa.URL) -> sa.Engine:
+    """A database server (PostgreSQL is the one tested): pooled connections, checked
+    before use (pool_pre_ping), so a restarted server or a dropped idle connection costs
+    a reconnect, not a failed batch."""
+    connect_args: dict[str, Any] = {}
+    backend = parsed.get_backend_name()
+    if backend == "postgresql" and "connect_timeout" not in parsed.query:
+        # An unreachable host fails the start within seconds, not after the OS's TCP timeout.
+        connect_args["connect_timeout"] = 10
+    try:
+        engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    except sa.exc.NoSuchModuleError:
+        raise ValueError(
+            f"AUGUR_PREDICTION_LOG_URL {_shown(parsed)!r}: unknown database dialect "
+            f"{parsed.drivername!r}; use a URL like {_URL_EXAMPLES}"
+        ) from None
+    except ImportError as exc:
+        hint = (
+            "use 'postgresql+psycopg://' (psycopg 3, which Augur pins: "
+            "pip install 'psycopg[binary]', part of `make setup`)"
+            if backend == "postgresql"
+            else f"install the Python package for {parsed.drivername!r}"
+        )
+        raise ValueError(
+            f"AUGUR_PREDICTION_LOG_URL {_shown(parsed)!r} needs the database driver "
+            f"{exc.name!r}, which is not installed: {hint}"
+        ) from None
+    if backend == "postgresql":
+
+        @sa.event.listens_for(engine, "connect")
+        def _utc_session(dbapi_conn: Any, _record: Any) -> None:
+            # Naive datetimes mean UTC here, as on SQLite, and reads come back in UTC,
+            # whatever the server's or the database's TimeZone setting.
+            cur = dbapi_conn.cursor()
+            cur.execute("SET TIME ZONE 'UTC'")
+            cur.close()
+            dbapi_conn.commit()  # a SET rolled back with its transaction would not stick
+
+    return engine
+
+
+@functools.cache
+def _upsert_outcome(dialect: str) -> sa.Executable | None:
+    """INSERT of an outcome that replaces an earlier one for the same request in one
+    statement: concurrent retries of one outcome (several service workers) must not
+    fail on the primary key, as a DELETE then INSERT does on PostgreSQL."""
+    insert: Any
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        return None
+    stmt = insert(outcomes_table)
+    return stmt.on_conflict_do_update(
+        index_elements=[outcomes_table.c.request_id],
+        set_={name: stmt.excluded[name] for name in ("realized_return", "ts", "caller")},
+    )
 
 
 def _as_utc(value: Any) -> Any:
@@ -305,16 +371,31 @@ class PredictionLog:
             self.start()
 
     def _create_tables(self) -> None:
-        # Several worker processes start at once: two may both find a table missing and
-        # one CREATE then fails ("already exists"); the second try sees the tables.
-        for attempt in range(5):
-            try:
-                metadata.create_all(self.engine)
-                return
-            except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
-                if attempt == 4:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        try:
+            conn = self.engine.connect()
+        except sa.exc.DBAPIError as exc:
+            self.engine.dispose()
+            first_line = str(exc.orig or exc).strip().splitlines()[0]
+            raise ValueError(
+                f"cannot open the prediction log {_shown(self.engine.url)!r} "
+                f"(AUGUR_PREDICTION_LOG_URL): {first_line}"
+            ) from exc
+        with conn:
+            # Several worker processes start at once and each creates what is missing.
+            # PostgreSQL: one at a time, under a transaction-scoped advisory lock (DDL is
+            # transactional, so the next one finds the tables). SQLite: two may both find
+            # a table missing and one CREATE then fails; the second try sees the tables.
+            for attempt in range(5):
+                try:
+                    with conn.begin():
+                        if conn.dialect.name == "postgresql":
+                            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
+                        metadata.create_all(conn)
+                    return
+                except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
 
     # --- writer -------------------------------------------------------------------------
     def start(self) -> None:
@@ -499,27 +580,28 @@ class PredictionLog:
         known = sa.select(predictions_table.c.request_id).where(
             predictions_table.c.request_id == request_id
         )
+        row = {
+            "request_id": request_id,
+            "realized_return": realized_return,
+            "ts": _utcnow(),
+            "caller": caller,
+        }
         with self.engine.begin() as conn:
             if conn.execute(known.limit(1)).first() is None:
                 return False
-            conn.execute(outcomes_table.delete().where(outcomes_table.c.request_id == request_id))
-            conn.execute(
-                outcomes_table.insert(),
-                [
-                    {
-                        "request_id": request_id,
-                        "realized_return": realized_return,
-                        "ts": _utcnow(),
-                        "caller": caller,
-                    }
-                ],
-            )
+            upsert = _upsert_outcome(conn.dialect.name)
+            if upsert is None:  # neither SQLite nor PostgreSQL (untested): replace in two steps
+                conn.execute(
+                    outcomes_table.delete().where(outcomes_table.c.request_id == request_id)
+                )
+                upsert = outcomes_table.insert()
+            conn.execute(upsert, [row])
         return True
 
     # --- drift snapshots ----------------------------------------------------------------
     def log_drift(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Store drift statistics (one row per model version and feature); synchronous."""
-        rows = [dict(r) for r in rows]
+        rows = [{**r, "ts": _to_utc(r["ts"])} if "ts" in r else dict(r) for r in rows]
         if not rows:
             return 0
         with self.engine.begin() as conn:

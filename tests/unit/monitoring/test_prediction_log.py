@@ -43,9 +43,18 @@ def record(
     return PredictionRecord(**base)  # type: ignore[arg-type]
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The log's URL on each backend: a SQLite file, and an empty database on a real
+    PostgreSQL server (tests/conftest.py starts a throwaway one)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'log.db'}"
+    return str(request.getfixturevalue("postgres_db"))
+
+
 @pytest.fixture
-def log(tmp_path: Path) -> Iterator[PredictionLog]:
-    plog = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}")
+def log(url: str) -> Iterator[PredictionLog]:
+    plog = PredictionLog(url)
     yield plog
     plog.close()
 
@@ -122,8 +131,8 @@ def test_record_validation_names_the_field() -> None:
         record("r", p_up=float("nan"))
 
 
-def test_buffered_writer_counts_drops_when_full(tmp_path: Path) -> None:
-    plog = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", max_queue=10, start=False)
+def test_buffered_writer_counts_drops_when_full(url: str) -> None:
+    plog = PredictionLog(url, max_queue=10, start=False)
     accepted = [plog.log_prediction(record(f"r{i}")) for i in range(15)]
     assert accepted == [True] * 10 + [False] * 5
     assert plog.stats.dropped == 5
@@ -139,8 +148,8 @@ def test_buffered_writer_counts_drops_when_full(tmp_path: Path) -> None:
     plog.close()  # idempotent
 
 
-def test_flush_without_writer_thread_writes_inline(tmp_path: Path) -> None:
-    plog = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", start=False)
+def test_flush_without_writer_thread_writes_inline(url: str) -> None:
+    plog = PredictionLog(url, start=False)
     assert plog.log_predictions(record(f"r{i}") for i in range(5)) == 5
     assert plog.flush()
     assert plog.count() == 5
@@ -163,8 +172,8 @@ def test_concurrent_writers_lose_nothing(log: PredictionLog) -> None:
     assert log.stats.failed == 0
 
 
-def test_duplicate_row_is_skipped_not_the_batch(tmp_path: Path) -> None:
-    plog = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", start=False)
+def test_duplicate_row_is_skipped_not_the_batch(url: str) -> None:
+    plog = PredictionLog(url, start=False)
     for rid in ("a", "b", "a", "c"):
         plog.log_prediction(record(rid))
     plog.flush()
@@ -174,8 +183,8 @@ def test_duplicate_row_is_skipped_not_the_batch(tmp_path: Path) -> None:
     plog.close()
 
 
-def test_database_failure_is_counted_not_raised(tmp_path: Path) -> None:
-    plog = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}")
+def test_database_failure_is_counted_not_raised(url: str) -> None:
+    plog = PredictionLog(url)
     predictions_table.drop(plog.engine)  # the table vanishes under the running writer
     plog.log_prediction(record("r1"))
     assert plog.flush()
@@ -204,8 +213,11 @@ def test_in_memory_sqlite_is_shared_between_threads() -> None:
         assert len(plog.frame()) == 1
 
 
-def test_sqlite_file_uses_wal(log: PredictionLog) -> None:
-    with log.engine.connect() as conn:
+def test_sqlite_file_uses_wal(tmp_path: Path) -> None:
+    with (
+        PredictionLog(f"sqlite:///{tmp_path / 'log.db'}") as log,
+        log.engine.connect() as conn,
+    ):
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
 
 
@@ -272,3 +284,92 @@ def test_prune_drops_old_predictions_with_their_outcomes(log: PredictionLog) -> 
         assert conn.execute(sa.text("SELECT count(*) FROM outcomes")).scalar() == 1
     with pytest.raises(ValueError, match="timezone"):
         log.prune(datetime(2026, 1, 2))
+
+
+def test_concurrent_outcomes_for_one_request(log: PredictionLog) -> None:
+    # Retries of one outcome may race (several service workers): last write wins, no error.
+    log.log_prediction(record("r1"))
+    assert log.flush()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def post(k: int) -> None:
+        barrier.wait()
+        try:
+            for j in range(20):
+                assert log.log_outcome("r1", 0.001 * k + 1e-6 * j, caller=f"c{k}")
+        except BaseException as exc:  # collected: a thread's exception would be lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with log.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM outcomes")).scalar() == 1
+    assert len(log.frame()) == 1
+
+
+def drift_row(ts: datetime, version: str, feature: str, psi: float) -> dict[str, object]:
+    return {
+        "ts": ts,
+        "model_version": version,
+        "feature": feature,
+        "n_reference": 100,
+        "n_current": 50,
+        "ks_statistic": 0.2,
+        "ks_pvalue": 0.01,
+        "mw_pvalue": 0.02,
+        "psi": psi,
+        "drifted": psi > 0.2,
+        "model_drifted": psi > 0.2,
+    }
+
+
+def test_drift_frame_keeps_the_latest_snapshot_per_version(log: PredictionLog) -> None:
+    t0 = datetime(2026, 2, 1, 12, tzinfo=UTC)
+    t1 = datetime(2026, 2, 1, 13, 30, tzinfo=timezone(timedelta(hours=1)))  # 12:30 UTC
+    assert log.log_drift(drift_row(t0, "v1", f, 0.1) for f in ("a", "b")) == 2
+    assert log.log_drift(drift_row(t1, "v1", f, 0.3) for f in ("a", "b")) == 2
+    # Naive means UTC, as everywhere in the log.
+    assert log.log_drift([drift_row(datetime(2026, 2, 1, 11), "v2", "a", 0.05)]) == 1
+    assert log.log_drift([]) == 0
+    df = log.drift_frame()
+    assert list(zip(df["model_version"], df["feature"], df["psi"], strict=True)) == [
+        ("v1", "a", 0.3),
+        ("v1", "b", 0.3),
+        ("v2", "a", 0.05),
+    ]
+    assert df["ts"].tolist() == [
+        datetime(2026, 2, 1, 12, 30, tzinfo=UTC),
+        datetime(2026, 2, 1, 12, 30, tzinfo=UTC),
+        datetime(2026, 2, 1, 11, tzinfo=UTC),
+    ]
+    assert df["drifted"].tolist() == [True, True, False]
+
+
+def test_log_url_errors_name_the_setting_and_the_fix() -> None:
+    with pytest.raises(ValueError, match=r"AUGUR_PREDICTION_LOG_URL.*postgresql\+psycopg://"):
+        PredictionLog("not a url")
+    with pytest.raises(ValueError, match=r"AUGUR_PREDICTION_LOG_URL.*unknown database dialect"):
+        PredictionLog("nosuchdb://u@h/db")
+    # psycopg2 is not what Augur pins: the message says which URL form works.
+    with pytest.raises(ValueError, match="AUGUR_PREDICTION_LOG_URL") as missing:
+        PredictionLog("postgresql+psycopg2://u:secret@127.0.0.1/db")
+    assert "'psycopg2', which is not installed" in str(missing.value)
+    assert "postgresql+psycopg://" in str(missing.value)
+    assert "psycopg[binary]" in str(missing.value)
+    assert "secret" not in str(missing.value)
+
+
+def test_unreachable_server_fails_fast_naming_the_setting() -> None:
+    from tests.conftest import free_port
+
+    url = f"postgresql+psycopg://augur:secret@127.0.0.1:{free_port()}/augur"  # nobody listens
+    with pytest.raises(ValueError, match="cannot open the prediction log") as refused:
+        PredictionLog(url)
+    assert "AUGUR_PREDICTION_LOG_URL" in str(refused.value)
+    assert "127.0.0.1" in str(refused.value)
+    assert "secret" not in str(refused.value)
