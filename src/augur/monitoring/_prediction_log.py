@@ -474,15 +474,17 @@ class PredictionLog:
                 return
             batch = [item]
             stop = False
-            # Batching: gather what arrives within ``linger`` seconds of the first row
-            # (one transaction per batch is what keeps SQLite fast; a commit per request
-            # took a third of a busy worker), then write; an idle log writes within
+            # Batching: sleep ``linger`` seconds after the first row, then take everything
+            # queued meanwhile (one transaction per batch is what keeps SQLite fast; a
+            # commit per request took a third of a busy worker). Sleeping rather than
+            # waiting on the queue matters: a waiting writer is woken by every put, a
+            # thread switch per request on the request path. An idle log writes within
             # ``linger`` of the request.
-            deadline = time.monotonic() + self._linger
+            if self._linger > 0:
+                time.sleep(self._linger)
             while len(batch) < self._batch_size:
                 try:
-                    wait = deadline - time.monotonic()
-                    nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                    nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
