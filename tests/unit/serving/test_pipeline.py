@@ -41,7 +41,7 @@ def plog(tmp_path):
     log.close()
 
 
-def make(features, models, table=TABLE, plog=None, shadow=None, max_age=3 * 3600.0):
+def make(features, models, table=TABLE, plog=None, shadow=None, max_age=3 * 3600.0, cache=4096):
     registry = ModelRegistry(models.__getitem__, features.feature_names, DecisionConfig())
     return DecisionPipeline(
         features=features,
@@ -51,6 +51,7 @@ def make(features, models, table=TABLE, plog=None, shadow=None, max_age=3 * 3600
         max_feature_age_seconds=max_age,
         prediction_log=plog,
         shadow=shadow,
+        prediction_cache_size=cache,
     )
 
 
@@ -221,15 +222,7 @@ def test_repeated_features_are_scored_once_per_version(memory_features, models) 
 
 
 def test_prediction_cache_off_scores_every_request(memory_features, models) -> None:
-    registry = ModelRegistry(models.__getitem__, memory_features.feature_names, DecisionConfig())
-    p = DecisionPipeline(
-        features=memory_features,
-        models=registry,
-        routing=StaticRouting(RoutingTable.single("m:1")),
-        decide=decide,
-        max_feature_age_seconds=3 * 3600.0,
-        prediction_cache_size=0,
-    )
+    p = make(memory_features, models, RoutingTable.single("m:1"), cache=0)
     req = DecideRequest(symbol="AAA", as_of=NOW)
     before = _model_calls(models["m:1"])
     for i in range(3):
