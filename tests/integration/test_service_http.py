@@ -322,6 +322,9 @@ def test_models_lists_the_table_and_loaded_versions(served: Served, client: http
         ("shadow", served.tags[2], True),
     ]
     assert body["source"] == str(served.routes)
+    # Redis rows are cached while its invalidations are subscribed; predictions always.
+    assert body["caches"]["features"]["enabled"] is True, body["caches"]
+    assert body["caches"]["predictions"]["enabled"] is True
 
 
 def test_in_process_wiring_on_the_real_stores(

@@ -427,6 +427,12 @@ class OnlineFeatures:
         """Whether rows are being served from the invalidation-tracked cache right now."""
         return self._redis is not None and self._redis.caching
 
+    def cache_stats(self) -> tuple[bool, int, int]:
+        """(caching now, hits, misses) of the Redis row cache; SQLite has none."""
+        if self._redis is None:
+            return False, 0, 0
+        return self._redis.caching, self._redis.hits, self._redis.misses
+
     def close(self) -> None:
         """Stop the cache's invalidation listener (Redis)."""
         if self._redis is not None:

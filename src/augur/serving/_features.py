@@ -31,6 +31,11 @@ class OnlineFeatureReader:
     def caching(self) -> bool:
         return bool(getattr(self._online, "caching", False))
 
+    def cache_stats(self) -> tuple[bool, int, int]:
+        """(caching now, hits, misses) of the online store's row cache."""
+        stats = getattr(self._online, "cache_stats", None)
+        return stats() if stats is not None else (False, 0, 0)
+
     def close(self) -> None:
         close = getattr(self._online, "close", None)
         if close is not None:

@@ -33,6 +33,7 @@ from augur.decision import (
 from augur.serving._routing import Route, Router, RoutingTable, RoutingTableFile
 from augur.serving._schemas import (
     AccountIn,
+    CacheStats,
     DecideBatchRequest,
     DecideBatchResponse,
     DecideRequest,
@@ -658,11 +659,20 @@ class DecisionPipeline:
                 )
             )
         path = getattr(self.routing, "path", None)
+        stats = getattr(self.features, "cache_stats", None)
+        enabled, hits, misses = stats() if stats is not None else (False, 0, 0)
+        caches = {
+            "features": CacheStats(enabled=enabled, hits=hits, misses=misses),
+            "predictions": CacheStats(
+                enabled=self._memo_size > 0, hits=self.memo_hits, misses=self.memo_misses
+            ),
+        }
         return ModelsResponse(
             routing_table=table.model_dump(exclude_none=True),
             versions=versions,
             source=str(path) if path else "embedded",
             loaded_at=self.routing.loaded_at,
+            caches=caches,
         )
 
 

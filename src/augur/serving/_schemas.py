@@ -141,11 +141,25 @@ class VersionOut(BaseModel):
     loaded: bool
 
 
+class CacheStats(BaseModel):
+    """Hits and misses of one of the answering worker's caches since it started."""
+
+    enabled: bool
+    hits: int = 0
+    misses: int = 0
+
+
 class ModelsResponse(BaseModel):
     routing_table: dict[str, Any] = Field(description="The routing table in force.")
     versions: list[VersionOut]
     source: str = Field(description="File the table was read from ('embedded' when none).")
     loaded_at: datetime
+    caches: dict[str, CacheStats] = Field(
+        default_factory=dict,
+        description="The answering worker's caches: 'features' (online rows, kept until "
+        "Redis announces a write) and 'predictions' (ensemble outputs per version and "
+        "exact feature vector).",
+    )
 
 
 class ErrorOut(BaseModel):
