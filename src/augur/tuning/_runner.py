@@ -16,7 +16,7 @@
   ``CheckpointConfig(num_to_keep=k)`` Tune forces a snapshot after every k trial
   checkpoints (a checkpoint per fold: a snapshot per fold, ~40 % of the driver's time in
   a 200-trial study). Here every fold checkpoint is kept (``num_to_keep=None``: no
-  forced snapshots, ~60 KB of predictions per fold) and the scheduler asks for one
+  forced snapshots; ~60 KB of predictions per fold done) and the scheduler asks for one
   snapshot after each trial ends (:func:`_snapshotting`), plus one every
   :data:`EXPERIMENT_CHECKPOINT_S` seconds. A killed driver therefore loses no finished
   trial; a trial still running at the kill resumes from the newest fold checkpoint the
@@ -84,8 +84,11 @@ def _make_callback_class() -> type:
     from ray.tune import Callback
 
     class ProgressCallback(Callback):
-        """Writes ``progress.json`` (trials done / total, best so far, ETA inputs) after
-        every trial event: the CLI progress bar, the operator and tests read it."""
+        """Writes ``progress.json`` (trials done / total, best so far, running trials and
+        their worker pids, ETA inputs): the CLI progress bar, the operator and tests read
+        it. Trial events only update memory; the file is rewritten once at the end of a
+        controller step that changed something, after Tune has already sent the trial
+        its next fold (so the write never delays a worker)."""
 
         def __init__(self, path: str, total: int, n_folds: int, metric: str, mode: str) -> None:
             self.path = path
@@ -98,8 +101,10 @@ def _make_callback_class() -> type:
             self.running: dict[str, dict[str, Any]] = {}
             self.best: float | None = None
             self.started = time.time()
+            self._dirty = False
 
         def _write(self) -> None:
+            self._dirty = False
             _atomic_json(
                 Path(self.path),
                 {
@@ -112,11 +117,7 @@ def _make_callback_class() -> type:
                     "updated": time.time(),
                     "completed": self.completed,
                     "failed": self.failed,
-                    "running": {
-                        k: v
-                        for k, v in self.running.items()
-                        if k not in self.completed and k not in self.failed
-                    },
+                    "running": self.running,
                 },
                 indent=None,  # rewritten after every fold: keep it cheap
             )
@@ -136,7 +137,8 @@ def _make_callback_class() -> type:
                 and (self.best is None or self.sign * value > self.sign * self.best)
             ):
                 self.best = float(value)
-            self._write()
+            self.running.pop(trial.trial_id, None)
+            self._dirty = True
 
         def on_trial_result(
             self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any
@@ -145,11 +147,16 @@ def _make_callback_class() -> type:
                 "fold": result.get("fold"),
                 "worker_pid": result.get("pid"),  # Tune's: the trial actor's process
             }
-            self._write()
+            self._dirty = True
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self.failed[trial.trial_id] = str(trial.error_file or "error")
-            self._write()
+            self.running.pop(trial.trial_id, None)
+            self._dirty = True
+
+        def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+            if self._dirty:
+                self._write()
 
         def on_experiment_end(self, trials: list, **info: Any) -> None:
             self._write()
@@ -204,18 +211,25 @@ def _snapshotting(base: type) -> type:
     """``base`` (a Tune scheduler class) that has Tune snapshot the experiment state once
     after every trial that ends (completed, pruned or failed).
 
-    The snapshot is taken at the start of the controller's next step — when the
-    ended trial is already TERMINATED and the searcher has been told its result — through
-    the controller the scheduler is handed in ``on_trial_complete`` /
-    ``on_trial_error`` / ``on_trial_remove`` (``TuneController.checkpoint(force=True)``).
+    The snapshot is taken through the controller the scheduler is handed in
+    ``on_trial_complete`` / ``on_trial_error`` / ``on_trial_remove``
+    (``TuneController.checkpoint(force=True)``), from ``choose_trial_to_run`` two
+    controller steps later: by then the ended trial is TERMINATED, the searcher has been
+    told its result, and the trial that takes its place has been sent to the freed worker
+    — the snapshot (~30 ms at 200 trials, growing with the count) runs while that worker
+    computes instead of delaying it. Between the end and the snapshot (~0.1 s) a killed
+    driver would restart the ended trial from its newest fold checkpoint: a finished
+    trial only re-reports its saved result.
     """
 
     class Snapshotting(base):  # type: ignore[misc, valid-type]
         _controller: Any = None
+        _steps_to_snapshot = 0
 
         def _ended(self, tune_controller: Any) -> None:
             if callable(getattr(tune_controller, "checkpoint", None)):
                 self._controller = tune_controller
+                self._steps_to_snapshot = 2
 
         def on_trial_complete(self, tune_controller: Any, trial: Any, result: Any) -> None:
             super().on_trial_complete(tune_controller, trial, result)
@@ -230,9 +244,11 @@ def _snapshotting(base: type) -> type:
             self._ended(tune_controller)
 
         def choose_trial_to_run(self, tune_controller: Any) -> Any:
-            controller, self._controller = self._controller, None
-            if controller is not None:
-                controller.checkpoint(force=True)
+            if self._controller is not None:
+                self._steps_to_snapshot -= 1
+                if self._steps_to_snapshot <= 0:
+                    controller, self._controller = self._controller, None
+                    controller.checkpoint(force=True)
             return super().choose_trial_to_run(tune_controller)
 
         def __getstate__(self) -> dict[str, Any]:

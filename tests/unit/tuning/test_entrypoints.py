@@ -106,9 +106,12 @@ def test_plateau_stopper_and_progress_callback(tmp_path: Path) -> None:
         trial_id="t1", last_result={"fold": 1, "score": 2.0, "evaluated_at": 5.0}, error_file=None
     )
     cb.on_trial_result(0, [], trial, {"fold": 0, "pid": 42})
+    assert not path.exists()  # written once per controller step, at its end
+    cb.on_step_end(0, [])
     assert json.loads(path.read_text())["running"] == {"t1": {"fold": 0, "worker_pid": 42}}
     cb.on_trial_complete(0, [], trial)
     cb.on_trial_error(0, [], SimpleNamespace(trial_id="t2", error_file="/x/error.txt"))
+    cb.on_step_end(1, [])
     state = json.loads(path.read_text())
     assert state["trials_done"] == 2 and state["best"] == 2.0 and state["running"] == {}
     restored = _make_callback_class()(str(path), total=3, n_folds=2, metric="score", mode="max")
@@ -154,7 +157,7 @@ def test_progress_bar_reads_progress_file(tmp_path: Path) -> None:
     assert "3/6" in text and "best 1.2500" in text
 
 
-def test_scheduler_snapshots_the_experiment_once_after_a_trial_ends() -> None:
+def test_scheduler_snapshots_the_experiment_once_soon_after_a_trial_ends() -> None:
     from types import SimpleNamespace
 
     from ray.tune.schedulers import FIFOScheduler
@@ -170,9 +173,12 @@ def test_scheduler_snapshots_the_experiment_once_after_a_trial_ends() -> None:
     scheduler.on_trial_complete(controller, SimpleNamespace(trial_id="t1"), {"score": 1.0})
     assert calls == []  # not inside the completion: the trial is not TERMINATED yet
     scheduler.choose_trial_to_run(wrapped)
+    assert calls == []  # the step that hands the freed worker its next trial
     scheduler.choose_trial_to_run(wrapped)
-    assert calls == [True]  # one forced snapshot at the next step
+    scheduler.choose_trial_to_run(wrapped)
+    assert calls == [True]  # one forced snapshot, the step after
     scheduler.on_trial_error(controller, SimpleNamespace(trial_id="t2"))
+    scheduler.choose_trial_to_run(wrapped)
     scheduler.choose_trial_to_run(wrapped)
     assert calls == [True, True]
     import ray.cloudpickle as pickle
