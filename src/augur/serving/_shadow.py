@@ -114,6 +114,7 @@ class ShadowQueue:
 PIPE_BUF = 4096
 F_SETPIPE_SZ = 1031  # fcntl: resize a pipe's buffer (Linux)
 TASK_BYTES = 1024  # typical pickled task, to size the pipe for ``maxsize`` tasks
+DRAIN_PAUSE_SECONDS = 0.01  # the shadow process's pause between drains of its pipe
 
 
 class ShadowProcess:
@@ -230,16 +231,25 @@ def _child_main(reader: Any, feature_names: list[str], model_tags: list[str], ni
     from augur.serving._service import shadow_pipeline
 
     pipeline = shadow_pipeline(get_settings(), feature_names, model_tags)
+
+    def score(payload: bytes) -> None:
+        try:
+            pipeline.score_shadow(ShadowTask.unpack(payload))
+        except Exception:
+            log.exception("shadow scoring failed")
+
     try:
         while True:
             try:
-                payload = reader.recv_bytes()
+                score(reader.recv_bytes())  # blocks while there is nothing to do
+                # Drain what queued meanwhile, then pause: the child wakes ~100 times a
+                # second under load rather than once per request (each wake-up is a
+                # context switch on cores the workers and their clients share).
+                while reader.poll(0):
+                    score(reader.recv_bytes())
             except (EOFError, OSError):
                 break
-            try:
-                pipeline.score_shadow(ShadowTask.unpack(payload))
-            except Exception:
-                log.exception("shadow scoring failed")
+            time.sleep(DRAIN_PAUSE_SECONDS)
     finally:
         if pipeline.log is not None:
             pipeline.log.close()
