@@ -140,10 +140,11 @@ _CONTROLLER: Any = None
 def limit_threads(n: int = 1) -> None:
     """At most ``n`` BLAS / OpenMP / numba threads for the calling thread's trials.
 
-    Two trials on two cores must not each start a thread per core: OpenBLAS spinning
-    in a logistic-regression fit of one trial then steals the other trial's core (the
-    fit took ~10x longer). Limits are per thread for OpenMP and numba, so a runner
-    calls this at the start of every trial; repeated calls in one thread are free.
+    Two trials on two cores must not each start a thread per core: the threads then
+    fight over the cores (measured on the 2-core dev machine: the logistic-regression
+    fits of one full-study trial took 7.6 s with OpenBLAS's default two threads, 0.75 s
+    with one). Limits are per thread for OpenMP and numba, so a runner calls this at
+    the start of every trial; repeated calls in one thread are free.
     """
     global _CONTROLLER
     n = max(1, int(n))
