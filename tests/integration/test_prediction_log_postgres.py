@@ -13,17 +13,15 @@ import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 import typer
 from typer.testing import CliRunner
 
 from augur.cli.report import register
-from augur.monitoring import DriftMonitor, PredictionLog, summarize, write_serving_report
+from augur.monitoring import PredictionLog, summarize, write_serving_report
 from tests.unit.monitoring.test_prediction_log import record
-from tests.unit.monitoring.test_report import PLOT_DIV, fill_log
+from tests.unit.monitoring.test_report import PLOT_DIV, fill_log_and_drift
 
 pytestmark = pytest.mark.integration
 
@@ -160,13 +158,7 @@ def test_dropped_connections_cost_a_reconnect_not_rows(postgres_db: str) -> None
 def filled_postgres_log(postgres_db: str) -> str:
     # linger 0: each outcome below waits for its prediction's write, so don't batch.
     with PredictionLog(postgres_db, linger=0.0) as log:
-        fill_log(log)
-        rng = np.random.default_rng(1)
-        monitor = DriftMonitor(window=200, log=log)
-        monitor.set_reference("v1", pd.DataFrame(rng.normal(size=(1000, 2)), columns=["a", "b"]))
-        for row in rng.normal(size=(200, 2)) + np.array([0.0, 1.0]):
-            monitor.observe("v1", row)
-        monitor.update()
+        fill_log_and_drift(log)
     return postgres_db
 
 

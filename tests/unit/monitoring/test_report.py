@@ -56,14 +56,19 @@ def fill_log(log: PredictionLog, n: int = 300, seed: int = 0) -> None:
 def filled_log(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'predictions.db'}"
     with PredictionLog(url) as log:
-        fill_log(log)
-        rng = np.random.default_rng(1)
-        monitor = DriftMonitor(window=200, log=log)
-        monitor.set_reference("v1", pd.DataFrame(rng.normal(size=(1000, 2)), columns=["a", "b"]))
-        for row in rng.normal(size=(200, 2)) + np.array([0.0, 1.0]):
-            monitor.observe("v1", row)
-        monitor.update()
+        fill_log_and_drift(log)
     return url
+
+
+def fill_log_and_drift(log: PredictionLog) -> None:
+    """``fill_log`` plus one drift snapshot of a version whose feature ``b`` moved."""
+    fill_log(log)
+    rng = np.random.default_rng(1)
+    monitor = DriftMonitor(window=200, log=log)
+    monitor.set_reference("v1", pd.DataFrame(rng.normal(size=(1000, 2)), columns=["a", "b"]))
+    for row in rng.normal(size=(200, 2)) + np.array([0.0, 1.0]):
+        monitor.observe("v1", row)
+    monitor.update()
 
 
 def test_report_has_every_section_and_plot(filled_log: str, tmp_path: Path) -> None:
