@@ -51,14 +51,16 @@ def trial_function(
     if start >= scorer.n_folds and last is not None:
         tune.report(last)  # finished before a restart: nothing to recompute
         return
-    cpu_before = float(last.get("cpu_s", 0.0)) if last else 0.0
-    cpu_start = time.thread_time()
-    for report in scorer.folds(start):
+    # the trial's own compute: this thread's CPU seconds in the folds so far (not in
+    # reporting or checkpointing) — what a trial costs without the scheduling around it
+    cpu_s = float(last.get("cpu_s", 0.0)) if last else 0.0
+    for k in range(start, scorer.n_folds):
+        cpu_start = time.thread_time()
+        report = scorer.run_fold(k)
+        cpu_s += time.thread_time() - cpu_start
         result = report.as_result()
         result["evaluated_at"] = time.time()
-        # the trial's own compute (this thread's CPU seconds, all folds so far): what a
-        # trial costs without the scheduling around it
-        result["cpu_s"] = cpu_before + time.thread_time() - cpu_start
+        result["cpu_s"] = cpu_s
         with tempfile.TemporaryDirectory() as d:
             Path(d, _STATE).write_text(
                 json.dumps({"next_fold": report.fold + 1, "last_result": result})
