@@ -9,6 +9,9 @@ never points anywhere. A class absent from the training labels gets probability 
 Calibration. Each member is wrapped in ``CalibratedClassifierCV(method="sigmoid",
 ensemble=False, cv=KFold(calibration_folds))``: one-vs-rest Platt scaling fitted on
 out-of-fold predictions of contiguous blocks, then the member refitted on all rows.
+With ``calibration="holdout"`` (what tuning uses: a third of the fits) the member is
+fitted once and the Platt scaling is fitted on the validation tail instead (scikit-learn's
+``FrozenEstimator``); a tail missing one of the training classes falls back to "cv".
 
 Validation and weights. ``fit`` holds out the last ``validation_fraction`` of rows
 (after a ``purge`` gap of label-horizon rows), fits on the rest, replays the tail
@@ -143,6 +146,8 @@ class _Member:
 
     def compile(self, name: str) -> None:
         base = self.calibrated.calibrated_classifiers_[0].estimator
+        if type(base).__name__ == "FrozenEstimator":  # holdout calibration
+            base = base.estimator
         if name == "rf":
             base.set_params(n_jobs=1)
             self.fast = FastForest(base)
@@ -248,7 +253,8 @@ class Ensemble:
                     "give more rows or a smaller validation_fraction"
                 )
             say(f"fitting on {train_end} rows, validating on the last {n_val}")
-            self._fit_models(X[:train_end], y_arr[:train_end], r[:train_end], say)
+            tail = (X[n - n_val :], y_arr[n - n_val :]) if p.calibration == "holdout" else None
+            self._fit_models(X[:train_end], y_arr[:train_end], r[:train_end], say, tail)
             say("validating out of sample")
             self.metrics.update(self._validate(X[n - n_val :], y_arr[n - n_val :], r[n - n_val :]))
         if n_val == 0 or p.refit:
@@ -288,8 +294,18 @@ class Ensemble:
             raise ValueError(f"labels need at least two classes, found only {sorted(labels)}")
         return X, y_arr.astype(np.int64), r
 
-    def _fit_models(self, X: F64, y: NDArray[np.int64], r: F64, say: Callable[[str], None]) -> None:
+    def _fit_models(
+        self,
+        X: F64,
+        y: NDArray[np.int64],
+        r: F64,
+        say: Callable[[str], None],
+        calibration_rows: tuple[F64, NDArray[np.int64]] | None = None,
+    ) -> None:
+        """Fit the members and the quantile model; ``calibration_rows`` (held-out rows
+        after ``X``) switch Platt scaling from out-of-fold predictions to those rows."""
         from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.frozen import FrozenEstimator
         from sklearn.ensemble import RandomForestClassifier
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import KFold
@@ -318,6 +334,7 @@ class Ensemble:
                 colsample_bytree=p.xgb_colsample_bytree,
                 min_child_weight=p.xgb_min_child_weight,
                 tree_method="hist",
+                max_bin=p.xgb_max_bin,
                 n_jobs=p.n_jobs,
                 random_state=p.seed,
                 verbosity=0,
@@ -335,19 +352,34 @@ class Ensemble:
                 ]
             ),
         }
+        holdout = None
+        if calibration_rows is not None:
+            X_cal, y_cal = calibration_rows
+            # Platt scaling on the tail needs every class the members were fitted on
+            if np.isin(classes, y_cal).all():
+                seen = np.isin(y_cal, classes)
+                holdout = (X_cal[seen], np.searchsorted(classes, y_cal[seen]))
+        self.metrics["calibration"] = "holdout" if holdout is not None else "cv"
         members: dict[str, _Member] = {}
         for name in MEMBERS:
             say(f"fitting {name}")
             Xm, ym = X, y_enc
             if name == "svm" and X.shape[0] > p.svm_max_samples:
                 Xm, ym = X[-p.svm_max_samples :], y_enc[-p.svm_max_samples :]
-            cal = CalibratedClassifierCV(
-                estimators[name],
-                method="sigmoid",
-                cv=KFold(p.calibration_folds),
-                ensemble=False,
-            )
-            cal.fit(Xm, ym)
+            if holdout is not None:
+                fitted = estimators[name].fit(Xm, ym)
+                cal = CalibratedClassifierCV(
+                    FrozenEstimator(fitted), method="sigmoid", ensemble=False
+                )
+                cal.fit(*holdout)
+            else:
+                cal = CalibratedClassifierCV(
+                    estimators[name],
+                    method="sigmoid",
+                    cv=KFold(p.calibration_folds),
+                    ensemble=False,
+                )
+                cal.fit(Xm, ym)
             members[name] = _Member(cal, classes[cal.classes_])
             members[name].compile(name)
         say("fitting the quantile model")
@@ -358,6 +390,7 @@ class Ensemble:
             max_depth=p.quantile_max_depth,
             learning_rate=p.quantile_learning_rate,
             tree_method="hist",
+            max_bin=p.xgb_max_bin,
             n_jobs=p.n_jobs,
             random_state=p.seed,
             verbosity=0,

@@ -26,6 +26,9 @@ class EnsembleParams:
     xgb_subsample: float = 0.8
     xgb_colsample_bytree: float = 0.8
     xgb_min_child_weight: float = 5.0
+    #: histogram bins per feature (XGBoost's ``max_bin``, also the quantile model's);
+    #: 64 fits a few thousand noisy rows as well as 256 at half the cost
+    xgb_max_bin: int = 256
     # RBF SVM: fitting is quadratic in rows, so it sees only the most recent rows
     svm_c: float = 1.0
     svm_gamma: float | str = "scale"
@@ -37,6 +40,10 @@ class EnsembleParams:
     quantile_max_depth: int = 3
     quantile_learning_rate: float = 0.05
     # calibration, validation, dynamic weights
+    #: "cv": Platt scaling on out-of-fold predictions (``calibration_folds`` extra fits
+    #: per member); "holdout": on the validation tail (one fit per member; needs
+    #: ``validation_fraction > 0`` and ``refit=False``)
+    calibration: str = "cv"
     calibration_folds: int = 3
     validation_fraction: float = 0.2
     refit: bool = True
@@ -64,6 +71,7 @@ class EnsembleParams:
             "svm_max_samples",
             "quantile_n_estimators",
             "quantile_max_depth",
+            "xgb_max_bin",
             "top_k",
             "n_jobs",
         ):
@@ -79,6 +87,14 @@ class EnsembleParams:
                 bad(name, "in (0, 1]")
         if self.calibration_folds < 2:
             bad("calibration_folds", ">= 2")
+        if self.calibration not in ("cv", "holdout"):
+            bad("calibration", '"cv" or "holdout"')
+        if self.calibration == "holdout" and (self.validation_fraction <= 0 or self.refit):
+            bad(
+                "calibration",
+                '"cv" unless validation_fraction > 0 and refit=False (holdout calibration '
+                "fits on the validation tail, which a refit would train on)",
+            )
         if not 0 <= self.validation_fraction < 0.9:
             bad("validation_fraction", "in [0, 0.9)")
         if not 0 < self.weight_decay < 1:

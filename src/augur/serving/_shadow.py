@@ -199,9 +199,14 @@ class ShadowProcess:
         return self._proc is not None and self._proc.is_alive()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Close the pipe: the child scores what it holds, flushes its log and exits."""
+        """Close the pipe: the child scores what it holds, flushes its log and exits.
+
+        The child first goes back to normal priority: at idle priority on a busy machine
+        it could get no CPU before the timeout, and the mirrored requests still in the
+        pipe would be lost instead of scored."""
         if self._proc is None:
             return
+        _normal_priority(self._proc.pid)
         with contextlib.suppress(OSError):
             self._writer.close()
         self._proc.join(timeout)
@@ -217,6 +222,20 @@ def _lowest_priority(nice: int) -> None:
     os.nice(nice)
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def _normal_priority(pid: int) -> None:
+    """Every thread of process ``pid`` back to the normal policy (``SCHED_OTHER``,
+    nice 0 when allowed: root, or an ``RLIMIT_NICE`` that permits it)."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, tid, 0)
 
 
 def _child_main(reader: Any, feature_names: list[str], model_tags: list[str], nice: int) -> None:

@@ -76,10 +76,12 @@ TUNING_MODEL_DEFAULTS: dict[str, Any] = {
     "xgb_n_estimators": 60,
     "quantile_n_estimators": 40,
     "svm_max_samples": 800,
-    "calibration_folds": 2,
-    # a validation tail sets the dynamic weights (so weight_decay matters); no refit
+    "xgb_max_bin": 64,
+    # a validation tail sets the dynamic weights (so weight_decay matters) and the
+    # members' Platt scaling (one fit per member instead of three); no refit
     "validation_fraction": 0.2,
     "refit": False,
+    "calibration": "holdout",
 }
 
 

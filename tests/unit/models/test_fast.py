@@ -115,3 +115,48 @@ def test_fast_xgb_equals_deeper_booster_with_missing_values() -> None:
     np.testing.assert_allclose(fast.raw(X), clf.predict_proba(X), atol=1e-6)
     reg = XGBRegressor(n_estimators=12, max_depth=4, n_jobs=1).fit(X, np.nan_to_num(X[:, 2]))
     np.testing.assert_allclose(FastXGB(reg.get_booster()).raw(X)[:, 0], reg.predict(X), atol=1e-5)
+
+
+def test_holdout_calibration_fits_platt_on_the_tail_and_fast_paths_agree() -> None:
+    """calibration="holdout": each member is fitted once and its Platt scaling is fitted
+    on the validation tail; the fast paths still equal the libraries' predict_proba, and
+    the result survives a pickle round trip (what the model store does)."""
+    import pickle
+
+    X, y, r = synthetic_xy(n=500, seed=5)
+    params = small_params(calibration="holdout", refit=False, xgb_max_bin=32)
+    ens = Ensemble(params).fit(X, y, r, [f"f{i}" for i in range(6)], purge=2)
+    assert ens.metrics["calibration"] == "holdout"
+    rf = ens.members["rf"].calibrated
+    assert rf.calibrated_classifiers_[0].estimator.estimator.n_estimators == 15
+    # the Platt scaling is the one of the tail: refitting it there gives the same a, b
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    n_val = round(500 * params.validation_fraction)
+    tail = CalibratedClassifierCV(
+        FrozenEstimator(rf.calibrated_classifiers_[0].estimator.estimator),
+        method="sigmoid",
+        ensemble=False,
+    ).fit(X[-n_val:], y[-n_val:] + 1)
+    a = [c.a_ for c in rf.calibrated_classifiers_[0].calibrators]
+    np.testing.assert_allclose(a, [c.a_ for c in tail.calibrated_classifiers_[0].calibrators])
+    again = pickle.loads(pickle.dumps(ens))
+    for model in (ens, again):
+        fast = model.predict(X[:80]).per_model
+        lib = model.predict_library(X[:80])
+        np.testing.assert_allclose(fast, lib, atol=1e-6)
+    assert ens.members["xgb"].calibrated.calibrated_classifiers_[0].estimator.estimator.get_params()[
+        "max_bin"
+    ] == 32
+
+
+def test_holdout_calibration_falls_back_to_cv_when_the_tail_lacks_a_class() -> None:
+    X, y, r = synthetic_xy(n=400, seed=6)
+    y = y.copy()
+    y[-80:] = np.where(y[-80:] == 1, 0, y[-80:])  # no "up" in the validation tail
+    ens = Ensemble(small_params(calibration="holdout", refit=False)).fit(
+        X, y, r, [f"f{i}" for i in range(6)], purge=2
+    )
+    assert ens.metrics["calibration"] == "cv"
+    np.testing.assert_allclose(ens.predict(X[:40]).per_model, ens.predict_library(X[:40]), atol=1e-6)

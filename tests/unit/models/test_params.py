@@ -20,6 +20,9 @@ from augur.models import EnsembleParams
         ("weight_floor", 0.5),
         ("confidence_margin_weight", -1.0),
         ("volatility_penalty", -0.1),
+        ("calibration", "isotonic"),
+        ("calibration", "holdout"),  # with the default refit=True: the tail is refitted on
+        ("xgb_max_bin", 0),
     ],
 )
 def test_bad_values_name_the_field(field: str, value: object) -> None:
@@ -32,3 +35,9 @@ def test_round_trip_and_unknown_keys() -> None:
     assert EnsembleParams.from_dict(p.to_dict()) == p
     with pytest.raises(ValueError, match=r"unknown ensemble parameter\(s\) \['rf_trees'\]"):
         EnsembleParams.from_dict({"rf_trees": 10})
+
+
+def test_holdout_calibration_needs_a_tail_and_no_refit() -> None:
+    assert EnsembleParams(calibration="holdout", refit=False).calibration == "holdout"
+    with pytest.raises(ValueError, match="validation_fraction > 0 and refit=False"):
+        EnsembleParams(calibration="holdout", refit=False, validation_fraction=0.0)

@@ -131,3 +131,35 @@ def test_shadow_task_survives_the_pipe_unchanged() -> None:
         task.request_id,
         task.primary_action,
     )
+
+
+def test_stopping_returns_the_shadow_process_to_normal_priority() -> None:
+    """At idle priority on a busy machine the child could get no CPU before stop()'s
+    timeout; stop() first puts every thread of it back to the normal policy."""
+    import subprocess
+    import sys
+
+    from augur.serving._shadow import _normal_priority
+
+    code = (
+        "import sys, threading, time\n"
+        "from augur.serving._shadow import _lowest_priority\n"
+        "_lowest_priority(19)\n"
+        "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+        "print('ready', flush=True); sys.stdin.read()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        tids = [int(t) for t in os.listdir(f"/proc/{child.pid}/task")]
+        assert len(tids) == 2
+        assert {os.sched_getscheduler(t) for t in tids} == {os.SCHED_IDLE}
+        _normal_priority(child.pid)
+        assert {os.sched_getscheduler(t) for t in tids} == {os.SCHED_OTHER}
+        if os.geteuid() == 0:  # lowering nice needs the privilege
+            assert {os.getpriority(os.PRIO_PROCESS, t) for t in tids} == {0}
+    finally:
+        child.kill()
+        child.wait()

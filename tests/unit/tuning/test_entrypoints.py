@@ -109,7 +109,14 @@ def test_plateau_stopper_and_progress_callback(tmp_path: Path) -> None:
     assert not path.exists()  # written once per controller step, at its end
     cb.on_step_end(0, [])
     assert json.loads(path.read_text())["running"] == {"t1": {"fold": 0, "worker_pid": 42}}
-    cb.on_trial_complete(0, [], trial)
+    # another fold result within min_interval: the file waits (fold moves are not urgent)
+    cb.on_trial_result(0, [], trial, {"fold": 1, "pid": 42})
+    cb.on_step_end(0, [])
+    assert json.loads(path.read_text())["running"]["t1"]["fold"] == 0
+    cb._written -= cb.min_interval
+    cb.on_step_end(0, [])
+    assert json.loads(path.read_text())["running"]["t1"]["fold"] == 1
+    cb.on_trial_complete(0, [], trial)  # a trial that ends is written at once
     cb.on_trial_error(0, [], SimpleNamespace(trial_id="t2", error_file="/x/error.txt"))
     cb.on_step_end(1, [])
     state = json.loads(path.read_text())
