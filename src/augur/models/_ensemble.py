@@ -305,8 +305,8 @@ class Ensemble:
         """Fit the members and the quantile model; ``calibration_rows`` (held-out rows
         after ``X``) switch Platt scaling from out-of-fold predictions to those rows."""
         from sklearn.calibration import CalibratedClassifierCV
-        from sklearn.frozen import FrozenEstimator
         from sklearn.ensemble import RandomForestClassifier
+        from sklearn.frozen import FrozenEstimator
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import KFold
         from sklearn.pipeline import Pipeline

@@ -146,9 +146,12 @@ def test_holdout_calibration_fits_platt_on_the_tail_and_fast_paths_agree() -> No
         fast = model.predict(X[:80]).per_model
         lib = model.predict_library(X[:80])
         np.testing.assert_allclose(fast, lib, atol=1e-6)
-    assert ens.members["xgb"].calibrated.calibrated_classifiers_[0].estimator.estimator.get_params()[
-        "max_bin"
-    ] == 32
+    assert (
+        ens.members["xgb"]
+        .calibrated.calibrated_classifiers_[0]
+        .estimator.estimator.get_params()["max_bin"]
+        == 32
+    )
 
 
 def test_holdout_calibration_falls_back_to_cv_when_the_tail_lacks_a_class() -> None:
@@ -159,4 +162,6 @@ def test_holdout_calibration_falls_back_to_cv_when_the_tail_lacks_a_class() -> N
         X, y, r, [f"f{i}" for i in range(6)], purge=2
     )
     assert ens.metrics["calibration"] == "cv"
-    np.testing.assert_allclose(ens.predict(X[:40]).per_model, ens.predict_library(X[:40]), atol=1e-6)
+    np.testing.assert_allclose(
+        ens.predict(X[:40]).per_model, ens.predict_library(X[:40]), atol=1e-6
+    )
