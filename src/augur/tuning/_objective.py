@@ -273,6 +273,10 @@ class TrialScorer:
         )
         train = frame.iloc[fold.train]
         test = frame.iloc[fold.test]
+        # confidence as served: the volatility penalty against the training rows' median
+        # volatility, and the trend strength (as augur.backtest.evaluation does per fold)
+        vol, trend = _volatility_and_trend_columns(names)
+        vol_ref = float(train[vol].median()) if vol else None
         model = Ensemble(params).fit(
             train[names].to_numpy(),
             train["label"].to_numpy(),
@@ -280,8 +284,13 @@ class TrialScorer:
             names,
             feature_spec_hash=spec.hash,
             purge=self.study.data.horizon,
+            volatility_ref=vol_ref,
         )
-        pred = model.predict(test[names].to_numpy())
+        pred = model.predict(
+            test[names].to_numpy(),
+            volatility_ratio=test[vol].to_numpy() / vol_ref if vol and vol_ref else None,
+            trend_strength=test[trend].to_numpy() if trend else None,
+        )
         return self._with_data(
             k,
             {
@@ -380,6 +389,15 @@ class TrialScorer:
             yield self.run_fold(k)
 
 
+def _volatility_and_trend_columns(names: list[str]) -> tuple[str | None, str | None]:
+    """The features the served confidence reads: volatility (its penalty) and trend."""
+    from augur.models._train import TREND_FEATURES, VOLATILITY_FEATURES
+
+    vol = next((n for n in VOLATILITY_FEATURES if n in names), None)
+    trend = next((n for n in TREND_FEATURES if n in names), None)
+    return vol, trend
+
+
 def _volatility(rows: pd.DataFrame, names: list[str]) -> np.ndarray:
     from augur.models._train import VOLATILITY_FEATURES
 
@@ -418,8 +436,14 @@ def _cache_key(study: StudyConfig, configs: TrialConfigs, bars: pd.DataFrame) ->
             "features": configs.features,
             "model": configs.model,
             "seed": study.seed,
+            # how predictions are made: bump when that changes, so no cached file outlives
+            # it (2: confidence with the volatility penalty and trend, as served)
+            "predictions": _PREDICTIONS_VERSION,
         }
     )
+
+
+_PREDICTIONS_VERSION = 2
 
 
 def _score_decisions(
