@@ -171,10 +171,14 @@ class ShadowProcess:
             self._proc, self._writer = proc, writer
 
     def submit_task(self, task: Any) -> bool:
-        """Hand a task (anything with ``pack() -> bytes``, or picklable) to the child;
-        False (and counted) when it cannot take it now."""
-        pack = getattr(task, "pack", None)
-        payload = pack() if pack is not None else pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
+        """Hand a task to the child — its bytes (``pack_shadow``), anything with
+        ``pack() -> bytes``, or a picklable value; False (and counted) when it cannot take
+        it now."""
+        if isinstance(task, bytes):
+            payload = task
+        else:
+            pack = getattr(task, "pack", None)
+            payload = pack() if pack is not None else pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
         try:
             if self._writer is None:
                 raise BlockingIOError("shadow process not started")

@@ -163,3 +163,35 @@ def test_stopping_returns_the_shadow_process_to_normal_priority() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_packed_shadow_defaults_and_a_market_time_of_its_own_survive() -> None:
+    """A flat position and a default risk state travel as None; a market timestamp that
+    is not the features' time is kept as itself."""
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from augur.decision import MarketContext, PositionContext, RiskState
+    from augur.serving._pipeline import ShadowTask, pack_shadow
+    from augur.serving._routing import Route
+
+    ts = datetime(2024, 1, 2, 9, tzinfo=UTC)
+    market = MarketContext(symbol="AAA", price=1.2, timestamp=ts + timedelta(hours=1))
+    payload = pack_shadow(
+        Route("next", "m:3", "shadow"),
+        "AAA",
+        np.arange(5.0),
+        ts,
+        market,
+        PositionContext(),
+        RiskState(),
+        "k",
+        "rid-2",
+        "no_action",
+        "d",
+    )
+    back = ShadowTask.unpack(payload)
+    assert back.market == market and back.ts == ts
+    assert back.pos == PositionContext() and back.risk == RiskState()
+    np.testing.assert_array_equal(back.x, np.arange(5.0))
