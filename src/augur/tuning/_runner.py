@@ -192,20 +192,23 @@ def _make_stopper_class() -> type:
 
     class PlateauStopper(Stopper):
         """Stop the study when ``patience`` trials in a row finished without improving
-        the best value (only trials that ran every fold count)."""
+        the best value by more than ``min_delta`` (only trials that ran every fold count)."""
 
-        def __init__(self, metric: str, mode: str, patience: int, n_folds: int) -> None:
+        def __init__(
+            self, metric: str, mode: str, patience: int, n_folds: int, min_delta: float = 0.0
+        ) -> None:
             self.metric = metric
             self.sign = 1.0 if mode == "max" else -1.0
             self.patience = patience
             self.n_folds = n_folds
+            self.min_delta = min_delta
             self.best = -math.inf
             self.since_best = 0
 
         def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
             if result.get("fold") == self.n_folds - 1 and self.metric in result:
                 value = self.sign * float(result[self.metric])
-                if value > self.best:
+                if value > self.best + self.min_delta:
                     self.best, self.since_best = value, 0
                 else:
                     self.since_best += 1
@@ -359,7 +362,9 @@ def build_tuner(study: StudyConfig, bars: Any, restore: bool | None = None) -> A
     ]
     stop = None
     if study.early_stop_patience:
-        stop = _make_stopper_class()("score", "max", study.early_stop_patience, n_folds)
+        stop = _make_stopper_class()(
+            "score", "max", study.early_stop_patience, n_folds, study.early_stop_min_delta
+        )
     return tune.Tuner(
         trainable,
         param_space=tune_search_space(study),

@@ -169,6 +169,12 @@ class StudyConfig(_Strict):
         description="Stop the study when the best value has not "
         "improved for this many finished trials.",
     )
+    early_stop_min_delta: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="What counts as an improvement for early_stop_patience: beating the "
+        "best value by more than this (in objective units; 0 = any gain).",
+    )
     storage: str = Field(
         default="",
         description="Where the study lives (path or URI such as s3://…); default "

@@ -99,6 +99,11 @@ def test_plateau_stopper_and_progress_callback(tmp_path: Path) -> None:
     assert not stopper.stop_all()
     stopper("d", {"fold": 1, "score": 0.9})
     assert stopper.stop_all()
+    # with a minimum improvement, gains by a hair do not reset the count
+    hair = _make_stopper_class()("score", "max", patience=2, n_folds=2, min_delta=0.01)
+    for value in (1.0, 1.005, 1.009):
+        hair("t", {"fold": 1, "score": value})
+    assert hair.stop_all() and hair.best == 1.0
 
     path = tmp_path / "progress.json"
     cb = _make_callback_class()(str(path), total=3, n_folds=2, metric="score", mode="max")
