@@ -766,9 +766,10 @@ def pack_shadow(
 ) -> bytes:
     """A mirrored request as bytes for the shadow process, built on the request path.
 
-    One pickle of a flat tuple of plain values (~2 us); a flat position and a default
-    risk state travel as ``None``. Pickling the dataclasses cost ~24 us a request, and
-    building a tuple per dataclass from its field names ~17 us.
+    One pickle of a flat tuple of plain values; a flat position and a default risk
+    state travel as ``None``, and the market context's symbol is the request's. Measured:
+    ~7 us, where building a :class:`ShadowTask` and packing it dataclass by dataclass
+    took ~13 us (and pickling the dataclasses themselves ~24 us).
     """
     return pickle.dumps(
         (
