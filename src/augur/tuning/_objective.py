@@ -399,9 +399,7 @@ def _volatility_and_trend_columns(names: list[str]) -> tuple[str | None, str | N
 
 
 def _volatility(rows: pd.DataFrame, names: list[str]) -> np.ndarray:
-    from augur.models._train import VOLATILITY_FEATURES
-
-    name = next((n for n in VOLATILITY_FEATURES if n in names), None)
+    name = _volatility_and_trend_columns(names)[0]
     if name is None:
         return np.zeros(len(rows))
     return rows[name].to_numpy(dtype=float)
