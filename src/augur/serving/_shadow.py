@@ -120,8 +120,9 @@ DRAIN_PAUSE_SECONDS = 0.01  # the shadow process's pause between drains of its p
 class ShadowProcess:
     """Shadow scoring in a lowest-priority child process fed through a non-blocking pipe.
 
-    ``submit_task(task)`` pickles a :class:`~augur.serving._pipeline.ShadowTask` and writes
-    it, or drops and counts it when the pipe is full. The child (``spawn``ed: a fresh
+    ``submit_task(payload)`` writes a packed task (``pack_shadow``, which the child
+    unpacks as a :class:`~augur.serving._pipeline.ShadowTask`), or drops and counts it
+    when the pipe is full. The child (``spawn``ed: a fresh
     interpreter, no forked threads) builds its own pipeline (model store, decision engine,
     prediction log, metrics — Prometheus multiprocess files, so its counts show on the
     service's ``/metrics``) and exits when the pipe closes with its worker.
@@ -171,14 +172,9 @@ class ShadowProcess:
             self._proc, self._writer = proc, writer
 
     def submit_task(self, task: Any) -> bool:
-        """Hand a task to the child — its bytes (``pack_shadow``), anything with
-        ``pack() -> bytes``, or a picklable value; False (and counted) when it cannot take
-        it now."""
-        if isinstance(task, bytes):
-            payload = task
-        else:
-            pack = getattr(task, "pack", None)
-            payload = pack() if pack is not None else pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
+        """Hand a task to the child — its bytes (``pack_shadow``) or a picklable value;
+        False (and counted) when it cannot take it now."""
+        payload = task if isinstance(task, bytes) else pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
         try:
             if self._writer is None:
                 raise BlockingIOError("shadow process not started")
