@@ -74,9 +74,6 @@ STRATEGY_LABELS = {
     "always_flat": "always flat",
     "buy_and_hold": "buy and hold",
 }
-# Features the decision's market context reads — the same choice as the service makes.
-_VOLATILITY_FEATURES = ("vol_20", "vol_10", "vol_50", "vol_5")
-_TREND_FEATURES = ("eff_ratio_20", "eff_ratio_10", "eff_ratio_50", "eff_ratio_5")
 
 
 @dataclass(frozen=True)
@@ -276,10 +273,6 @@ def run_decisions(
 # --- fitting and predicting each fold ------------------------------------------------------
 
 
-def _pick(names: Sequence[str], preferred: Sequence[str]) -> str | None:
-    return next((c for c in preferred if c in names), None)
-
-
 def _single_model_signal(
     proba: np.ndarray, ensemble: Any, vol_ratio: np.ndarray, trend: np.ndarray | None
 ) -> dict[str, np.ndarray]:
@@ -324,8 +317,9 @@ def _predict_folds(
     X = frame[list(feature_names)].to_numpy(dtype=float)
     y = frame["label"].to_numpy(dtype=np.int64)
     r = frame["forward_return"].to_numpy(dtype=float)
-    vol_col = _pick(feature_names, _VOLATILITY_FEATURES)
-    trend_col = _pick(feature_names, _TREND_FEATURES)
+    from augur.models._confidence import confidence_features
+
+    vol_col, trend_col = confidence_features(feature_names)
     vol = frame[vol_col].to_numpy(dtype=float) if vol_col else np.zeros(len(frame))
     trend = frame[trend_col].to_numpy(dtype=float) if trend_col else np.zeros(len(frame))
     parts, fold_rows = [], []

@@ -6,11 +6,26 @@ Probability vectors are ordered (down, flat, up) everywhere in ``augur.models``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
 F64 = NDArray[np.float64]
+
+#: Features the confidence's volatility penalty and trend term read, first found wins:
+#: per-bar realised volatility and the regime's trend strength (Kaufman efficiency
+#: ratio, in [0, 1]). Training, evaluation, tuning, promotion and serving all choose
+#: through :func:`confidence_features`.
+VOLATILITY_FEATURES = ("vol_20", "vol_10", "vol_50", "vol_5")
+TREND_FEATURES = ("eff_ratio_20", "eff_ratio_10", "eff_ratio_50", "eff_ratio_5")
+
+
+def confidence_features(names: Sequence[str]) -> tuple[str | None, str | None]:
+    """(volatility feature, trend feature) among ``names``, None where there is none."""
+    vol = next((n for n in VOLATILITY_FEATURES if n in names), None)
+    trend = next((n for n in TREND_FEATURES if n in names), None)
+    return vol, trend
 
 
 def direction_of(p: F64) -> NDArray[np.int64]:

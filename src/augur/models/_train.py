@@ -14,13 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from augur.models._confidence import confidence_features
 from augur.models._ensemble import Ensemble
 from augur.models._params import EnsembleParams
-
-#: Features the confidence's volatility penalty and trend term read, first found wins
-#: (the same preference as the serving pipeline).
-VOLATILITY_FEATURES = ("vol_20", "vol_10", "vol_50", "vol_5")
-TREND_FEATURES = ("eff_ratio_20", "eff_ratio_10", "eff_ratio_50", "eff_ratio_5")
 
 
 @dataclass
@@ -34,10 +30,6 @@ class TrainResult:
     context: dict[str, Any] = field(default_factory=dict)
     #: the training features (for the drift reference saved with the model)
     reference: pd.DataFrame | None = None
-
-
-def _first(names: list[str], wanted: tuple[str, ...]) -> str | None:
-    return next((n for n in wanted if n in names), None)
 
 
 def train_on_bars(
@@ -86,7 +78,7 @@ def train_on_bars(
         test_mask = np.zeros(len(frame), dtype=bool)
         train_mask = np.ones(len(frame), dtype=bool)
     train, test = frame.loc[train_mask], frame.loc[test_mask]
-    vol_name, trend_name = _first(names, VOLATILITY_FEATURES), _first(names, TREND_FEATURES)
+    vol_name, trend_name = confidence_features(names)
     volatility_ref = (
         float(train[vol_name].median()) if vol_name is not None and len(train) else None
     )

@@ -30,6 +30,7 @@ from augur.decision import (
     RiskState,
     Signal,
 )
+from augur.models._confidence import confidence_features
 from augur.serving._routing import Route, Router, RoutingTable, RoutingTableFile
 from augur.serving._schemas import (
     AccountIn,
@@ -51,10 +52,7 @@ log = logging.getLogger(__name__)
 # Writes (outcomes) are audit-logged with the caller on a logger of their own.
 audit = logging.getLogger("augur.audit")
 
-# Features the market context is read from (the first present wins): per-bar volatility
-# and the regime's trend strength (Kaufman efficiency ratio, in [0, 1]).
-VOLATILITY_FEATURES = ("vol_20", "vol_10", "vol_50", "vol_5")
-TREND_FEATURES = ("eff_ratio_20", "eff_ratio_10", "eff_ratio_50", "eff_ratio_5")
+# Where a bar's price is read from when the request gives none (the first present wins).
 PRICE_FEATURES = ("close", "price")
 
 
@@ -247,8 +245,11 @@ class DecisionPipeline:
         self.memo_hits = 0
         self.memo_misses = 0
         names = list(features.feature_names)
-        self._vol_i = _first_index(names, VOLATILITY_FEATURES)
-        self._trend_i = _first_index(names, TREND_FEATURES)
+        # the market context reads the features the confidence reads (one choice for
+        # training, evaluation, tuning and serving)
+        self._vol_i, self._trend_i = (
+            _first_index(names, (name,)) if name else None for name in confidence_features(names)
+        )
         self._price_i = _first_index(names, PRICE_FEATURES)
         models.ensure(routing.table.model_tags())
 

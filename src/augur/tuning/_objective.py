@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from augur.models._confidence import confidence_features
 from augur.tuning._space import TrialConfigs, resolve
 from augur.tuning._study import StudyConfig
 
@@ -275,7 +276,7 @@ class TrialScorer:
         test = frame.iloc[fold.test]
         # confidence as served: the volatility penalty against the training rows' median
         # volatility, and the trend strength (as augur.backtest.evaluation does per fold)
-        vol, trend = _volatility_and_trend_columns(names)
+        vol, trend = confidence_features(names)
         vol_ref = float(train[vol].median()) if vol else None
         model = Ensemble(params).fit(
             train[names].to_numpy(),
@@ -389,17 +390,8 @@ class TrialScorer:
             yield self.run_fold(k)
 
 
-def _volatility_and_trend_columns(names: list[str]) -> tuple[str | None, str | None]:
-    """The features the served confidence reads: volatility (its penalty) and trend."""
-    from augur.models._train import TREND_FEATURES, VOLATILITY_FEATURES
-
-    vol = next((n for n in VOLATILITY_FEATURES if n in names), None)
-    trend = next((n for n in TREND_FEATURES if n in names), None)
-    return vol, trend
-
-
 def _volatility(rows: pd.DataFrame, names: list[str]) -> np.ndarray:
-    name = _volatility_and_trend_columns(names)[0]
+    name = confidence_features(names)[0]
     if name is None:
         return np.zeros(len(rows))
     return rows[name].to_numpy(dtype=float)

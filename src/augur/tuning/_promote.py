@@ -32,7 +32,7 @@ def promote_best(
     """Train + save the winner; returns ``{"tag", "lineage"}`` (also ``promoted.json``)."""
     from augur.features import training_frame
     from augur.models import Ensemble, save_ensemble
-    from augur.models._train import TREND_FEATURES, VOLATILITY_FEATURES
+    from augur.models._confidence import confidence_features
     from augur.tuning._objective import TUNING_MODEL_DEFAULTS, evaluate, load_study_bars
     from augur.tuning._space import resolve
 
@@ -50,8 +50,7 @@ def promote_best(
     frame = training_frame(bars, spec, study.data.horizon, study.data.dead_zone)
     frame = frame.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
     names = list(spec.names)
-    vol = next((n for n in VOLATILITY_FEATURES if n in names), None)
-    trend = next((n for n in TREND_FEATURES if n in names), None)
+    vol, trend = confidence_features(names)
     lineage = {
         "study": study.name,
         "objective": study.objective,
