@@ -373,3 +373,46 @@ def test_unreachable_server_fails_fast_naming_the_setting() -> None:
     assert "AUGUR_PREDICTION_LOG_URL" in str(refused.value)
     assert "127.0.0.1" in str(refused.value)
     assert "secret" not in str(refused.value)
+
+
+def test_sqlite_multi_row_insert_stores_what_the_core_insert_stores(tmp_path: Path) -> None:
+    """SQLite's writer builds one multi-row INSERT per batch by hand (the positional
+    path); it must store byte-for-byte what SQLAlchemy's Core insert stores."""
+    import numpy as np
+
+    fast = PredictionLog(f"sqlite:///{tmp_path / 'fast.db'}", start=False)
+    core = PredictionLog(f"sqlite:///{tmp_path / 'core.db'}", start=False)
+    assert fast._insert is not None
+    core._insert = None
+    fast._insert.max_rows = 3  # a batch of 10 takes four statements
+    when = datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+    records = [
+        record(
+            f"r{i}",
+            direction=np.int64(-1) if i % 2 else 1,
+            feature_timestamp=when if i % 3 else None,
+            ts=when + timedelta(seconds=i),
+        )
+        for i in range(10)
+    ]
+    for plog in (fast, core):
+        assert plog.log_predictions(records) == 10
+        assert plog.flush()
+        assert plog.stats.written == 10
+
+    def stored(plog: PredictionLog) -> list[tuple[object, ...]]:
+        with plog.engine.connect() as conn:
+            return list(conn.exec_driver_sql("SELECT * FROM predictions ORDER BY request_id"))
+
+    assert len(stored(fast)) == 10
+    assert stored(fast) == stored(core)
+    assert fast.frame().equals(core.frame())
+    fast.close()
+    core.close()
+
+
+def test_postgresql_keeps_the_core_insert() -> None:
+    engine = sa.create_engine("postgresql+psycopg://u@localhost/db")  # never connected
+    from augur.monitoring._prediction_log import _PositionalInsert
+
+    assert _PositionalInsert.for_engine(engine) is None

@@ -235,3 +235,19 @@ async def test_concurrent_requests_are_batched(parts) -> None:
     assert all(r.status_code == 200 for r in answers)
     assert len({r.json()["request_id"] for r in answers}) == 8
     assert app.batcher.items == 8 and app.batcher.batches < 8
+
+
+def test_fresh_request_ids_are_time_ordered_uuid7() -> None:
+    import time
+    import uuid
+
+    from augur.serving._asgi import RequestIds, new_request_id
+
+    ids = [new_request_id() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)  # new rows land at the end of the log's primary-key index
+    first = uuid.UUID(ids[0])
+    assert (first.version, first.variant) == (7, uuid.RFC_4122)
+    assert abs(int(ids[0][:12], 16) - time.time() * 1000) < 60_000  # Unix milliseconds
+    # another worker process draws its own random low bits: no collision in the same ms
+    assert RequestIds()()[-8:] != ids[-1][-8:]
