@@ -418,7 +418,7 @@ class PredictionLog:
         *,
         max_queue: int = 10_000,
         batch_size: int = 512,
-        linger: float = 0.02,
+        linger: float = 0.05,
         start: bool = True,
     ) -> None:
         if max_queue < 1 or batch_size < 1:
@@ -549,7 +549,9 @@ class PredictionLog:
             # commit per request took a third of a busy worker). Sleeping rather than
             # waiting on the queue matters: a waiting writer is woken by every put, a
             # thread switch per request on the request path. An idle log writes within
-            # ``linger`` of the request.
+            # ``linger`` of the request. 50 ms rather than 20: bigger batches rewrite the
+            # indexes' last pages less often (measured in a serving worker at 8 clients:
+            # ~22 us of writer CPU per row against ~28).
             if self._linger > 0:
                 time.sleep(self._linger)
             while len(batch) < self._batch_size:
