@@ -248,7 +248,7 @@ class DecisionPipeline:
         # the market context reads the features the confidence reads (one choice for
         # training, evaluation, tuning and serving)
         self._vol_i, self._trend_i = (
-            _first_index(names, (name,)) if name else None for name in confidence_features(names)
+            names.index(name) if name else None for name in confidence_features(names)
         )
         self._price_i = _first_index(names, PRICE_FEATURES)
         models.ensure(routing.table.model_tags())
