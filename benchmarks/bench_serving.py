@@ -25,7 +25,11 @@ from the same run):
   each member's library ``predict_proba`` (200-tree forest) on the same features.
 
 The load generator (this module's ``load`` entry point) keeps N HTTP/1.1 keep-alive
-connections busy with asyncio + uvloop and records per-request latency.
+connections busy with asyncio + uvloop and records per-request latency. It opens them one
+at a time, as a client's connection pool fills: a burst of N simultaneous connects is
+taken whole by whichever worker's accept loop wakes first (measured: 8/0 in half the runs,
+the other worker idle), which made a two-worker server's figure a coin toss between one
+and two workers — far more for ``/decide`` than for a no-op.
 
 ``python -m benchmarks serving``; ``AUGUR_BENCH_SECONDS`` (per measurement, default 3)
 and ``AUGUR_BENCH_ROUNDS`` (default 2) trade time for steadiness.
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -61,40 +66,39 @@ SYMBOL = "EURUSD"
 # ----------------------------------------------------------------------- load generator
 
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
 async def _client(
-    host: str,
-    port: int,
+    conn: Connection,
     request: bytes,
     deadline: float,
     budget: list[int],
     latencies: list[int],
     errors: list[int],
 ) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        while time.perf_counter() < deadline and budget[0] > 0:
-            budget[0] -= 1
-            t0 = time.perf_counter_ns()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            lower = head.lower()
-            i = lower.find(b"content-length:")
-            if i >= 0:
-                n = int(head[i + 15 : head.index(b"\r\n", i)])
-                if n:
-                    await reader.readexactly(n)
-            else:  # chunked: read to the terminating chunk
-                while True:
-                    size = int((await reader.readuntil(b"\r\n")).strip(), 16)
-                    await reader.readexactly(size + 2)
-                    if size == 0:
-                        break
-            latencies.append(time.perf_counter_ns() - t0)
-            if status >= 400:
-                errors[0] += 1
-    finally:
-        writer.close()
+    reader, writer = conn
+    while time.perf_counter() < deadline and budget[0] > 0:
+        budget[0] -= 1
+        t0 = time.perf_counter_ns()
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        lower = head.lower()
+        i = lower.find(b"content-length:")
+        if i >= 0:
+            n = int(head[i + 15 : head.index(b"\r\n", i)])
+            if n:
+                await reader.readexactly(n)
+        else:  # chunked: read to the terminating chunk
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+                await reader.readexactly(size + 2)
+                if size == 0:
+                    break
+        latencies.append(time.perf_counter_ns() - t0)
+        if status >= 400:
+            errors[0] += 1
 
 
 async def _load(
@@ -105,24 +109,30 @@ async def _load(
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
+    # Connect like a client pool warming up: one connection at a time, each answered once
+    # before the next opens. A burst of simultaneous connects lands in whichever worker's
+    # accept loop wakes first (often all of them: one worker serves, the other idles); one at
+    # a time, every worker's epoll wakes for each and they race for it.
+    conns: list[Connection] = []
     warm: list[int] = []
-    await asyncio.gather(
-        *[
-            _client(host, port, request, time.perf_counter() + 0.5, [50], warm, [0])
-            for _ in range(clients)
-        ]
-    )
-    latencies: list[int] = []
-    errors = [0]
-    budget = [max_requests]
-    t0 = time.perf_counter()
-    await asyncio.gather(
-        *[
-            _client(host, port, request, t0 + seconds, budget, latencies, errors)
-            for _ in range(clients)
-        ]
-    )
-    elapsed = time.perf_counter() - t0
+    try:
+        for _ in range(clients):
+            conns.append(await asyncio.open_connection(host, port))
+            await _client(conns[-1], request, math.inf, [1], warm, [0])
+        await asyncio.gather(
+            *[_client(c, request, time.perf_counter() + 0.5, [50], warm, [0]) for c in conns]
+        )
+        latencies: list[int] = []
+        errors = [0]
+        budget = [max_requests]
+        t0 = time.perf_counter()
+        await asyncio.gather(
+            *[_client(c, request, t0 + seconds, budget, latencies, errors) for c in conns]
+        )
+        elapsed = time.perf_counter() - t0
+    finally:
+        for _, writer in conns:
+            writer.close()
     latencies.sort()
 
     def q(p: float) -> float:
