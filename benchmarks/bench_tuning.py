@@ -146,11 +146,9 @@ def _plain_optuna(raw: dict[str, Any], work: Path, cache: Path) -> _Run:
 
 
 def _ray(raw: dict[str, Any]) -> _Run:
-    import ray
-
     from augur.tuning import load_study_bars, parse_study
     from augur.tuning._results import trial_table
-    from augur.tuning._runner import init_ray, run_study
+    from augur.tuning._runner import init_ray, run_study, shutdown_ray
 
     study = parse_study(raw)
     bars = load_study_bars(study)
@@ -160,7 +158,7 @@ def _ray(raw: dict[str, Any]) -> _Run:
     run = run_study(study, bars)
     seconds = time.perf_counter() - started
     table = trial_table(study, run.result_grid)
-    ray.shutdown()
+    shutdown_ray()
     done = table[table["status"] == "complete"]
     return _Run(
         seconds=seconds,

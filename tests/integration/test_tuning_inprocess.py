@@ -18,14 +18,13 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def bars_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    import ray
-
     from augur.data import write_bars
+    from augur.tuning._runner import shutdown_ray
 
     root = tmp_path_factory.mktemp("bars")
     write_bars(trending_bars(), root)
     yield root
-    ray.shutdown()
+    shutdown_ray()
 
 
 def test_multi_objective_study_reports_a_pareto_front(bars_root: Path, tmp_path: Path) -> None:
