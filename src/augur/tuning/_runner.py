@@ -345,6 +345,7 @@ def _start_local_head(cpus: int) -> str:
     )
     # as ray.init builds its own head: no SIGTERM handler of Ray's in this process
     _local_head = Node(params, head=True, shutdown_at_exit=False, spawn_reaper=True)
+    atexit.unregister(shutdown_ray)  # once, however many heads this process starts
     atexit.register(shutdown_ray)
     return str(_local_head.address)
 
