@@ -191,6 +191,52 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(
     assert best["trial_id"] == summary["best"]["trial_id"]
 
 
+def _tear_snapshot(experiment: Path) -> list[str]:
+    """Leave storage the way a kill during Tune's copy of a snapshot can: the searcher's
+    files gone (Tune then restores no search space) and the experiment state cut short."""
+    torn = []
+    for path in sorted(experiment.iterdir()):
+        if path.name.startswith(("search_gen_state-", "searcher-state-")):
+            path.unlink()
+            torn.append(path.name)
+        elif path.name.startswith("experiment_state-"):
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+            torn.append(path.name)
+    return torn
+
+
+def test_killed_driver_resumes_from_a_torn_snapshot(tmp_path: Path, bars_root: Path) -> None:
+    config = _study(tmp_path, bars_root, "torn")
+    proc = _start(config, tmp_path)
+    before = _wait(
+        proc,
+        lambda: (p := _progress(tmp_path, "torn")).get("trials_completed", 0) >= 3 and p,
+        400,
+    )
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    _kill_group(proc)
+    torn = _tear_snapshot(tmp_path / "store" / "torn")
+    assert any(n.startswith("searcher-state-") for n in torn), torn
+
+    summary = _finish(config, tmp_path)
+    assert summary["resumed"] is True
+    assert summary["trials_run"] == N_TRIALS
+    table = pd.read_parquet(Path(summary["results_dir"]) / "trials.parquet")
+    assert len(table) == N_TRIALS and table["trial_id"].is_unique
+    assert (table["status"] == "complete").all()
+    # the restore point is at most one trial old: all but the last trial that finished
+    # before the kill keep the result computed then
+    kept = [
+        trial_id
+        for trial_id, seen in before["completed"].items()
+        if (row := table[table["trial_id"] == trial_id]).shape[0] == 1
+        and row["evaluated_at"].iloc[0] == pytest.approx(seen["evaluated_at"])
+    ]
+    assert len(kept) >= len(before["completed"]) - 1, (kept, before["completed"])
+    assert summary["best"]["score"] >= before["best"] - 1e-12
+
+
 def test_killed_trial_worker_is_retried_from_its_checkpoint(
     tmp_path: Path, bars_root: Path
 ) -> None:

@@ -26,7 +26,9 @@
   ConcurrencyLimiter and SearchGenerator counters) is pickled into the experiment
   checkpoint by ``SearchGenerator.save_to_dir`` and restored by ``restore_from_dir``
   (ray/tune/search/search_generator.py), so sampling continues where it stopped and the
-  trial budget counts the trials already made.
+  trial budget counts the trials already made. Before a restore, the experiment's
+  newest snapshot is made whole again from the study's restore point
+  (:mod:`augur.tuning._recovery`): a kill can tear Tune's copy of it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from augur.tuning._recovery import prepare_restore, refresh_restore_point, save_restore_point
 from augur.tuning._study import StudyConfig
 
 __all__ = ["StudyRun", "build_tuner", "experiment_path", "run_study", "shutdown_ray"]
@@ -233,7 +236,9 @@ def _snapshotting(base: type) -> type:
     — the snapshot (~30 ms at 200 trials, growing with the count) runs while that worker
     computes instead of delaying it. Between the end and the snapshot (~0.1 s) a killed
     driver would restart the ended trial from its newest fold checkpoint: a finished
-    trial only re-reports its saved result.
+    trial only re-reports its saved result. Each snapshot is also kept whole as the
+    study's restore point (:mod:`augur.tuning._recovery`): Tune's own copy of it to
+    storage can be torn by a kill.
     """
 
     class Snapshotting(base):  # type: ignore[misc, valid-type]
@@ -263,6 +268,10 @@ def _snapshotting(base: type) -> type:
                 if self._steps_to_snapshot <= 0:
                     controller, self._controller = self._controller, None
                     controller.checkpoint(force=True)
+                    try:
+                        save_restore_point(controller)
+                    except Exception:  # a study never stops for its restore point
+                        log.warning("could not save a restore point", exc_info=True)
             return super().choose_trial_to_run(tune_controller)
 
         def __getstate__(self) -> dict[str, Any]:
@@ -361,6 +370,32 @@ def shutdown_ray() -> None:
         head.kill_all_processes(check_alive=False, allow_graceful=True)
 
 
+def restorable(study: StudyConfig) -> bool:
+    """Whether this study's storage holds an experiment to resume, made consistent for
+    ``Tuner.restore`` by :func:`~augur.tuning._recovery.prepare_restore`.
+
+    An experiment that cannot be resumed (its driver died before any trial ended, with
+    its first snapshot torn) is moved aside, not deleted, and the study starts afresh."""
+    import pyarrow.fs
+    from ray import tune
+
+    path = experiment_path(study)
+    if not tune.Tuner.can_restore(path):
+        return False
+    if prepare_restore(path):
+        return True
+    fs, root = pyarrow.fs.FileSystem.from_uri(path)
+    aside = f"{root}.unrestorable-{time.strftime('%Y%m%d-%H%M%S')}"
+    log.warning(
+        "%s cannot be resumed (its driver died before any trial ended, mid-snapshot); "
+        "moved to %s, starting the study afresh",
+        path,
+        aside,
+    )
+    fs.move(root, aside)
+    return False
+
+
 def build_tuner(study: StudyConfig, bars: Any, restore: bool | None = None) -> Any:
     """The Tuner for this study: restored from its storage if it exists there, else new."""
     import optuna
@@ -381,7 +416,7 @@ def build_tuner(study: StudyConfig, bars: Any, restore: bool | None = None) -> A
         trainable = tune.with_resources(trainable, {"cpu": study.cpus_per_trial})
     path = experiment_path(study)
     if restore is None:
-        restore = tune.Tuner.can_restore(path)
+        restore = restorable(study)
     if restore:
         return tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
 
@@ -463,7 +498,6 @@ def prepare(study: StudyConfig, bars: Any) -> None:
 
 def run_study(study: StudyConfig, bars: Any | None = None) -> StudyRun:
     """Run (or resume) a study to the end; returns the Ray ResultGrid and locations."""
-    from ray import tune
 
     from augur.tuning._objective import load_study_bars
 
@@ -478,9 +512,10 @@ def run_study(study: StudyConfig, bars: Any | None = None) -> StudyRun:
     started = time.perf_counter()
     prepare(study, bars)
     init_ray(study)
-    resumed = tune.Tuner.can_restore(experiment_path(study))
+    resumed = restorable(study)
     tuner = build_tuner(study, bars, restore=resumed)
     grid = tuner.fit()
+    refresh_restore_point(experiment_path(study))
     return StudyRun(
         study=study,
         results_dir=results_dir(study),
