@@ -160,20 +160,26 @@ def _finish(config: Path, tmp: Path, timeout: float = 600) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_killed_driver_resumes_without_rerunning_finished_trials(
-    tmp_path: Path, bars_root: Path
-) -> None:
-    config = _study(tmp_path, bars_root, "resume")
-    proc = _start(config, tmp_path)
+def _kill_driver_after_three_trials(config: Path, tmp: Path, name: str) -> dict[str, Any]:
+    """Start the study, SIGKILL its driver once >= 3 trials finished; the progress then."""
+    proc = _start(config, tmp)
     before = _wait(
         proc,
-        lambda: (p := _progress(tmp_path, "resume")).get("trials_completed", 0) >= 3 and p,
+        lambda: (p := _progress(tmp, name)).get("trials_completed", 0) >= 3 and p,
         400,
     )
     proc.send_signal(signal.SIGKILL)  # the driver only: no clean shutdown, no final save
     proc.wait(timeout=30)
     _kill_group(proc)  # then whatever it had started (Ray's local processes)
     assert before["trials_completed"] < N_TRIALS, "the study finished before the kill"
+    return before
+
+
+def test_killed_driver_resumes_without_rerunning_finished_trials(
+    tmp_path: Path, bars_root: Path
+) -> None:
+    config = _study(tmp_path, bars_root, "resume")
+    before = _kill_driver_after_three_trials(config, tmp_path, "resume")
 
     summary = _finish(config, tmp_path)
     assert summary["resumed"] is True
@@ -207,15 +213,7 @@ def _tear_snapshot(experiment: Path) -> list[str]:
 
 def test_killed_driver_resumes_from_a_torn_snapshot(tmp_path: Path, bars_root: Path) -> None:
     config = _study(tmp_path, bars_root, "torn")
-    proc = _start(config, tmp_path)
-    before = _wait(
-        proc,
-        lambda: (p := _progress(tmp_path, "torn")).get("trials_completed", 0) >= 3 and p,
-        400,
-    )
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    _kill_group(proc)
+    before = _kill_driver_after_three_trials(config, tmp_path, "torn")
     torn = _tear_snapshot(tmp_path / "store" / "torn")
     assert any(n.startswith("searcher-state-") for n in torn), torn
 
