@@ -175,18 +175,25 @@ def _kill_driver_after_three_trials(config: Path, tmp: Path, name: str) -> dict[
     return before
 
 
+def _finish_resumed(config: Path, tmp: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Run the killed study again to its end: it resumed, and ends with exactly N trials,
+    all complete. Its summary and trial table."""
+    summary = _finish(config, tmp)
+    assert summary["resumed"] is True
+    assert summary["trials_run"] == N_TRIALS
+    table = pd.read_parquet(Path(summary["results_dir"]) / "trials.parquet")
+    assert len(table) == N_TRIALS and table["trial_id"].is_unique
+    assert (table["status"] == "complete").all()
+    return summary, table
+
+
 def test_killed_driver_resumes_without_rerunning_finished_trials(
     tmp_path: Path, bars_root: Path
 ) -> None:
     config = _study(tmp_path, bars_root, "resume")
     before = _kill_driver_after_three_trials(config, tmp_path, "resume")
 
-    summary = _finish(config, tmp_path)
-    assert summary["resumed"] is True
-    assert summary["trials_run"] == N_TRIALS
-    table = pd.read_parquet(Path(summary["results_dir"]) / "trials.parquet")
-    assert len(table) == N_TRIALS and table["trial_id"].is_unique
-    assert (table["status"] == "complete").all()
+    summary, table = _finish_resumed(config, tmp_path)
     for trial_id, seen in before["completed"].items():
         row = table[table["trial_id"] == trial_id]
         assert len(row) == 1, f"finished trial {trial_id} is missing after the resume"
@@ -217,12 +224,7 @@ def test_killed_driver_resumes_from_a_torn_snapshot(tmp_path: Path, bars_root: P
     torn = _tear_snapshot(tmp_path / "store" / "torn")
     assert any(n.startswith("searcher-state-") for n in torn), torn
 
-    summary = _finish(config, tmp_path)
-    assert summary["resumed"] is True
-    assert summary["trials_run"] == N_TRIALS
-    table = pd.read_parquet(Path(summary["results_dir"]) / "trials.parquet")
-    assert len(table) == N_TRIALS and table["trial_id"].is_unique
-    assert (table["status"] == "complete").all()
+    summary, table = _finish_resumed(config, tmp_path)
     # the restore point is at most one trial old: all but the last trial that finished
     # before the kill keep the result computed then
     kept = [
