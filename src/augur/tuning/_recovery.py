@@ -37,6 +37,7 @@ __all__ = [
     "prepare_restore",
     "refresh_restore_point",
     "save_restore_point",
+    "set_aside",
 ]
 
 log = logging.getLogger(__name__)
@@ -87,31 +88,38 @@ def _read(fs: Any, fs_path: str) -> bytes | None:
         return bytes(src.readall())
 
 
+def _collect(fs: Any, folder: str, session: str) -> dict[str, bytes]:
+    """The snapshot files of ``session`` found in ``folder``, by name."""
+    files = {}
+    for template in _SNAPSHOT_FILES:
+        data = _read(fs, f"{folder}/{template.format(session)}")
+        if data is not None:
+            files[template.format(session)] = data
+    return files
+
+
+def _store(fs: Any, root: str, session: str, files: dict[str, bytes]) -> None:
+    """Write ``files`` as the experiment's restore point, in one atomic write."""
+    point = RestorePoint(session=session, files=files, saved_at=time.time())
+    _write_atomic(
+        fs, f"{root}/{RESTORE_POINT}", pickle.dumps(point, protocol=pickle.HIGHEST_PROTOCOL)
+    )
+
+
 def save_restore_point(controller: Any) -> None:
     """Bundle the snapshot the controller just wrote to its staging folder and store it
     atomically in the experiment folder (called right after
     ``controller.checkpoint(force=True)``, which writes the files synchronously)."""
-    from pathlib import Path
+    import pyarrow.fs
 
     storage = controller._storage
     session = controller._session_str
-    staging = Path(storage.experiment_driver_staging_path)
-    files: dict[str, bytes] = {}
-    for template in _SNAPSHOT_FILES:
-        name = template.format(session)
-        if (staging / name).is_file():
-            files[name] = (staging / name).read_bytes()
+    files = _collect(pyarrow.fs.LocalFileSystem(), storage.experiment_driver_staging_path, session)
     missing = [t.format(session) for t in _REQUIRED if t.format(session) not in files]
     if missing:  # not a snapshot this module understands: keep the last good point
         log.warning("no restore point saved: the snapshot lacks %s", ", ".join(missing))
         return
-    bundle = pickle.dumps(
-        RestorePoint(session=session, files=files, saved_at=time.time()),
-        protocol=pickle.HIGHEST_PROTOCOL,
-    )
-    _write_atomic(
-        storage.storage_filesystem, f"{storage.experiment_fs_path}/{RESTORE_POINT}", bundle
-    )
+    _store(storage.storage_filesystem, storage.experiment_fs_path, session, files)
 
 
 def load_restore_point(experiment: str) -> RestorePoint | None:
@@ -155,17 +163,8 @@ def refresh_restore_point(experiment: str) -> None:
     budget continues from the end, not from the last trial's start."""
     fs, root = _fs(experiment)
     session = _newest_complete_session(fs, root)
-    if session is None:
-        return
-    files = {}
-    for template in _SNAPSHOT_FILES:
-        data = _read(fs, f"{root}/{template.format(session)}")
-        if data is not None:
-            files[template.format(session)] = data
-    point = RestorePoint(session=session, files=files, saved_at=time.time())
-    _write_atomic(
-        fs, f"{root}/{RESTORE_POINT}", pickle.dumps(point, protocol=pickle.HIGHEST_PROTOCOL)
-    )
+    if session is not None:
+        _store(fs, root, session, _collect(fs, root, session))
 
 
 def prepare_restore(experiment: str) -> bool:
@@ -193,3 +192,12 @@ def prepare_restore(experiment: str) -> bool:
         point.session,
     )
     return True
+
+
+def set_aside(experiment: str) -> str:
+    """Move an experiment that cannot be resumed out of the way (kept, not deleted);
+    returns where it went."""
+    fs, root = _fs(experiment)
+    aside = f"{root}.unrestorable-{time.strftime('%Y%m%d-%H%M%S')}"
+    fs.move(root, aside)
+    return aside

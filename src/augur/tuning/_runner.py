@@ -43,7 +43,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from augur.tuning._recovery import prepare_restore, refresh_restore_point, save_restore_point
+from augur.tuning._recovery import (
+    prepare_restore,
+    refresh_restore_point,
+    save_restore_point,
+    set_aside,
+)
 from augur.tuning._study import StudyConfig
 
 __all__ = ["StudyRun", "build_tuner", "experiment_path", "run_study", "shutdown_ray"]
@@ -333,10 +338,11 @@ def _start_local_head(cpus: int) -> str:
     ``ray.init`` always starts the autoscaler monitor, the log monitor and the dashboard
     head's API server, which a one-machine study has no use for (no autoscaling;
     ``log_to_driver`` is off, trial errors travel as exceptions; no jobs submitted, no
-    state API): skipped, they save ~4-6 s of start-up and ~5 CPU-s in a short study. Idle workers are not prestarted (:data:`_LOCAL_SYSTEM_CONFIG`).
-    ``ray.init`` exposes neither switch, so this builds the head the way ``ray.init``
-    does (``ray._private.node.Node``, Ray pinned in pyproject) with a reaper process that
-    ends it if this process is killed, and :func:`shutdown_ray` ends it otherwise.
+    state API): skipped, they save ~4-6 s of start-up and ~5 CPU-s in a short study.
+    Idle workers are not prestarted (:data:`_LOCAL_SYSTEM_CONFIG`). ``ray.init`` exposes
+    none of these switches, so this builds the head the way ``ray.init`` does
+    (``ray._private.node.Node``, Ray pinned in pyproject) with a reaper process that ends
+    it if this process is killed, and :func:`shutdown_ray` ends it otherwise.
     """
     global _local_head
     from ray._private.node import Node
@@ -383,7 +389,6 @@ def restorable(study: StudyConfig) -> bool:
 
     An experiment that cannot be resumed (its driver died before any trial ended, with
     its first snapshot torn) is moved aside, not deleted, and the study starts afresh."""
-    import pyarrow.fs
     from ray import tune
 
     path = experiment_path(study)
@@ -391,15 +396,13 @@ def restorable(study: StudyConfig) -> bool:
         return False
     if prepare_restore(path):
         return True
-    fs, root = pyarrow.fs.FileSystem.from_uri(path)
-    aside = f"{root}.unrestorable-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside = set_aside(path)
     log.warning(
         "%s cannot be resumed (its driver died before any trial ended, mid-snapshot); "
         "moved to %s, starting the study afresh",
         path,
         aside,
     )
-    fs.move(root, aside)
     return False
 
 
@@ -505,7 +508,6 @@ def prepare(study: StudyConfig, bars: Any) -> None:
 
 def run_study(study: StudyConfig, bars: Any | None = None) -> StudyRun:
     """Run (or resume) a study to the end; returns the Ray ResultGrid and locations."""
-
     from augur.tuning._objective import load_study_bars
 
     # before Ray starts: a missing data range must fail here, naming the key
