@@ -14,6 +14,7 @@ import functools
 import hashlib
 import logging
 import math
+import numbers
 import operator
 import queue
 import struct
@@ -161,38 +162,80 @@ class PredictionRecord:
     ts: datetime = field(default_factory=_utcnow)
 
     def __post_init__(self) -> None:
-        if not self.request_id or len(self.request_id) > MAX_REQUEST_ID:
-            raise ValueError(
-                f"PredictionRecord.request_id must be 1..{MAX_REQUEST_ID} characters, "
-                f"got {self.request_id!r:.40}"
-            )
-        if self.role not in ROLES:
-            raise ValueError(f"PredictionRecord.role must be one of {ROLES}, got {self.role!r}")
-        for name in _NUMERIC_FIELDS:
-            value = getattr(self, name)
-            if not isinstance(value, _NUMBER) or value != value:  # NaN != NaN
-                raise ValueError(f"PredictionRecord.{name} must be a number, got {value!r}")
+        problem = row_problem(self.row())
+        if problem is not None:
+            raise ValueError(f"PredictionRecord.{problem}")
+
+    def row(self) -> Row:
+        """The record as a log row: its fields as a tuple, in declaration order."""
+        return tuple(getattr(self, name) for name in _RECORD_FIELDS)
 
     def to_row(self) -> dict[str, Any]:
         """The row as inserted (plain Python types)."""
-        # Not dataclasses.asdict: its deep copy was most of the writer's time.
-        row = {name: getattr(self, name) for name in _RECORD_FIELDS}
-        row["direction"] = int(self.direction)
-        for key in ("ts", "feature_timestamp"):
-            row[key] = _to_utc(row[key])
-        return row
+        return _insert_values(self.row())
 
 
-_RECORD_FIELDS = tuple(f.name for f in fields(PredictionRecord))
+# A log row: a PredictionRecord's fields as a plain tuple, in this order. The service
+# builds rows straight from a decision (no record object on the request path); every
+# writer checks them with ``row_problem`` before they reach the database.
+Row = tuple[Any, ...]
+ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(PredictionRecord))
+_RECORD_FIELDS = ROW_FIELDS
 _NUMBER = (int, float)
+_INTEGER = numbers.Integral  # int, bool, numpy integers
 _NUMERIC_FIELDS = ("p_up", "p_down", "p_flat", "confidence", "agreement", "size", "latency_ms")
+_REQUEST_ID = ROW_FIELDS.index("request_id")
+_ROLE = ROW_FIELDS.index("role")
+_NUMERIC = tuple((name, ROW_FIELDS.index(name)) for name in _NUMERIC_FIELDS)
+_DIRECTION = ROW_FIELDS.index("direction")
+_TIMES = tuple(ROW_FIELDS.index(name) for name in ("ts", "feature_timestamp"))
+_TS = ROW_FIELDS.index("ts")
+_FEATURE_TS = ROW_FIELDS.index("feature_timestamp")
+_TEXT = tuple(
+    (name, ROW_FIELDS.index(name))
+    for name in ("symbol", "model_version", "action", "model_tag", "features_digest", "routing_key")
+)
+
+
+def row_problem(row: Row) -> str | None:
+    """What is wrong with a log row, naming the field (``None``: nothing)."""
+    if len(row) != len(ROW_FIELDS):
+        return f"row has {len(row)} values, a prediction has {len(ROW_FIELDS)} fields"
+    request_id = row[_REQUEST_ID]
+    if not request_id or not isinstance(request_id, str) or len(request_id) > MAX_REQUEST_ID:
+        return f"request_id must be 1..{MAX_REQUEST_ID} characters, got {request_id!r:.40}"
+    if row[_ROLE] not in ROLES:
+        return f"role must be one of {ROLES}, got {row[_ROLE]!r}"
+    for name, i in _NUMERIC:
+        value = row[i]
+        if not isinstance(value, _NUMBER) or value != value:  # NaN != NaN
+            return f"{name} must be a number, got {value!r}"
+    if not isinstance(row[_DIRECTION], _INTEGER):
+        return f"direction must be an integer, got {row[_DIRECTION]!r}"
+    for name, i in _TEXT:
+        if not isinstance(row[i], str):
+            return f"{name} must be a string, got {row[i]!r:.40}"
+    if not isinstance(row[_TS], datetime):
+        return f"ts must be a datetime, got {row[_TS]!r:.40}"
+    if row[_FEATURE_TS] is not None and not isinstance(row[_FEATURE_TS], datetime):
+        return f"feature_timestamp must be a datetime or None, got {row[_FEATURE_TS]!r:.40}"
+    return None
+
+
+def _insert_values(row: Row) -> dict[str, Any]:
+    """A row as the Core insert takes it: by column name, times in UTC."""
+    values = dict(zip(ROW_FIELDS, row, strict=True))
+    values["direction"] = int(row[_DIRECTION])
+    for i in _TIMES:
+        values[ROW_FIELDS[i]] = _to_utc(row[i])
+    return values
 
 
 class _PositionalInsert:
     """A batch of predictions as one multi-row INSERT in driver SQL, for drivers with
     positional parameters (SQLite's ``?``).
 
-    The same stored values as ``conn.execute(table.insert(), [r.to_row() ...])`` (times
+    The same stored values as ``conn.execute(table.insert(), [_insert_values(r) ...])`` (times
     to UTC, then the columns' own bind processors, e.g. SQLite's DATETIME → text), minus
     SQLAlchemy's per-row parameter handling — measured on SQLite, that handling cost as
     much CPU as the insert itself, in the serving worker's writer thread, which holds the
@@ -202,7 +245,7 @@ class _PositionalInsert:
 
     def __init__(self, sql: str, names: Sequence[str], fixes: list[tuple[int, Any]]) -> None:
         self._head, self._one = sql.split(" VALUES ")
-        self._values = operator.attrgetter(*names)
+        self._values = operator.itemgetter(*(ROW_FIELDS.index(n) for n in names))
         self._fixes = fixes
         # SQLite allows 32,766 parameters per statement (since 3.32)
         self.max_rows = max(1, 32_766 // len(names))
@@ -228,7 +271,7 @@ class _PositionalInsert:
                 fixes.append((i, process))
         return cls(compiled.string, names, fixes)
 
-    def rows(self, batch: Iterable[PredictionRecord]) -> list[Any]:
+    def rows(self, batch: Iterable[Row]) -> list[Any]:
         """The batch's parameters, flat, in the statement's order."""
         values, fixes = self._values, self._fixes
         out: list[Any] = []
@@ -239,7 +282,7 @@ class _PositionalInsert:
             out.extend(row)
         return out
 
-    def write(self, conn: sa.Connection, batch: Sequence[PredictionRecord]) -> None:
+    def write(self, conn: sa.Connection, batch: Sequence[Row]) -> None:
         """Insert the batch with one multi-row ``INSERT`` per ``max_rows`` rows: one
         statement step, where ``executemany`` steps once per row — and the sqlite3
         driver releases and retakes the GIL around every step, each time making the
@@ -408,9 +451,9 @@ class PredictionLog:
     """Prediction and outcome log behind a non-blocking buffered writer.
 
     ``url`` is a SQLAlchemy URL (``sqlite:///path.db``, ``postgresql+psycopg://…``).
-    Tables are created when missing. ``log_prediction`` enqueues (never blocks);
-    ``flush`` waits until everything enqueued so far is written; ``close`` flushes and
-    stops the writer thread. Safe to share between threads.
+    Tables are created when missing. ``log_prediction`` / ``log_row`` enqueue (never
+    block); ``flush`` waits until everything enqueued so far is written; ``close``
+    flushes and stops the writer thread. Safe to share between threads.
     """
 
     def __init__(
@@ -428,7 +471,7 @@ class PredictionLog:
         self.engine = _make_engine(url)
         self._create_tables()
         self._insert = _PositionalInsert.for_engine(self.engine)
-        self._queue: queue.Queue[PredictionRecord | None] = queue.Queue(maxsize=max_queue)
+        self._queue: queue.Queue[Row | None] = queue.Queue(maxsize=max_queue)
         self._batch_size = batch_size
         self._linger = linger
         self._lock = threading.Lock()
@@ -479,10 +522,16 @@ class PredictionLog:
 
     def log_prediction(self, record: PredictionRecord) -> bool:
         """Enqueue one prediction; never blocks. False (and counted) when the queue is full."""
+        return self.log_row(record.row())
+
+    def log_row(self, row: Row) -> bool:
+        """Enqueue one prediction as a row (``ROW_FIELDS`` order; the writer checks it
+        with :func:`row_problem` and counts a bad row as failed). Never blocks; False
+        (and counted) when the queue is full."""
         if self._closed:
             raise RuntimeError("PredictionLog is closed")
         try:
-            self._queue.put_nowait(record)
+            self._queue.put_nowait(row)
         except queue.Full:
             with self._lock:
                 self._dropped += 1
@@ -574,7 +623,7 @@ class PredictionLog:
                 return
 
     def _drain_inline(self) -> None:
-        batch: list[PredictionRecord] = []
+        batch: list[Row] = []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -591,24 +640,47 @@ class PredictionLog:
             for _ in batch:
                 self._queue.task_done()
 
-    def _write(self, batch: list[PredictionRecord]) -> None:
-        try:
-            with self.engine.begin() as conn:
-                if self._insert is not None:
-                    self._insert.write(conn, batch)
-                else:
-                    conn.execute(predictions_table.insert(), [r.to_row() for r in batch])
-            written, failed = len(batch), 0
-        except sa.exc.IntegrityError:
-            # A duplicate (request_id, role) spoils the batch: write row by row, skip it.
-            written, failed = self._write_rows([r.to_row() for r in batch])
-        except Exception:
-            # The log must never take the service down; count and carry on.
-            log.exception("prediction log: writing %d rows failed", len(batch))
-            written, failed = 0, len(batch)
+    def _write(self, batch: list[Row]) -> None:
+        written, failed = self._insert_rows(batch)
         with self._lock:
             self._written += written
             self._failed += failed
+
+    def _insert_rows(self, batch: list[Row]) -> tuple[int, int]:
+        """(written, failed). A bad row is named in the log and skipped (it was checked
+        here, off the request path, not when it was enqueued); a duplicate (request id,
+        role) costs a row-by-row retry; a database error fails the batch. Never raises:
+        the log must not take the service down."""
+        good = []
+        rejected = 0
+        for row in batch:
+            problem = row_problem(row)
+            if problem is None:
+                good.append(row)
+                continue
+            rejected += 1
+            log.warning(
+                "prediction log: request %s not written: %s",
+                row[_REQUEST_ID] if len(row) > _REQUEST_ID else "?",
+                problem,
+            )
+        if not good:
+            return 0, rejected
+        try:
+            with self.engine.begin() as conn:
+                if self._insert is not None:
+                    self._insert.write(conn, good)
+                else:
+                    conn.execute(predictions_table.insert(), [_insert_values(r) for r in good])
+            written, failed = len(good), 0
+        except sa.exc.IntegrityError:
+            # A duplicate (request_id, role) spoils the batch: write row by row, skip it.
+            written, failed = self._write_rows([_insert_values(r) for r in good])
+        except Exception:
+            # The log must never take the service down; count and carry on.
+            log.exception("prediction log: writing %d rows failed", len(good))
+            written, failed = 0, len(good)
+        return written, failed + rejected
 
     def _write_rows(self, rows: list[dict[str, Any]]) -> tuple[int, int]:
         written = failed = 0
