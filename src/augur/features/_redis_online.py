@@ -199,6 +199,21 @@ class RedisFeatureReader:
                 self._rows.pop(k, None)
                 self._generation[k] = self._generation.get(k, 0) + 1
 
+    def cached(self, symbols: Sequence[str]) -> dict[str, tuple[np.ndarray, datetime]] | None:
+        """Every symbol's row from the cache, or None when one of them is not cached (or
+        nothing is cached now): then :meth:`read` goes to Redis."""
+        if not self.caching:
+            return None
+        out = {}
+        for symbol in symbols:
+            key = self._keys.get(symbol)
+            row = self._rows.get(key) if key is not None else None
+            if row is None:
+                return None
+            out[symbol] = row
+        self.hits += len(out)
+        return out
+
     def read(self, symbols: Sequence[str]) -> list[tuple[np.ndarray, datetime] | None]:
         out: list[tuple[np.ndarray, datetime] | None] = [None] * len(symbols)
         caching = self.caching

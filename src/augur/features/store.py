@@ -445,17 +445,20 @@ class OnlineFeatures:
         :class:`OnlineStoreUnavailable` when the store cannot be reached. A feature
         stored as missing comes back as NaN.
         """
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
-
         wanted = list(dict.fromkeys(symbols))
         if self._redis is not None:
+            cached = self._redis.cached(wanted)
+            if cached is not None:  # no Redis call, nothing that could fail
+                return cached
             with _reachable(self.kind):
                 found = self._redis.read(wanted)
             unknown_redis = [s for s, row in zip(wanted, found, strict=True) if row is None]
             if unknown_redis:
                 raise UnknownSymbolError(unknown_redis)
             return {s: row for s, row in zip(wanted, found, strict=True) if row is not None}
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
         keys = [EntityKey(join_keys=[ENTITY], entity_values=[Value(string_val=s)]) for s in wanted]
         with _reachable(self.kind):
             rows = self._provider.online_read(

@@ -228,3 +228,28 @@ def test_prediction_cache_off_scores_every_request(memory_features, models) -> N
     for i in range(3):
         p.decide(req, f"r{i}")
     assert _model_calls(models["m:1"]) == before + 3
+
+
+def test_a_new_row_for_a_symbol_is_checked_and_digested_afresh(
+    memory_features: MemoryFeatures, models, plog
+) -> None:
+    """The pipeline works out a row's finiteness, digest and memo key once per row object
+    (a cached online row is one array until the next bar): a new row for the same symbol
+    must be looked at again, not inherit the last row's facts."""
+    p = make(memory_features, models, RoutingTable.single("m:1"), plog=plog)
+    first = p.decide(DecideRequest(symbol="AAA", as_of=NOW), "facts-1")
+    assert first.reasons[0].code != "missing_features"
+    x, ts = memory_features.rows["AAA"]
+    gap = x.copy()
+    gap[0] = np.nan  # the next bar arrives with a gap
+    memory_features.rows["AAA"] = (gap, ts)
+    second = p.decide(DecideRequest(symbol="AAA", as_of=NOW), "facts-2")
+    assert second.action == "no_action" and second.reasons[0].code == "missing_features"
+    moved = x + 0.001  # and then a complete one
+    memory_features.rows["AAA"] = (moved, ts)
+    p.decide(DecideRequest(symbol="AAA", as_of=NOW), "facts-3")
+    assert plog.flush()
+    digests = plog.frame().set_index("request_id")["features_digest"]
+    assert digests["facts-1"] == features_digest(x)
+    assert digests["facts-3"] == features_digest(moved) != digests["facts-1"]
+    assert "facts-2" not in digests  # refused rows are not scored, so not logged

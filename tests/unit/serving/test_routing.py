@@ -193,3 +193,15 @@ def test_first_table_must_be_valid(tmp_path: Path) -> None:
     p.write_text('{"versions": []}')
     with pytest.raises(RoutingTableError):
         RoutingTableFile(p)
+
+
+def test_pick_is_route_and_shadow_remembered_per_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    import augur.serving._routing as routing
+
+    router = Router(RoutingTable.model_validate(CANARY))
+    keys = [f"p{i}" for i in range(600)]
+    assert [router.pick(k) for k in keys] == [(router.route(k), router.shadow(k)) for k in keys]
+    monkeypatch.setattr(routing, "PICKED_KEYS", 100)  # client-chosen keys: bounded
+    bounded = Router(RoutingTable.model_validate(CANARY))
+    assert [bounded.pick(k) for k in keys] == [router.pick(k) for k in keys]
+    assert len(bounded._picked) <= 100
