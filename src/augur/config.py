@@ -140,6 +140,14 @@ class Settings(BaseSettings):
         description="Score shadow traffic in a child process at the lowest CPU priority "
         "(never competes with requests for the worker's GIL). False: a thread in the worker.",
     )
+    shadow_cpu_budget: float = Field(
+        default=0.03,
+        ge=0.0,
+        le=1.0,
+        description="Share of one core each worker's shadow process may use (it scores in "
+        "short bursts and sleeps between them; what does not fit is dropped and counted). "
+        "0.03 scores ~500 mirrored requests a second per worker. 0: no budget, idle CPU only.",
+    )
     prediction_cache_size: int = Field(
         default=4096,
         ge=0,

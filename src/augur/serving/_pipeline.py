@@ -587,6 +587,9 @@ class DecisionPipeline:
         # no task object on the request path. A ShadowQueue runs a callable on its thread.
         submit_task = getattr(self.shadow, "submit_task", None)
         if submit_task is not None:
+            if not self.shadow.has_room():  # its pipe was full a moment ago
+                self.shadow.drop()
+                return
             submit_task(
                 pack_shadow(
                     job.shadow,

@@ -192,7 +192,10 @@ def _wire(
         on_drop = metrics.shadow_dropped.inc if metrics is not None else None
         if settings.shadow_process:
             shadow = ShadowProcess(
-                features.feature_names, settings.shadow_queue_size, on_drop=on_drop
+                features.feature_names,
+                settings.shadow_queue_size,
+                on_drop=on_drop,
+                cpu_budget=settings.shadow_cpu_budget,
             )
             if routing.table.shadow is not None:
                 shadow.start([routing.table.shadow.model_tag])

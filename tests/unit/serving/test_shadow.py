@@ -4,6 +4,7 @@ contained. The shadow process end to end (a real child scoring, logging and coun
 
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 import threading
@@ -195,3 +196,68 @@ def test_packed_shadow_defaults_and_a_market_time_of_its_own_survive() -> None:
     assert back.market == market and back.ts == ts
     assert back.pos == PositionContext() and back.risk == RiskState()
     np.testing.assert_array_equal(back.x, np.arange(5.0))
+
+
+def test_pause_keeps_the_shadow_within_its_cpu_budget() -> None:
+    from augur.serving._shadow import DRAIN_PAUSE_SECONDS, pause_after
+
+    assert pause_after(0.004, 0.001, 0.0) == DRAIN_PAUSE_SECONDS  # no budget
+    assert pause_after(0.005, 0.005, 0.05) == pytest.approx(0.095)  # 5 ms of 100 ms
+    assert pause_after(0.0001, 0.0001, 0.5) == DRAIN_PAUSE_SECONDS  # never busier than that
+
+
+def test_a_budgeted_shadow_scores_in_bursts_and_leaves_the_rest_waiting() -> None:
+    """A shadow on a 10% budget with 200 tasks of 1 ms each waiting: it scores about
+    what 10% of a core allows (not all 200), at most a burst per wake-up, and the rest
+    stays in the pipe (where the worker's next writes find it full)."""
+    from multiprocessing import Pipe
+
+    from augur.serving._shadow import BURST_CPU_SECONDS, serve_tasks
+
+    reader, writer = Pipe(duplex=False)
+    for i in range(200):
+        writer.send_bytes(b"task %d" % i)
+    scored: list[float] = []
+
+    def score(_payload: bytes) -> None:
+        t = time.thread_time()
+        while time.thread_time() - t < 0.001:  # 1 ms of CPU per task
+            pass
+        scored.append(time.monotonic())
+
+    runner = threading.Thread(
+        target=serve_tasks, args=(reader, score, 0.10, time.thread_time), daemon=True
+    )
+    t0 = time.monotonic()
+    runner.start()
+    time.sleep(0.6)
+    done = len(scored)
+    writer.close()  # the worker goes away: the loop ends once the pipe is drained
+    runner.join(30)
+    assert not runner.is_alive()
+    # 10% of a core for 0.6 s is ~60 ms: ~60 tasks, give or take a burst.
+    per_burst = BURST_CPU_SECONDS / 0.001 + 1
+    assert 6 <= done <= 0.6 * 0.10 / 0.001 + 2 * per_burst, done
+    pauses = [b - a for a, b in itertools.pairwise(scored) if b - a > 0.015]
+    assert len(pauses) >= 3  # it slept between bursts (with no budget: one drain, no pause)
+    assert time.monotonic() - t0 > 1.0  # and scored the rest (slowly) before ending
+    assert len(scored) == 200
+
+
+def test_a_full_pipe_makes_the_next_tasks_drop_before_they_are_packed() -> None:
+    from augur.serving._shadow import FULL_BACKOFF_SECONDS
+
+    drops: list[int] = []
+    process = ShadowProcess(["a"], maxsize=4, on_drop=lambda: drops.append(1))
+    r = _unread_pipe(process)
+    try:
+        assert process.has_room()
+        while process.submit_task({"x": "y" * 500}):
+            pass  # fill the pipe
+        assert not process.has_room()  # found full: callers drop without packing
+        process.drop()
+        assert process.dropped == len(drops) == 2
+        time.sleep(FULL_BACKOFF_SECONDS * 2)
+        assert process.has_room()  # and try again a moment later
+    finally:
+        os.close(r)
