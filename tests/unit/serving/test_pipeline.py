@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -253,3 +253,29 @@ def test_a_new_row_for_a_symbol_is_checked_and_digested_afresh(
     assert digests["facts-1"] == features_digest(x)
     assert digests["facts-3"] == features_digest(moved) != digests["facts-1"]
     assert "facts-2" not in digests  # refused rows are not scored, so not logged
+
+
+def test_the_logged_row_puts_every_value_in_its_column(
+    memory_features: MemoryFeatures, models, plog
+) -> None:
+    """The request path hands the log a bare tuple (ROW_FIELDS order): each value must
+    arrive in its own column."""
+    p = make(memory_features, models, RoutingTable.single("m:1"), plog=plog)
+    req = DecideRequest(symbol="BBB", as_of=NOW, routing_key="client-7")
+    out = p.decide(req, "cols-1")
+    assert plog.flush() and plog.stats.failed == 0
+    row = plog.frame().set_index("request_id").loc["cols-1"]
+    x, ts = memory_features.rows["BBB"]
+    assert (row.symbol, row.model_version, row.model_tag, row.role) == (
+        "BBB",
+        "m:1",
+        "m:1",
+        "primary",
+    )
+    assert (row["action"], row["size"], row["direction"]) == (out.action, out.size, out.direction)
+    assert row.confidence == pytest.approx(out.confidence)
+    assert row.agreement == pytest.approx(out.agreement)
+    assert row.p_up + row.p_down + row.p_flat == pytest.approx(1.0)
+    assert row.features_digest == features_digest(x) and row.routing_key == "client-7"
+    assert row.feature_timestamp == ts and 0 <= row.latency_ms < 1000
+    assert abs((row.ts - datetime.now(UTC)).total_seconds()) < 60
