@@ -168,7 +168,7 @@ class PredictionRecord:
 
     def row(self) -> Row:
         """The record as a log row: its fields as a tuple, in declaration order."""
-        return tuple(getattr(self, name) for name in _RECORD_FIELDS)
+        return tuple(getattr(self, name) for name in ROW_FIELDS)
 
     def to_row(self) -> dict[str, Any]:
         """The row as inserted (plain Python types)."""
@@ -180,7 +180,6 @@ class PredictionRecord:
 # writer checks them with ``row_problem`` before they reach the database.
 Row = tuple[Any, ...]
 ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(PredictionRecord))
-_RECORD_FIELDS = ROW_FIELDS
 _NUMBER = (int, float)
 _INTEGER = numbers.Integral  # int, bool, numpy integers
 _NUMERIC_FIELDS = ("p_up", "p_down", "p_flat", "confidence", "agreement", "size", "latency_ms")
@@ -188,9 +187,9 @@ _REQUEST_ID = ROW_FIELDS.index("request_id")
 _ROLE = ROW_FIELDS.index("role")
 _NUMERIC = tuple((name, ROW_FIELDS.index(name)) for name in _NUMERIC_FIELDS)
 _DIRECTION = ROW_FIELDS.index("direction")
-_TIMES = tuple(ROW_FIELDS.index(name) for name in ("ts", "feature_timestamp"))
 _TS = ROW_FIELDS.index("ts")
 _FEATURE_TS = ROW_FIELDS.index("feature_timestamp")
+_TIMES = (_TS, _FEATURE_TS)
 _TEXT = tuple(
     (name, ROW_FIELDS.index(name))
     for name in ("symbol", "model_version", "action", "model_tag", "features_digest", "routing_key")
@@ -253,9 +252,7 @@ class _PositionalInsert:
     @classmethod
     def for_engine(cls, engine: sa.Engine) -> _PositionalInsert | None:
         dialect = engine.dialect
-        compiled = predictions_table.insert().compile(
-            dialect=dialect, column_keys=list(_RECORD_FIELDS)
-        )
+        compiled = predictions_table.insert().compile(dialect=dialect, column_keys=list(ROW_FIELDS))
         if not compiled.positional or not compiled.positiontup:
             return None
         names = list(compiled.positiontup)
@@ -275,8 +272,8 @@ class _PositionalInsert:
         """The batch's parameters, flat, in the statement's order."""
         values, fixes = self._values, self._fixes
         out: list[Any] = []
-        for record in batch:
-            row = list(values(record))
+        for logged in batch:
+            row = list(values(logged))
             for i, fix in fixes:
                 row[i] = fix(row[i])
             out.extend(row)
