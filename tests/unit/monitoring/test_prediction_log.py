@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 
 from augur.config import Settings
 from augur.monitoring import (
+    LogStats,
     PredictionLog,
     PredictionRecord,
     UnknownRequestError,
@@ -409,6 +411,60 @@ def test_sqlite_multi_row_insert_stores_what_the_core_insert_stores(tmp_path: Pa
     assert fast.frame().equals(core.frame())
     fast.close()
     core.close()
+
+
+def test_sqlite_time_text_is_sqlalchemys() -> None:
+    from sqlalchemy.dialects import sqlite
+
+    from augur.monitoring._prediction_log import _remembered, _sqlite_datetime_text, _to_utc
+
+    dialect = sqlite.dialect()
+    process = sa.DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
+    times = [
+        datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=UTC),
+        datetime(2024, 3, 1, 12, 30, 15, tzinfo=UTC),  # no microseconds: still printed
+        datetime(2024, 3, 1, 0, 30, 15, 7, tzinfo=timezone(timedelta(hours=2))),  # day before
+        datetime(2024, 3, 1, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2024, 3, 1, 12, 0),  # naive: already UTC
+        datetime(999, 1, 2, 3, 4, 5, 6),
+        None,
+    ]
+    remembered = _remembered(_sqlite_datetime_text, size=2)
+    for value in times:
+        assert _sqlite_datetime_text(value) == process(_to_utc(value))
+        assert remembered(value) == process(_to_utc(value))
+        assert remembered(value) == process(_to_utc(value))  # and from memory
+
+
+def test_sqlite_log_keeps_only_the_indexes_its_reads_use(tmp_path: Path) -> None:
+    plog = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}", start=False)
+    with plog.engine.connect() as conn:
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("predictions")}
+    assert indexes == {"ix_predictions_ts"}  # plus the primary key's own
+    plog.close()
+
+
+def test_writer_batches_a_steady_trickle(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows arriving while the writer writes wait for its next look: a request every
+    couple of milliseconds gives a few large transactions, not one per row or two."""
+    plog = PredictionLog(url, linger=0.05)
+    sizes: list[int] = []
+    insert = plog._insert_rows
+
+    def counted(batch: list[tuple[object, ...]]) -> tuple[int, int]:
+        sizes.append(len(batch))
+        time.sleep(0.005)  # a slow disk: rows keep arriving meanwhile
+        return insert(batch)
+
+    monkeypatch.setattr(plog, "_insert_rows", counted)
+    for i in range(120):
+        assert plog.log_prediction(record(f"t{i}"))
+        time.sleep(0.002)
+    assert plog.flush()
+    assert sum(sizes) == 120 and plog.count() == 120
+    assert len(sizes) <= 20, sizes
+    assert plog.stats == LogStats(enqueued=120, written=120, dropped=0, failed=0, pending=0)
+    plog.close()
 
 
 def test_postgresql_keeps_the_core_insert() -> None:
