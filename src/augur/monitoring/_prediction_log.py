@@ -530,7 +530,9 @@ class PredictionLog:
         self._batch_size = batch_size
         self._linger = linger
         self._lock = threading.Lock()  # the counters, and taking rows off the buffer
-        self._wake = threading.Event()  # flush and close: write now, do not linger
+        # Set by the row that finds the buffer empty (the idle writer sleeps on it: an idle
+        # log costs nothing), and by flush and close (write now, do not linger).
+        self._wake = threading.Event()
         self._stopping = False
         self._taken = 0  # rows the writer has taken off the buffer
         self._settled = 0  # ... and written or failed
@@ -593,7 +595,11 @@ class PredictionLog:
             with self._lock:
                 self._dropped += 1
             return False
-        rows.append(row)
+        if rows:
+            rows.append(row)
+        else:  # the first row since the writer's last look: wake it if it is idle
+            rows.append(row)
+            self._wake.set()
         return True
 
     def log_predictions(self, records: Iterable[PredictionRecord]) -> int:
@@ -653,9 +659,13 @@ class PredictionLog:
         # path. An idle log writes within ``linger`` of the request. 50 ms rather than 20:
         # bigger batches rewrite the indexes' last pages less often (measured in a serving
         # worker at 8 clients: ~22 us of writer CPU per row against ~28).
+        wake = self._wake
         while not (self._stopping and not self._rows):
-            if self._wake.wait(self._linger):
-                self._wake.clear()
+            if not self._rows:
+                wake.wait()  # idle until a row arrives (or flush/close)
+            wake.clear()
+            if not self._stopping and wake.wait(self._linger):  # let the batch fill
+                wake.clear()
             self._write_buffered()
 
     def _write_buffered(self) -> None:

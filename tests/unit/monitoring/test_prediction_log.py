@@ -467,6 +467,28 @@ def test_writer_batches_a_steady_trickle(url: str, monkeypatch: pytest.MonkeyPat
     plog.close()
 
 
+def test_idle_writer_sleeps_until_a_row_arrives(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    plog = PredictionLog(url, linger=0.01)
+    looks: list[int] = []
+    write_buffered = plog._write_buffered
+
+    def counted() -> None:
+        looks.append(len(plog._rows))
+        write_buffered()
+
+    monkeypatch.setattr(plog, "_write_buffered", counted)
+    time.sleep(0.3)
+    assert looks == []  # no polling while nothing is logged
+    assert plog.log_prediction(record("first"))
+    deadline = time.monotonic() + 5
+    while plog.stats.written < 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert plog.stats.written == 1  # written within about a linger, no flush needed
+    time.sleep(0.3)
+    assert looks == [1]
+    plog.close()
+
+
 def test_postgresql_keeps_the_core_insert() -> None:
     engine = sa.create_engine("postgresql+psycopg://u@localhost/db")  # never connected
     from augur.monitoring._prediction_log import _PositionalInsert
