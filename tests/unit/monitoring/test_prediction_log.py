@@ -489,6 +489,37 @@ def test_idle_writer_sleeps_until_a_row_arrives(url: str, monkeypatch: pytest.Mo
     plog.close()
 
 
+def test_no_row_is_stranded_while_the_writer_goes_idle(url: str) -> None:
+    """Rows from several threads, thread switches as often as the interpreter allows, a
+    writer that goes idle between tiny batches: every row is written without a flush (a
+    row appended just as the writer fell asleep must wake it)."""
+    import sys
+
+    plog = PredictionLog(url, linger=0.0005)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+
+        def write(worker: int) -> None:
+            for i in range(1500):
+                plog.log_prediction(record(f"s{worker}-{i}"))
+                if i % 50 == 0:
+                    time.sleep(0.001)  # let the writer catch up and go idle
+
+        threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    deadline = time.monotonic() + 10
+    while plog.stats.written < 6000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert plog.stats.written == 6000, plog.stats
+    plog.close()
+
+
 def test_postgresql_keeps_the_core_insert() -> None:
     engine = sa.create_engine("postgresql+psycopg://u@localhost/db")  # never connected
     from augur.monitoring._prediction_log import _PositionalInsert
