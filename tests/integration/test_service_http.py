@@ -526,3 +526,31 @@ def test_redis_down_gives_503_then_recovers(served: Served, client: httpx.Client
         assert time.monotonic() < deadline, f"no recovery: {r.status_code} {r.text}"
         time.sleep(0.2)
     assert served.proc.poll() is None
+
+
+def test_stopping_the_service_keeps_the_mirrored_requests(
+    served: Served, client: httpx.Client
+) -> None:
+    """Requests mirrored just before a stop are scored, not lost. The stop goes the way
+    Ctrl-C or Kubernetes stops it: a signal to ``augur serve``, and BentoML's process
+    manager sends its stop signal to every worker's children too — the shadow process
+    among them, which then must still score its backlog and flush its log. Runs last: the
+    server is gone afterwards."""
+    ids = [f"stop-{i}" for i in range(300)]
+    for rid in ids:  # faster than the shadow's CPU budget scores them: a backlog forms
+        r = client.post("/decide", json={"symbol": "EURUSD"}, headers={"X-Request-ID": rid})
+        assert r.status_code == 200, r.text
+    served.proc.send_signal(2)
+    served.proc.wait(timeout=60)
+    db = served.settings.home / "serving" / "predictions.db"
+    with sqlite3.connect(db) as conn:
+        roles = dict(
+            conn.execute(
+                "SELECT role, COUNT(*) FROM predictions WHERE request_id LIKE 'stop-%' "
+                "GROUP BY role"
+            ).fetchall()
+        )
+    scored = sum(n for role, n in roles.items() if role == "shadow")
+    served_rows = sum(n for role, n in roles.items() if role != "shadow")
+    assert served_rows == len(ids)
+    assert scored == len(ids), f"{scored} of {len(ids)} mirrored requests reached the log"

@@ -653,11 +653,11 @@ class PredictionLog:
             )
 
     def _run(self) -> None:
-        # Batching: look at the buffer every ``linger`` seconds and write everything found
-        # (one transaction per batch is what keeps SQLite fast; a commit per request took a
-        # third of a busy worker). Sleeping rather than being woken per row matters: a
-        # writer woken by every append is a thread switch per request on the request
-        # path. An idle log writes within ``linger`` of the request. 50 ms rather than 20:
+        # Batching: once a row arrives, sleep ``linger`` seconds, then write everything
+        # buffered (one transaction per batch is what keeps SQLite fast; a commit per
+        # request took a third of a busy worker). Only a row that finds the writer idle
+        # wakes it: a writer woken by every append is a thread switch per request on the
+        # request path. An idle log writes within ``linger`` of the request. 50 ms, not 20:
         # bigger batches rewrite the indexes' last pages less often (measured in a serving
         # worker at 8 clients: ~22 us of writer CPU per row against ~28).
         wake = self._wake

@@ -27,6 +27,7 @@ import logging
 import os
 import pickle
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -174,7 +175,13 @@ class ShadowProcess:
                 name="augur-shadow",
                 daemon=True,
             )
-            proc.start()
+            # SIGINT and SIGTERM blocked while it starts (the mask outlives exec); it
+            # ignores them for good once running (see _child_main).
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+            try:
+                proc.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             reader.close()
             os.set_blocking(writer.fileno(), False)
             # Above /proc/sys/fs/pipe-max-size the kernel refuses: keep what it allows.
@@ -236,8 +243,12 @@ class ShadowProcess:
             self._writer.close()
         self._proc.join(timeout)
         if self._proc.is_alive():
-            self._proc.terminate()
+            self._proc.kill()  # it ignores SIGTERM
             self._proc.join(2)
+
+
+# What stops a process tree from outside; the shadow child stops when its pipe closes.
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def _lowest_priority(nice: int) -> None:
@@ -266,8 +277,18 @@ def _normal_priority(pid: int) -> None:
 def _child_main(
     reader: Any, feature_names: list[str], model_tags: list[str], nice: int, cpu_budget: float
 ) -> None:
-    """The shadow process: read tasks until the pipe closes, score each, log and count."""
-    _lowest_priority(nice)
+    """The shadow process: read tasks until the pipe closes, score each, log and count.
+
+    Its worker stops it by closing the pipe (or by dying: the pipe closes then too); then
+    it scores what it holds, flushes its log and exits. So it ignores SIGINT and SIGTERM,
+    which would kill it mid-backlog and lose the mirrored requests it held: Ctrl-C reaches
+    the whole process group, and BentoML's process manager (circus, ``stop_children``)
+    sends its stop signal to a worker's children as well as the worker. It loads its
+    models at normal priority and only then drops to idle priority: at idle priority on a
+    busy machine the start-up got no CPU, and requests mirrored meanwhile filled the pipe.
+    """
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
@@ -277,6 +298,11 @@ def _child_main(
     from augur.serving._service import shadow_pipeline
 
     pipeline = shadow_pipeline(get_settings(), feature_names, model_tags)
+    try:
+        pipeline.models.ensure(model_tags)
+    except ValueError:
+        log.exception("shadow: loading the models failed (each task will try again)")
+    _lowest_priority(nice)
 
     def score(payload: bytes) -> None:
         try:
