@@ -20,7 +20,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -250,8 +250,11 @@ class _PositionalInsert:
     def __init__(self, sql: str, names: Sequence[str], fixes: list[tuple[int, Any]]) -> None:
         self._head, self._one = sql.split(" VALUES ")
         order = [ROW_FIELDS.index(n) for n in names]
-        # In ROW_FIELDS order already (SQLite's compiled insert is): no reordering.
-        self._values = list if order == sorted(order) else operator.itemgetter(*order)
+        getter = operator.itemgetter(*order)
+        # Every field in ROW_FIELDS order already (SQLite's compiled insert): just a copy.
+        self._values: Callable[[Row], list[Any]] = (
+            list if order == list(range(len(ROW_FIELDS))) else lambda row: list(getter(row))
+        )
         self._fixes = fixes
         # SQLite allows 32,766 parameters per statement (since 3.32)
         self.max_rows = max(1, 32_766 // len(names))
@@ -273,7 +276,9 @@ class _PositionalInsert:
                     # the same text as SQLAlchemy's processor, at half its cost; a
                     # feature time repeats across a bar's requests: remembered
                     text = _sqlite_datetime_text
-                    fixes.append((i, _remembered(text) if name == "feature_timestamp" else text))
+                    if name == "feature_timestamp":
+                        text = functools.lru_cache(maxsize=1024)(text)
+                    fixes.append((i, text))
                 else:
                     fixes.append((i, _utc_then(process)))
             elif isinstance(kind, sa.Integer):
@@ -287,7 +292,7 @@ class _PositionalInsert:
         values, fixes = self._values, self._fixes
         out: list[Any] = []
         for logged in batch:
-            row = list(values(logged))
+            row = values(logged)
             for i, fix in fixes:
                 row[i] = fix(row[i])
             out.extend(row)
@@ -327,22 +332,6 @@ def _sqlite_datetime_text(value: Any, _format: str = "%04d-%02d-%02d %02d:%02d:%
         value.second,
         value.microsecond,
     )
-
-
-def _remembered(convert: Any, size: int = 1024) -> Any:
-    """``convert`` remembering its last ``size`` distinct inputs (a symbol's feature time
-    is the same for every request in a bar)."""
-    seen: dict[Any, Any] = {}
-
-    def remembered(value: Any) -> Any:
-        out = seen.get(value)
-        if out is None:
-            if len(seen) >= size:
-                seen.clear()
-            out = seen[value] = convert(value)
-        return out
-
-    return remembered
 
 
 def _utc_then(process: Any) -> Any:

@@ -283,8 +283,8 @@ def _child_main(
     it scores what it holds, flushes its log and exits. So it ignores SIGINT and SIGTERM,
     which would kill it mid-backlog and lose the mirrored requests it held: Ctrl-C reaches
     the whole process group, and BentoML's process manager (circus, ``stop_children``)
-    sends its stop signal to a worker's children as well as the worker. It loads its
-    models at normal priority and only then drops to idle priority: at idle priority on a
+    sends its stop signal to a worker's children as well as the worker. It builds its
+    pipeline (loading its model) at normal priority and only then drops to idle: at idle on a
     busy machine the start-up got no CPU, and requests mirrored meanwhile filled the pipe.
     """
     for signum in _STOP_SIGNALS:
@@ -297,11 +297,7 @@ def _child_main(
     from augur.serving._pipeline import ShadowTask
     from augur.serving._service import shadow_pipeline
 
-    pipeline = shadow_pipeline(get_settings(), feature_names, model_tags)
-    try:
-        pipeline.models.ensure(model_tags)
-    except ValueError:
-        log.exception("shadow: loading the models failed (each task will try again)")
+    pipeline = shadow_pipeline(get_settings(), feature_names, model_tags)  # loads the model
     _lowest_priority(nice)
 
     def score(payload: bytes) -> None:

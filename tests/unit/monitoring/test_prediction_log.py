@@ -414,9 +414,11 @@ def test_sqlite_multi_row_insert_stores_what_the_core_insert_stores(tmp_path: Pa
 
 
 def test_sqlite_time_text_is_sqlalchemys() -> None:
+    import functools
+
     from sqlalchemy.dialects import sqlite
 
-    from augur.monitoring._prediction_log import _remembered, _sqlite_datetime_text, _to_utc
+    from augur.monitoring._prediction_log import _sqlite_datetime_text, _to_utc
 
     dialect = sqlite.dialect()
     process = sa.DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
@@ -429,7 +431,7 @@ def test_sqlite_time_text_is_sqlalchemys() -> None:
         datetime(999, 1, 2, 3, 4, 5, 6),
         None,
     ]
-    remembered = _remembered(_sqlite_datetime_text, size=2)
+    remembered = functools.lru_cache(maxsize=2)(_sqlite_datetime_text)  # as the writer uses it
     for value in times:
         assert _sqlite_datetime_text(value) == process(_to_utc(value))
         assert remembered(value) == process(_to_utc(value))
