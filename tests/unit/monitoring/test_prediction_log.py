@@ -20,7 +20,7 @@ from augur.monitoring import (
     default_log_url,
     features_digest,
 )
-from augur.monitoring._prediction_log import predictions_table
+from augur.monitoring._prediction_log import ROW_FIELDS, predictions_table
 
 
 def record(
@@ -386,7 +386,7 @@ def test_sqlite_multi_row_insert_stores_what_the_core_insert_stores(tmp_path: Pa
     core = PredictionLog(f"sqlite:///{tmp_path / 'core.db'}", start=False)
     assert fast._insert is not None
     core._insert = None
-    fast._insert.max_rows = 3  # a batch of 10 takes four statements
+    fast._insert.max_rows = 4  # a batch of 10 takes three statements: 4 + 4 + 2
     when = datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
     records = [
         record(
@@ -411,6 +411,29 @@ def test_sqlite_multi_row_insert_stores_what_the_core_insert_stores(tmp_path: Pa
     assert fast.frame().equals(core.frame())
     fast.close()
     core.close()
+
+
+def test_sqlite_writer_reuses_a_few_statement_sizes(tmp_path: Path) -> None:
+    """Batches of every size from 1 to 40 rows are written as INSERTs of a power of two
+    rows each: six statement texts in all, each prepared once (a statement of a new size
+    is parsed afresh, which cost more than executing it), and every row stored."""
+    plog = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}", start=False)
+    sizes: list[int] = []
+
+    @sa.event.listens_for(plog.engine, "before_cursor_execute")
+    def _seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO predictions"):
+            sizes.append(len(parameters) // len(ROW_FIELDS))
+
+    n = 0
+    for size in range(1, 41):
+        assert plog.log_predictions([record(f"r{n + i}") for i in range(size)]) == size
+        n += size
+        assert plog.flush()
+    assert set(sizes) == {1, 2, 4, 8, 16, 32}
+    assert sum(sizes) == n == plog.count() == plog.stats.written
+    assert len(sizes) == sum(bin(size).count("1") for size in range(1, 41))
+    plog.close()
 
 
 def test_sqlite_time_text_is_sqlalchemys() -> None:
@@ -487,7 +510,31 @@ def test_idle_writer_sleeps_until_a_row_arrives(url: str, monkeypatch: pytest.Mo
         time.sleep(0.005)
     assert plog.stats.written == 1  # written within about a linger, no flush needed
     time.sleep(0.3)
-    assert looks == [1]
+    assert looks == [1, 1]  # left once as a tail (less than a chunk), written at the next look
+    plog.close()
+
+
+def test_sqlite_writer_under_load_writes_whole_chunks(tmp_path: Path) -> None:
+    """Rows arriving faster than a chunk per linger go out in INSERTs of whole chunks
+    (a few statement texts, each prepared once); a look's tail waits for the next look,
+    so only the final flush writes a statement smaller than a chunk."""
+    from augur.monitoring._prediction_log import _CHUNK
+
+    plog = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}", linger=0.05)
+    sizes: list[int] = []
+
+    @sa.event.listens_for(plog.engine, "before_cursor_execute")
+    def _seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO predictions"):
+            sizes.append(len(parameters) // len(ROW_FIELDS))
+
+    for burst in range(31):
+        assert plog.log_predictions([record(f"b{burst}-{i}") for i in range(97)]) == 97
+        time.sleep(0.01)
+    assert plog.flush()
+    assert sum(sizes) == 3007 == plog.count() == plog.stats.written
+    assert all(size & (size - 1) == 0 for size in sizes), sizes  # powers of two
+    assert sum(size for size in sizes if size < _CHUNK) < _CHUNK, sizes
     plog.close()
 
 
