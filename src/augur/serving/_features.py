@@ -20,11 +20,14 @@ class OnlineFeatureReader:
     """Latest feature vectors per symbol, in spec order, from Feast (SQLite or Redis)."""
 
     def __init__(self, settings: Settings, online: Any = None) -> None:
-        if online is None:
-            from augur.features.store import OnlineFeatures
+        from augur.features.store import OnlineFeatures, OnlineStoreUnavailable, UnknownSymbolError
 
+        if online is None:
             online = OnlineFeatures(settings, cache=settings.feature_cache)
         self._online = online
+        # looked up once here, not per request (the store module imports Feast)
+        self._unknown = UnknownSymbolError
+        self._down = (OnlineStoreUnavailable, ConnectionError, TimeoutError)
         self.feature_names: list[str] = list(online.spec.names)
 
     @property
@@ -43,8 +46,6 @@ class OnlineFeatureReader:
 
     def get(self, symbols: Sequence[str]) -> Mapping[str, tuple[np.ndarray, datetime | None]]:
         """Known symbols only (a missing key means unknown); StoreUnavailableError when down."""
-        from augur.features.store import OnlineStoreUnavailable, UnknownSymbolError
-
         wanted = list(symbols)
         # Two rounds at most: the store names the unknown symbols, the rest are read again.
         for _ in range(2):
@@ -52,10 +53,10 @@ class OnlineFeatureReader:
                 return {}
             try:
                 return self._online.get(wanted)
-            except UnknownSymbolError as exc:
+            except self._unknown as exc:
                 unknown = set(exc.symbols)
                 wanted = [s for s in wanted if s not in unknown]
-            except (OnlineStoreUnavailable, ConnectionError, TimeoutError) as exc:
+            except self._down as exc:
                 raise StoreUnavailableError(str(exc)) from None
         return {}
 

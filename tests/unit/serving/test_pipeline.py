@@ -83,6 +83,24 @@ def test_decision_matches_the_engine_called_directly(
     assert out.feature_timestamp == ts and out.model_version == "m:1" and out.request_id == "rid-1"
 
 
+def test_a_requests_price_never_leaks_into_the_rows_market(memory_features, models) -> None:
+    """The market context at the row's own price is built once per row and remembered; a
+    request with a price of its own gets its own, and the next request without one the
+    row's again (here the row carries no price: no stop or target can be placed)."""
+    p = make(memory_features, models, RoutingTable.single("m:1"))
+    position = {"side": "long", "size": 0.1, "entry_price": 1.0, "opened_at": NOW.isoformat()}
+
+    def codes(**price: float) -> list[str]:
+        req = DecideRequest(symbol="AAA", as_of=NOW, position=position, **price)
+        return [r.code for r in p.decide(req, "r").reasons]
+
+    assert codes() == ["holding"]
+    assert "stop_loss" in codes(price=0.5)
+    assert codes() == ["holding"]
+    assert "take_profit" in codes(price=2.0)
+    assert codes() == ["holding"]
+
+
 def test_stale_missing_and_future_features_give_no_action(memory_features, models) -> None:
     p = make(memory_features, models)
     stale = p.decide(DecideRequest(symbol="OLD", as_of=NOW), "r1")
