@@ -158,15 +158,24 @@ def error_body(err: HTTPError, request_id: str) -> bytes:
 class NaturalBatcher:
     """Groups the ``/decide`` requests that arrive together into one pipeline call.
 
-    No waiting: the first request schedules a flush with ``call_soon``, so the batch is
-    whatever was parsed in the same event-loop turn (under load, the requests that queued
-    while the previous batch ran). One client sees one extra loop turn (microseconds);
-    many clients share one feature read and one ensemble call per model version.
+    No timer: the first request of a batch schedules its flush ``turns`` event-loop turns
+    ahead (``call_soon``), so the batch is whatever was parsed meanwhile — under load, the
+    requests that queued while the previous batch ran. One turn catches the requests read
+    in the same poll; the second also those read in the next poll, which the first turn's
+    flush runs just ahead of (measured at 8 clients on two workers: 1.5–2.7 requests per
+    batch with one turn, 2.7–3.4 with two, and 0.69x → 0.76x of the no-op's throughput).
+    One client sees two extra loop turns (microseconds); many clients share one feature
+    read and one ensemble call per model version.
     """
 
-    def __init__(self, fn: Callable[[list[Any]], list[Any]], max_batch: int = 32) -> None:
+    def __init__(
+        self, fn: Callable[[list[Any]], list[Any]], max_batch: int = 32, turns: int = 2
+    ) -> None:
+        if turns < 1:
+            raise ValueError("turns must be >= 1")
         self._fn = fn
         self._max = max_batch
+        self._turns = turns
         self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._scheduled = False
         self.batches = 0
@@ -179,8 +188,14 @@ class NaturalBatcher:
         self._pending.append((item, fut))
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._flush)
+            loop.call_soon(self._wait, loop, self._turns - 1)
         return await fut
+
+    def _wait(self, loop: asyncio.AbstractEventLoop, turns: int) -> None:
+        if turns > 0:
+            loop.call_soon(self._wait, loop, turns - 1)
+        else:
+            self._flush()
 
     def _flush(self) -> None:
         batch, self._pending = self._pending[: self._max], self._pending[self._max :]

@@ -237,6 +237,32 @@ async def test_concurrent_requests_are_batched(parts) -> None:
     assert app.batcher.items == 8 and app.batcher.batches < 8
 
 
+async def test_batcher_waits_its_loop_turns_for_later_requests() -> None:
+    """A request parsed one loop turn after the first joins its batch when the batcher
+    waits two turns, and makes a batch of its own when it waits one."""
+    import asyncio
+
+    from augur.serving._asgi import NaturalBatcher
+
+    for turns, expected in ((1, [[0], [1]]), (2, [[0, 1]])):
+        seen: list[list[int]] = []
+
+        def decide(items: list[int], seen: list[list[int]] = seen) -> list[int]:
+            seen.append(list(items))
+            return [i * 10 for i in items]
+
+        batcher = NaturalBatcher(decide, turns=turns)
+
+        async def later(batcher: NaturalBatcher = batcher) -> int:
+            await asyncio.sleep(0)  # read and parsed one loop turn later
+            return int(await batcher.submit(1))
+
+        assert await asyncio.gather(batcher.submit(0), later()) == [0, 10]
+        assert seen == expected, turns
+    with pytest.raises(ValueError, match="turns"):
+        NaturalBatcher(decide, turns=0)
+
+
 def test_fresh_request_ids_are_time_ordered_uuid7() -> None:
     import time
     import uuid
