@@ -360,6 +360,33 @@ def _wait_ready(server: Server, path: str, timeout: float = 180.0) -> None:
     )
 
 
+def _busy_cores() -> tuple[float, float]:
+    """(busy, total) CPU time of the machine so far, from /proc/stat (in clock ticks)."""
+    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])
+    return total - idle, total
+
+
+def _wait_quiet(busy_below: float = 0.15, timeout: float = 90.0) -> float:
+    """Wait until the machine has been quiet (under ``busy_below`` of its CPUs busy) for a
+    second, at most ``timeout`` seconds; returns the seconds waited. A server answers
+    ``/readyz`` while its shadow process may still be importing and loading models, which
+    would be measured as the next server's slowness."""
+    if not Path("/proc/stat").exists():
+        return 0.0
+    t0 = time.monotonic()
+    busy0, total0 = _busy_cores()
+    while time.monotonic() - t0 < timeout:
+        time.sleep(1.0)
+        busy1, total1 = _busy_cores()
+        share = (busy1 - busy0) / max(total1 - total0, 1.0)
+        if share < busy_below:
+            break
+        busy0, total0 = busy1, total1
+    return time.monotonic() - t0
+
+
 def _start(name: str, cmd: list[str], env: dict[str, str], cwd: Path, logdir: Path) -> Server:
     port = free_port()
     log = logdir / f"{name.replace(' ', '_')}.log"
@@ -638,6 +665,7 @@ def run() -> list[Row]:
                     servers.append(_start(name, cmd, env_, cwd, logs))
                 for s, spec in zip(servers, specs, strict=True):
                     _wait_ready(s, spec[4])
+                _wait_quiet()
                 results: dict[tuple[str, int], list[dict[str, float]]] = {}
                 for _ in range(rounds):
                     for s in servers:
