@@ -226,6 +226,36 @@ def row_problem(row: Row) -> str | None:
     return None
 
 
+# The types of each field of a row as the service builds it (ROW_FIELDS order): such a row
+# needs only the checks its types leave open.
+_SERVICE_ROW_TYPES: tuple[type, ...] = tuple(
+    float
+    if name in _NUMERIC_FIELDS
+    else int
+    if i == _DIRECTION
+    else datetime
+    if i in _TIMES
+    else str
+    for i, name in enumerate(ROW_FIELDS)
+)
+_NUMERIC_VALUES = operator.itemgetter(*(i for _, i in _NUMERIC))
+
+
+def _row_problem_quick(row: Row) -> str | None:
+    """:func:`row_problem`'s answer, at about 60 % of its cost for a row as the service
+    builds it (types as expected: then only the request id's length, the role and NaNs
+    are left to check); any other row gets the full check."""
+    if (
+        tuple(map(type, row)) == _SERVICE_ROW_TYPES
+        and 0 < len(row[_REQUEST_ID]) <= MAX_REQUEST_ID
+        and row[_ROLE] in ROLES
+    ):
+        total = sum(_NUMERIC_VALUES(row))
+        if total == total:  # no NaN among them (inf - inf also goes to the full check)
+            return None
+    return row_problem(row)
+
+
 def _insert_values(row: Row) -> dict[str, Any]:
     """A row as the Core insert takes it: by column name, times in UTC."""
     values = dict(zip(ROW_FIELDS, row, strict=True))
@@ -276,12 +306,10 @@ class _PositionalInsert:
             process = impl.bind_processor(dialect)
             if isinstance(kind, sa.DateTime):
                 if getattr(impl, "_storage_format", None) == _SQLITE_DATETIME:
-                    # the same text as SQLAlchemy's processor, at half its cost; a
-                    # feature time repeats across a bar's requests: remembered
-                    text = _sqlite_datetime_text
-                    if name == "feature_timestamp":
-                        text = functools.lru_cache(maxsize=1024)(text)
-                    fixes.append((i, text))
+                    # the same text as SQLAlchemy's processor, at half its cost,
+                    # remembered: a feature time repeats across a bar's requests, and
+                    # the requests of one natural batch share their ``ts``
+                    fixes.append((i, functools.lru_cache(maxsize=1024)(_sqlite_datetime_text)))
                 else:
                     fixes.append((i, _utc_then(process)))
             elif isinstance(kind, sa.Integer):
@@ -747,7 +775,7 @@ class PredictionLog:
         good = []
         rejected = 0
         for row in batch:
-            problem = row_problem(row)
+            problem = _row_problem_quick(row)
             if problem is None:
                 good.append(row)
                 continue

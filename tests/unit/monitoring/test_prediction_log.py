@@ -195,6 +195,69 @@ def test_database_failure_is_counted_not_raised(url: str) -> None:
     plog.close()
 
 
+def _variants() -> list[tuple[str, tuple[object, ...]]]:
+    """Log rows as the service builds them, with a field or two changed each."""
+    import math
+
+    import numpy as np
+
+    good = record("v", feature_timestamp=datetime(2024, 1, 2, 11, tzinfo=UTC)).row()
+
+    def with_(**changes: object) -> tuple[object, ...]:
+        return tuple(changes.get(name, value) for name, value in zip(ROW_FIELDS, good, strict=True))
+
+    return [
+        ("good", good),
+        ("numpy float", with_(p_up=np.float64(0.6))),
+        ("integer size", with_(size=0)),
+        ("infinite latency", with_(latency_ms=math.inf)),
+        ("inf - inf", with_(p_up=math.inf, p_down=-math.inf)),
+        ("bool direction", with_(direction=True)),
+        ("no feature time", with_(feature_timestamp=None)),
+        ("NaN", with_(confidence=math.nan)),
+        ("text size", with_(size="0.1")),
+        ("bad role", with_(role="boss")),
+        ("empty id", with_(request_id="")),
+        ("long id", with_(request_id="x" * 129)),
+        ("float direction", with_(direction=1.0)),
+        ("number symbol", with_(symbol=7)),
+        ("text ts", with_(ts="2024-01-01")),
+        ("short row", good[:-1]),
+    ]
+
+
+def test_writers_quick_row_check_agrees_with_the_full_one() -> None:
+    from augur.monitoring._prediction_log import (
+        _SERVICE_ROW_TYPES,
+        _row_problem_quick,
+        row_problem,
+    )
+
+    variants = _variants()
+    assert tuple(map(type, variants[0][1])) == _SERVICE_ROW_TYPES  # the quick path is taken
+    for label, row in variants:
+        assert _row_problem_quick(row) == row_problem(row), label
+
+
+def test_writer_names_a_bad_rows_field_and_writes_the_rest(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from augur.monitoring._prediction_log import row_problem
+
+    plog = PredictionLog(url, start=False)
+    rows = [(label, row) for label, row in _variants() if label != "good"]
+    for i, (_, row) in enumerate(rows):  # a request id of its own each (the key)
+        if row_problem(row) is None:
+            row = (f"ok{i}", *row[1:])
+        assert plog.log_row(row)
+    bad = sum(row_problem(row) is not None for _, row in rows)
+    with caplog.at_level("WARNING", logger="augur.monitoring._prediction_log"):
+        assert plog.flush()
+    assert plog.stats.failed == bad and plog.stats.written == len(rows) - bad == plog.count()
+    assert "confidence must be a number" in caplog.text and "role must be one of" in caplog.text
+    plog.close()
+
+
 def test_frame_since_filters_and_requires_tz(log: PredictionLog) -> None:
     old = datetime(2026, 1, 1, tzinfo=UTC)
     new = datetime(2026, 1, 5, 12, tzinfo=timezone(timedelta(hours=2)))  # 10:00 UTC
