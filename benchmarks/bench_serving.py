@@ -360,30 +360,16 @@ def _wait_ready(server: Server, path: str, timeout: float = 180.0) -> None:
     )
 
 
-def _busy_cores() -> tuple[float, float]:
-    """(busy, total) CPU time of the machine so far, from /proc/stat (in clock ticks)."""
-    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    total = sum(fields[:8])
-    return total - idle, total
+def _wait_quiet(busy_below: float = 15.0, timeout: float = 90.0) -> float:
+    """Wait until the machine has been quiet (under ``busy_below`` percent of its CPUs
+    busy) for a second, at most ``timeout`` seconds; returns the seconds waited. A server
+    answers ``/readyz`` while its shadow process may still be importing and loading
+    models, which would be measured as the next server's slowness."""
+    import psutil  # BentoML's own dependency
 
-
-def _wait_quiet(busy_below: float = 0.15, timeout: float = 90.0) -> float:
-    """Wait until the machine has been quiet (under ``busy_below`` of its CPUs busy) for a
-    second, at most ``timeout`` seconds; returns the seconds waited. A server answers
-    ``/readyz`` while its shadow process may still be importing and loading models, which
-    would be measured as the next server's slowness."""
-    if not Path("/proc/stat").exists():
-        return 0.0
     t0 = time.monotonic()
-    busy0, total0 = _busy_cores()
-    while time.monotonic() - t0 < timeout:
-        time.sleep(1.0)
-        busy1, total1 = _busy_cores()
-        share = (busy1 - busy0) / max(total1 - total0, 1.0)
-        if share < busy_below:
-            break
-        busy0, total0 = busy1, total1
+    while time.monotonic() - t0 < timeout and psutil.cpu_percent(interval=1.0) >= busy_below:
+        pass
     return time.monotonic() - t0
 
 

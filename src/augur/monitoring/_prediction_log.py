@@ -228,16 +228,13 @@ def row_problem(row: Row) -> str | None:
 
 # The types of each field of a row as the service builds it (ROW_FIELDS order): such a row
 # needs only the checks its types leave open.
-_SERVICE_ROW_TYPES: tuple[type, ...] = tuple(
-    float
-    if name in _NUMERIC_FIELDS
-    else int
-    if i == _DIRECTION
-    else datetime
-    if i in _TIMES
-    else str
-    for i, name in enumerate(ROW_FIELDS)
-)
+_NOT_TEXT: dict[str, type] = {
+    **dict.fromkeys(_NUMERIC_FIELDS, float),
+    "direction": int,
+    "ts": datetime,
+    "feature_timestamp": datetime,
+}
+_SERVICE_ROW_TYPES: tuple[type, ...] = tuple(_NOT_TEXT.get(name, str) for name in ROW_FIELDS)
 _NUMERIC_VALUES = operator.itemgetter(*(i for _, i in _NUMERIC))
 
 
@@ -371,7 +368,7 @@ _SQLITE_DATETIME = (
 
 def _sqlite_datetime_text(value: Any, _format: str = "%04d-%02d-%02d %02d:%02d:%02d.%06d") -> Any:
     """A time as SQLAlchemy stores it in SQLite (UTC, no zone), positional ``%`` rather
-    than the processor's dict: 0.7 against 1.5 us, twice per logged row."""
+    than the processor's dict: 0.7 against 1.5 us."""
     if value is None:
         return None
     if value.tzinfo is not None and value.tzinfo is not UTC:
@@ -722,15 +719,14 @@ class PredictionLog:
         at a time; the tail waits for the next look, once.
 
         Rows that arrive meanwhile wait for the next look: draining until empty would
-        write a row or two per transaction while requests keep coming. Whole chunks: the
-        INSERT's text depends on its row count, and the driver caches prepared statements
-        by text — a batch of whatever size happened to be buffered was parsed and planned
-        afresh, and each extra statement is two more GIL hand-offs with the request path
-        (measured on SQLite with a busy thread: 4.4 us per row executed in chunks of one
-        size, 8.7 in batches of varying size, 7.9 split into powers of two). A tail left
-        once is written at the next look whatever its size (it is the front of the
-        buffer: in the first chunk, or with everything when fewer than a chunk wait), and
-        a flush, close or a writer-less drain writes everything.
+        write a row or two per transaction while requests keep coming. Whole chunks keep
+        the INSERTs to a few cached statement texts (see ``_PositionalInsert.write``) and
+        few statements — each is two more GIL hand-offs with the request path (measured
+        on SQLite with a busy thread: 4.4 us per row executed in chunks of one size, 7.9
+        in varying batches split into powers of two). A tail left once is written at the
+        next look whatever its size (it is the front of the buffer: in the first chunk,
+        or with everything when fewer than a chunk wait); a flush, close or a writer-less
+        drain writes everything.
         """
         n = seen = len(self._rows)
         hurry, self._hurry = self._hurry, False

@@ -15,6 +15,7 @@ import math
 import pickle
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -349,7 +350,7 @@ class DecisionPipeline:
         t0 = time.perf_counter()
         # One clock reading for the batch: its requests arrived in the same event-loop turn.
         wall = datetime.now(UTC)
-        counts: dict[tuple[str, str, str], int] = {}
+        counts: Counter[tuple[str, str, str]] = Counter()
         groups: dict[str, list[_Job]] = {}
         for job in jobs:
             with self._span("routing"):
@@ -369,12 +370,12 @@ class DecisionPipeline:
                     model_version=job.route.model_tag,
                     request_id=job.request_id,
                 )
-                self._tally(counts, decision, job.route)
+                counts[_kind(decision, job.route)] += 1
                 results[job.index] = _out(job.symbol, decision, job.ts)
                 continue
             job.x, job.xkey, job.digest = facts.x, facts.key, facts.digest
             job.market, job.pos = self._contexts(
-                job.symbol, job.x, job.ts, now, job.price, job.position, facts
+                facts, job.symbol, job.ts, now, job.price, job.position
             )
             job.risk = _risk_state(job.account)
             groups.setdefault(job.route.model_tag, []).append(job)
@@ -393,7 +394,7 @@ class DecisionPipeline:
                 if self.drift is not None and self._drift_seen.get((tag, job.symbol)) != job.ts:
                     self._drift_seen[(tag, job.symbol)] = job.ts
                     self.drift.observe(tag, job.x[loaded.columns])
-                self._tally(counts, decision, job.route)
+                counts[_kind(decision, job.route)] += 1
                 if job.shadow is not None and self.shadow is not None:
                     self._submit_shadow(job, decision, digest)
                 results[job.index] = _out(job.symbol, decision, job.ts)
@@ -414,17 +415,7 @@ class DecisionPipeline:
         self._facts[symbol] = facts
         return facts
 
-    def _count(self, decision: Decision, route: Route) -> None:
-        counts: dict[tuple[str, str, str], int] = {}
-        self._tally(counts, decision, route)
-        self._count_all(counts)
-
-    @staticmethod
-    def _tally(counts: dict[tuple[str, str, str], int], decision: Decision, route: Route) -> None:
-        key = (decision.action.value, route.model_tag, route.role)
-        counts[key] = counts.get(key, 0) + 1
-
-    def _count_all(self, counts: dict[tuple[str, str, str], int]) -> None:
+    def _count_all(self, counts: Counter[tuple[str, str, str]]) -> None:
         """Decisions by (action, version, role) into the counters: one increment per
         kind per batch (a Prometheus increment takes a lock)."""
         if self.metrics is not None:
@@ -527,29 +518,32 @@ class DecisionPipeline:
             return Reason("missing_features", "some features are missing (warm-up or gaps)")
         return None
 
+    def _market(
+        self, symbol: str, x: np.ndarray, ts: datetime | None, price: float | None
+    ) -> MarketContext:
+        vol = float(x[self._vol_i]) if self._vol_i is not None else 0.0
+        trend = float(x[self._trend_i]) if self._trend_i is not None else 0.0
+        if price is None:
+            price = float(x[self._price_i]) if self._price_i is not None else 0.0
+        return MarketContext(
+            symbol=symbol, price=price, timestamp=ts, volatility=vol, trend_strength=trend
+        )
+
     def _contexts(
         self,
+        facts: _RowFacts,
         symbol: str,
-        x: np.ndarray,
         ts: datetime | None,
         now: datetime,
         price: float | None,
         position: PositionIn | None,
-        facts: _RowFacts | None = None,
     ) -> tuple[MarketContext, PositionContext]:
-        # At the row's own price, the market context is the row's: built once per row.
-        remember = facts is not None and price is None
-        market = facts.market if remember else None  # type: ignore[union-attr]
-        if market is None or market.timestamp != ts:
-            vol = float(x[self._vol_i]) if self._vol_i is not None else 0.0
-            trend = float(x[self._trend_i]) if self._trend_i is not None else 0.0
-            if price is None:
-                price = float(x[self._price_i]) if self._price_i is not None else 0.0
-            market = MarketContext(
-                symbol=symbol, price=price, timestamp=ts, volatility=vol, trend_strength=trend
-            )
-            if remember:
-                facts.market = market  # type: ignore[union-attr]
+        if price is None:  # at the row's own price the context is the row's: built once
+            if facts.market is None or facts.market.timestamp != ts:
+                facts.market = self._market(symbol, facts.x, ts, None)
+            market = facts.market
+        else:
+            market = self._market(symbol, facts.x, ts, price)
         if position is None:
             return market, _FLAT
         bars_held = 0
@@ -667,7 +661,7 @@ class DecisionPipeline:
             if self.metrics is not None:
                 agreed = "true" if decision.action.value == task.primary_action else "false"
                 self.metrics.shadow_comparisons.labels(route.model_tag, agreed).inc()
-            self._count(decision, route)
+            self._count_all(Counter([_kind(decision, route)]))
         return decision
 
     # --- outcomes and introspection -------------------------------------------------------
@@ -919,6 +913,11 @@ class _Probabilities:
     p_flat: float
     confidence: float
     agreement: float
+
+
+def _kind(decision: Decision, route: Route) -> tuple[str, str, str]:
+    """A decision's labels on the decisions counter: (action, version, role)."""
+    return (decision.action.value, route.model_tag, route.role)
 
 
 def _has_bars_held() -> bool:
