@@ -278,12 +278,14 @@ def test_in_memory_sqlite_is_shared_between_threads() -> None:
         assert len(plog.frame()) == 1
 
 
-def test_sqlite_file_uses_wal(tmp_path: Path) -> None:
+def test_sqlite_file_uses_wal_and_a_small_cache(tmp_path: Path) -> None:
     with (
         PredictionLog(f"sqlite:///{tmp_path / 'log.db'}") as log,
         log.engine.connect() as conn,
     ):
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+        # a small page cache (negative: KiB), not SQLite's 2 MiB default
+        assert conn.execute(sa.text("PRAGMA cache_size")).scalar() == -1024
 
 
 def test_default_log_url(tmp_path: Path) -> None:
