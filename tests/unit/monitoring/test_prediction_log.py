@@ -226,17 +226,34 @@ def _variants() -> list[tuple[str, tuple[object, ...]]]:
     ]
 
 
-def test_writers_quick_row_check_agrees_with_the_full_one() -> None:
+def test_writers_chunk_check_passes_only_rows_the_full_check_passes() -> None:
     from augur.monitoring._prediction_log import (
         _SERVICE_ROW_TYPES,
-        _row_problem_quick,
+        _clean_chunk,
         row_problem,
     )
 
+    def clean(*rows: tuple[object, ...]) -> bool:
+        return len(set(map(len, rows))) == 1 and _clean_chunk(list(zip(*rows, strict=True)))
+
     variants = _variants()
-    assert tuple(map(type, variants[0][1])) == _SERVICE_ROW_TYPES  # the quick path is taken
+    good = variants[0][1]
+    assert tuple(map(type, good)) == _SERVICE_ROW_TYPES
+    assert clean(good, good, good)  # the service's rows take the column-wise path
     for label, row in variants:
-        assert _row_problem_quick(row) == row_problem(row), label
+        if clean(good, row, good):  # never passes a row the full check refuses
+            assert row_problem(row) is None, label
+        if row_problem(row) is not None:
+            assert not clean(good, row, good), label
+            assert not clean(row), label
+    # which rows the column-wise check sends the long way although they are fine
+    assert {label for label, row in variants if row_problem(row) is None and not clean(row)} == {
+        "numpy float",
+        "integer size",
+        "inf - inf",
+        "bool direction",
+        "no feature time",
+    }
 
 
 def test_writer_names_a_bad_rows_field_and_writes_the_rest(
