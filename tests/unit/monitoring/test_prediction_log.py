@@ -118,6 +118,30 @@ def test_outcome_right_after_prediction_finds_it(log: PredictionLog) -> None:
     assert log.frame()["realized_return"].notna().sum() == 50
 
 
+def test_outcome_for_another_workers_buffered_prediction_joins_once_it_is_written(
+    url: str,
+) -> None:
+    # Two logs on one database, as two serving workers: the outcome reaches the one that
+    # did not log the prediction, while the other still holds it in its buffer.
+    import time
+
+    holder = PredictionLog(url, linger=0.3)
+    asked = PredictionLog(url, linger=0.6)  # looks for up to 4 lingers: 2.4 s
+    try:
+        holder.log_prediction(record("elsewhere"))
+        t0 = time.monotonic()
+        assert asked.log_outcome("elsewhere", 0.01)
+        # found soon after the holder's writer wrote it (within its two lingers), not at
+        # the end of the asking log's wait
+        assert time.monotonic() - t0 < 1.5
+        assert not asked.log_outcome("never-logged", 0.01)
+    finally:
+        holder.close()
+        asked.close()
+    with PredictionLog(url) as log:
+        assert log.frame()["realized_return"].tolist() == [0.01]
+
+
 def test_bad_outcome_value(log: PredictionLog) -> None:
     log.log_prediction(record("r1"))
     with pytest.raises(ValueError, match="realized_return"):
