@@ -565,8 +565,8 @@ class PredictionLog:
         url: str,
         *,
         max_queue: int = 10_000,
-        batch_size: int = 2048,
-        linger: float = 0.2,
+        batch_size: int = 512,
+        linger: float = 0.05,
         start: bool = True,
     ) -> None:
         if max_queue < 1 or batch_size < 1:
@@ -713,11 +713,12 @@ class PredictionLog:
         # buffered (one transaction per batch is what keeps SQLite fast; a commit per
         # request took a third of a busy worker). Only a row that finds the writer idle
         # wakes it: a writer woken by every append is a thread switch per request on the
-        # request path. 200 ms, not 50 (nor 20 before): bigger transactions rewrite the
-        # B-trees' last pages less often — measured at 8 clients on two workers
-        # (interleaved, 10 rounds), /decide served 8,443 req/s with 50 ms and 512-row
-        # transactions, 9,036 with 200 ms and up to 2,048. A row is written within two
-        # lingers (see _write_buffered).
+        # request path. 50 ms, not 20: bigger batches rewrite the indexes' last pages less
+        # often (measured in a serving worker at 8 clients: ~22 us of writer CPU per row
+        # against ~28). Longer did not pay: with 10 s loads (interleaved, 6 rounds) 50, 200
+        # and 500 ms served 10,511, 10,660 and 10,645 req/s — a 3 s load had shown +7 % and
+        # +20 %, because up to two lingers of rows are written after it ends. A row is
+        # written within two lingers (see _write_buffered).
         wake = self._wake
         while not (self._stopping and not self._rows):
             self._idle = True
