@@ -238,15 +238,15 @@ _SERVICE_ROW_TYPES: tuple[type, ...] = tuple(_NOT_TEXT.get(name, str) for name i
 _ROLE_SET = frozenset(ROLES)
 
 
-def _clean_chunk(columns: Sequence[Sequence[Any]]) -> bool:
-    """True when every row of a chunk, given as its columns (``zip(*rows)``, ROW_FIELDS
-    order), is typed as the service builds it and passes :func:`row_problem` — checked a
-    column at a time, so the per-row work is done by C loops (``map``, ``set``, ``sum``),
-    not by Python code per row. False says only that the rows need the row-by-row check:
-    a numpy float, a bool direction, a row without a feature time or ``inf - inf`` are
-    fine but take that path."""
-    if len(columns) != len(ROW_FIELDS):
+def _clean_chunk(rows: Sequence[Row]) -> bool:
+    """True when every row of a chunk is typed as the service builds it and passes
+    :func:`row_problem` — checked a column at a time (``zip(*rows)``), so the per-row work
+    is done by C loops (``map``, ``set``, ``sum``), not by Python code per row. False says
+    only that the rows need the row-by-row check: a numpy float, a bool direction, a row
+    without a feature time or ``inf - inf`` are fine but take that path."""
+    if set(map(len, rows)) != {len(ROW_FIELDS)}:
         return False
+    columns = list(zip(*rows, strict=True))
     for column, kind in zip(columns, _SERVICE_ROW_TYPES, strict=True):
         if set(map(type, column)) != {kind}:
             return False
@@ -787,7 +787,7 @@ class PredictionLog:
         the log must not take the service down."""
         good = batch
         rejected = 0
-        if not (len(set(map(len, batch))) == 1 and _clean_chunk(list(zip(*batch, strict=True)))):
+        if not _clean_chunk(batch):
             good = []
             for row in batch:
                 problem = row_problem(row)
