@@ -259,6 +259,23 @@ def _clean_chunk(rows: Sequence[Row]) -> bool:
     return bool(total == total)  # no NaN among them (inf - inf also takes the long way)
 
 
+def _sift(rows: Sequence[Row]) -> tuple[list[Row], int]:
+    """The rows :func:`row_problem` passes, and how many it refused (each named in the
+    log with its request id)."""
+    good = []
+    for row in rows:
+        problem = row_problem(row)
+        if problem is None:
+            good.append(row)
+            continue
+        log.warning(
+            "prediction log: request %s not written: %s",
+            row[_REQUEST_ID] if len(row) > _REQUEST_ID else "?",
+            problem,
+        )
+    return good, len(rows) - len(good)
+
+
 def _insert_values(row: Row) -> dict[str, Any]:
     """A row as the Core insert takes it: by column name, times in UTC."""
     values = dict(zip(ROW_FIELDS, row, strict=True))
@@ -785,21 +802,7 @@ class PredictionLog:
         here, off the request path, not when it was enqueued); a duplicate (request id,
         role) costs a row-by-row retry; a database error fails the batch. Never raises:
         the log must not take the service down."""
-        good = batch
-        rejected = 0
-        if not _clean_chunk(batch):
-            good = []
-            for row in batch:
-                problem = row_problem(row)
-                if problem is None:
-                    good.append(row)
-                    continue
-                rejected += 1
-                log.warning(
-                    "prediction log: request %s not written: %s",
-                    row[_REQUEST_ID] if len(row) > _REQUEST_ID else "?",
-                    problem,
-                )
+        good, rejected = (batch, 0) if _clean_chunk(batch) else _sift(batch)
         if not good:
             return 0, rejected
         try:
