@@ -347,6 +347,15 @@ def test_in_process_wiring_on_the_real_stores(
     svc = build_service(settings)
     try:
         assert svc.ready() and svc.auth.enabled
+        # The log's writer runs at idle CPU priority; a full buffer's drops are counted
+        # on /metrics.
+        plog = svc.pipeline.log
+        assert plog is not None and svc.app.metrics is not None
+        deadline = time.monotonic() + 5
+        while plog.writer_tid is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert os.sched_getscheduler(plog.writer_tid) == os.SCHED_IDLE
+        assert plog._on_drop == svc.app.metrics.log_dropped.inc
         out = svc.pipeline.decide(DecideRequest(symbol="EURUSD"), "inproc-1")
         assert out.model_version in served.tags[:2]
         with pytest.raises(UnknownSymbolError):

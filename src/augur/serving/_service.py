@@ -139,7 +139,11 @@ def _wire(
     if prediction_log == "default":
         from augur.monitoring import PredictionLog, default_log_url
 
-        prediction_log = PredictionLog(default_log_url(settings))
+        prediction_log = PredictionLog(
+            default_log_url(settings),
+            writer_priority=settings.prediction_log_writer_priority,
+            on_drop=metrics.log_dropped.inc if metrics is not None else None,
+        )
     if prediction_log is not None:
         closers.append(prediction_log.close)
     if drift == "default":

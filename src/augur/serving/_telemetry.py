@@ -95,6 +95,11 @@ class ServingMetrics:
             "Shadow scoring jobs dropped because the bounded queue was full.",
             registry=reg,
         )
+        self.log_dropped = Counter(
+            "augur_prediction_log_dropped",
+            "Predictions not logged because the log's buffer was full (its writer was behind).",
+            registry=reg,
+        )
         self.store_errors = Counter(
             "augur_online_store_errors",
             "Online feature store reads that failed (answered 503).",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -157,11 +158,15 @@ def test_record_validation_names_the_field() -> None:
         record("r", p_up=float("nan"))
 
 
-def test_buffered_writer_counts_drops_when_full(url: str) -> None:
-    plog = PredictionLog(url, max_queue=10, start=False)
+def test_buffered_writer_counts_drops_when_full(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    drops: list[int] = []
+    plog = PredictionLog(url, max_queue=10, start=False, on_drop=lambda: drops.append(1))
     accepted = [plog.log_prediction(record(f"r{i}")) for i in range(15)]
     assert accepted == [True] * 10 + [False] * 5
-    assert plog.stats.dropped == 5
+    assert plog.stats.dropped == 5 and len(drops) == 5  # each drop reported (the metric)
+    with caplog.at_level("WARNING", logger="augur.monitoring._prediction_log"):
+        plog.mind_backlog()  # the writer's look after a write
+    assert "5 rows dropped so far" in caplog.text and "(10 rows) was full" in caplog.text
     assert plog.stats.pending == 10
     plog.start()
     assert plog.flush(timeout=10)
@@ -680,3 +685,77 @@ def test_postgresql_keeps_the_core_insert() -> None:
     from augur.monitoring._prediction_log import _PositionalInsert
 
     assert _PositionalInsert.for_engine(engine) is None
+
+
+needs_sched_idle = pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+
+
+def _writer_tid(plog: PredictionLog) -> int:
+    deadline = time.monotonic() + 5
+    while plog.writer_tid is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert plog.writer_tid is not None
+    return plog.writer_tid
+
+
+@needs_sched_idle
+def test_idle_priority_writer_runs_in_sched_idle_and_writes(tmp_path: Path) -> None:
+    idle = PredictionLog(f"sqlite:///{tmp_path / 'idle.db'}", writer_priority="idle")
+    normal = PredictionLog(f"sqlite:///{tmp_path / 'normal.db'}")
+    try:
+        assert os.sched_getscheduler(_writer_tid(idle)) == os.SCHED_IDLE
+        assert os.sched_getscheduler(_writer_tid(normal)) == os.SCHED_OTHER
+        assert idle.log_predictions(record(f"r{i}") for i in range(50)) == 50
+        assert idle.flush(timeout=10) and idle.count() == 50
+    finally:
+        idle.close()
+        normal.close()
+
+
+@needs_sched_idle
+@pytest.mark.skipif(os.geteuid() != 0, reason="leaving SCHED_IDLE needs CAP_SYS_NICE")
+def test_idle_writer_behind_goes_back_to_normal_priority_until_caught_up(
+    tmp_path: Path,
+) -> None:
+    plog = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", writer_priority="idle", max_queue=64)
+    try:
+        tid = _writer_tid(plog)
+        plog.mind_backlog()  # nothing waiting: stays idle
+        assert os.sched_getscheduler(tid) == os.SCHED_IDLE and not plog.writer_boosted
+        # A quarter of the buffer waiting (appended behind the sleeping writer's back).
+        plog._rows.extend(record(f"b{i}").row() for i in range(16))
+        plog.mind_backlog()
+        assert os.sched_getscheduler(tid) == os.SCHED_OTHER and plog.writer_boosted
+        assert plog.flush(timeout=10) and plog.count() == 16
+        deadline = time.monotonic() + 5  # the writer looks again after its write
+        while plog.writer_boosted and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert os.sched_getscheduler(tid) == os.SCHED_IDLE and not plog.writer_boosted
+    finally:
+        plog.close()
+
+
+def test_idle_writer_refused_normal_priority_warns_once_a_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without CAP_SYS_NICE an idle thread may not raise its priority: the writer says
+    so, naming the setting, instead of falling behind silently."""
+    from augur.monitoring import _prediction_log
+
+    plog = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", max_queue=64, start=False)
+    plog._priority = "idle"
+    plog.writer_tid = threading.get_native_id()
+    monkeypatch.setattr(_prediction_log, "set_thread_idle", lambda tid, idle: False)
+    plog._rows.extend(record(f"b{i}").row() for i in range(16))
+    with caplog.at_level("WARNING", logger="augur.monitoring._prediction_log"):
+        plog.mind_backlog()
+        plog.mind_backlog()
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "AUGUR_PREDICTION_LOG_WRITER_PRIORITY=normal" in warnings[0]
+    assert not plog.writer_boosted
+    plog.close()
+
+
+def test_writer_priority_is_checked() -> None:
+    with pytest.raises(ValueError, match="writer_priority must be one of"):
+        PredictionLog("sqlite://", writer_priority="low")  # type: ignore[arg-type]

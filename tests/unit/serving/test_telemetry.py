@@ -26,3 +26,45 @@ def test_an_endpoint_gives_recording_spans() -> None:
 
 def test_default_metrics_are_one_set_per_process() -> None:
     assert default_metrics() is default_metrics()
+
+
+def test_prediction_log_drops_are_exposed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Rows a full log buffer drops show on /metrics (the service wires on_drop)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from augur.monitoring import PredictionLog
+    from augur.serving._telemetry import ServingMetrics
+
+    registry = CollectorRegistry()
+    metrics = ServingMetrics(registry)
+    plog = PredictionLog(
+        f"sqlite:///{tmp_path / 'log.db'}",
+        max_queue=1,
+        start=False,
+        on_drop=metrics.log_dropped.inc,
+    )
+    from datetime import UTC, datetime
+
+    row = (
+        "r",
+        "AAA",
+        "v1",
+        "primary",
+        "no_action",
+        0.3,
+        0.3,
+        0.4,
+        0.1,
+        1.0,
+        0.0,
+        0,
+        1.0,
+        "v1",
+        "",
+        None,
+        "AAA",
+        datetime.now(UTC),
+    )
+    assert [plog.log_row(row) for _ in range(3)] == [True, False, False]
+    assert "augur_prediction_log_dropped_total 2.0" in generate_latest(registry).decode()
+    plog.close()
