@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import sqlalchemy as sa
 
@@ -414,7 +414,7 @@ def _utc_then(process: Any) -> Any:
 
 
 WriterPriority = Literal["normal", "idle"]
-WRITER_PRIORITIES: tuple[str, ...] = ("normal", "idle")
+WRITER_PRIORITIES: tuple[str, ...] = get_args(WriterPriority)
 
 
 def set_thread_idle(tid: int, idle: bool) -> bool:

@@ -73,6 +73,18 @@ def bentoml_loader(drift: Any = None) -> Callable[[str], Any]:
     return load
 
 
+def service_log(settings: Settings, on_drop: Callable[[], None] | None = None) -> Any:
+    """The serving prediction log: ``AUGUR_PREDICTION_LOG_URL`` (else SQLite under the
+    home), its writer at ``AUGUR_PREDICTION_LOG_WRITER_PRIORITY``."""
+    from augur.monitoring import PredictionLog, default_log_url
+
+    return PredictionLog(
+        default_log_url(settings),
+        writer_priority=settings.prediction_log_writer_priority,
+        on_drop=on_drop,
+    )
+
+
 def build_service(
     settings: Settings | None = None,
     *,
@@ -137,12 +149,8 @@ def _wire(
 
         metrics = default_metrics()
     if prediction_log == "default":
-        from augur.monitoring import PredictionLog, default_log_url
-
-        prediction_log = PredictionLog(
-            default_log_url(settings),
-            writer_priority=settings.prediction_log_writer_priority,
-            on_drop=metrics.log_dropped.inc if metrics is not None else None,
+        prediction_log = service_log(
+            settings, on_drop=metrics.log_dropped.inc if metrics is not None else None
         )
     if prediction_log is not None:
         closers.append(prediction_log.close)
@@ -262,7 +270,6 @@ def shadow_pipeline(
     reads, prediction log and Prometheus files; see :class:`ShadowProcess`)."""
     from augur.decision import DecisionConfig
     from augur.decision import decide as decide_fn
-    from augur.monitoring import PredictionLog, default_log_url
     from augur.serving._telemetry import default_metrics
 
     features = _NoFeatures(feature_names)
@@ -277,9 +284,7 @@ def shadow_pipeline(
         # Its writer thread was started before the process dropped to idle priority (a
         # thread's priority is its own on Linux): it asks for idle itself, or its bursts
         # of SQLite work would take a core from the workers (shadow p99 +43 % measured).
-        prediction_log=PredictionLog(
-            default_log_url(settings), writer_priority=settings.prediction_log_writer_priority
-        ),
+        prediction_log=service_log(settings),
         metrics=default_metrics(),
         prediction_cache_size=settings.prediction_cache_size,
     )

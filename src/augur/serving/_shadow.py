@@ -267,9 +267,10 @@ def _normal_priority(pid: int) -> None:
         tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
     except OSError:
         tids = [pid]
+    from augur.monitoring._prediction_log import set_thread_idle
+
     for tid in tids:
-        with contextlib.suppress(AttributeError, OSError):
-            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+        set_thread_idle(tid, False)
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, tid, 0)
 
