@@ -32,8 +32,9 @@ def test_prediction_log_drops_are_exposed(tmp_path) -> None:  # type: ignore[no-
     """Rows a full log buffer drops show on /metrics (the service wires on_drop)."""
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from augur.monitoring import PredictionLog, PredictionRecord
+    from augur.monitoring import PredictionLog
     from augur.serving._telemetry import ServingMetrics
+    from tests.unit.monitoring.test_prediction_log import record
 
     registry = CollectorRegistry()
     metrics = ServingMetrics(registry)
@@ -43,21 +44,7 @@ def test_prediction_log_drops_are_exposed(tmp_path) -> None:  # type: ignore[no-
         start=False,
         on_drop=metrics.log_dropped.inc,
     )
-    row = PredictionRecord(
-        request_id="r",
-        symbol="AAA",
-        model_version="v1",
-        role="primary",
-        action="no_action",
-        p_up=0.3,
-        p_down=0.3,
-        p_flat=0.4,
-        confidence=0.1,
-        agreement=1.0,
-        size=0.0,
-        direction=0,
-        latency_ms=1.0,
-    ).row()
+    row = record("r").row()
     assert [plog.log_row(row) for _ in range(3)] == [True, False, False]
     assert "augur_prediction_log_dropped_total 2.0" in generate_latest(registry).decode()
     plog.close()
