@@ -156,6 +156,15 @@ class Settings(BaseSettings):
         "short bursts and sleeps between them; what does not fit is dropped and counted). "
         "0.03 scores ~500 mirrored requests a second per worker. 0: no budget, idle CPU only.",
     )
+    shadow_min_spare_cpu: float = Field(
+        default=0.10,
+        ge=0.0,
+        le=1.0,
+        description="The shadow process scores only while at least this share of the "
+        "machine's CPU is spare (idle, or its own). Below it, mirrored requests wait in its "
+        "pipe, and once that is full they are dropped and counted: under saturation, the "
+        "shadow is shed first. 0: score whenever the budget allows.",
+    )
     prediction_cache_size: int = Field(
         default=4096,
         ge=0,

@@ -356,6 +356,10 @@ def test_in_process_wiring_on_the_real_stores(
             time.sleep(0.01)
         assert os.sched_getscheduler(plog.writer_tid) == os.SCHED_IDLE
         assert plog._on_drop == svc.app.metrics.log_dropped.inc
+        # The shadow process keeps to its CPU budget and waits for spare CPU.
+        shadow = svc.pipeline.shadow
+        assert shadow is not None and shadow._cpu_budget == settings.shadow_cpu_budget > 0
+        assert shadow._min_spare == settings.shadow_min_spare_cpu > 0
         out = svc.pipeline.decide(DecideRequest(symbol="EURUSD"), "inproc-1")
         assert out.model_version in served.tags[:2]
         with pytest.raises(UnknownSymbolError):

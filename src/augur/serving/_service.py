@@ -208,6 +208,7 @@ def _wire(
                 settings.shadow_queue_size,
                 on_drop=on_drop,
                 cpu_budget=settings.shadow_cpu_budget,
+                min_spare_cpu=settings.shadow_min_spare_cpu,
             )
             if routing.table.shadow is not None:
                 shadow.start([routing.table.shadow.model_tag])

@@ -165,6 +165,25 @@ def test_primary_and_shadow_logged_with_the_request_id(memory_features, models, 
     shadow.stop()
 
 
+def test_a_full_shadow_process_drops_a_batch_with_one_count(memory_features, models) -> None:
+    """Mirrored requests a full shadow pipe cannot take are dropped unpacked and counted
+    once per batch: one increment of the counter for all of them."""
+    import time
+
+    from augur.serving._shadow import ShadowProcess
+
+    counted: list[int] = []
+    shadow = ShadowProcess(["a"], on_drop=counted.append)  # no child: never has room
+    shadow._full_until = time.monotonic() + 60  # as after its pipe was found full
+    p = make(memory_features, models, shadow=shadow)
+    reqs = [DecideRequest(symbol=s, as_of=NOW) for s in ["AAA", "BBB", "AAA", "OLD"]]
+    p.decide_many([(r, f"r{i}") for i, r in enumerate(reqs)])
+    # "OLD" is refused (stale) before scoring: nothing of it is mirrored.
+    assert counted == [3] and shadow.dropped == 3 and shadow.submitted == 0
+    p.decide(reqs[0], "r9")
+    assert counted == [3, 1] and shadow.dropped == 4
+
+
 def test_outcome_joins_and_unknown_request_id(memory_features, models, plog) -> None:
     p = make(memory_features, models, plog=plog)
     p.decide(DecideRequest(symbol="AAA", as_of=NOW), "req-7")

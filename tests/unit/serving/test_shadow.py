@@ -27,7 +27,7 @@ def test_jobs_run_off_the_callers_thread() -> None:
 
 def test_full_queue_drops_and_counts_without_blocking() -> None:
     drops: list[int] = []
-    q = ShadowQueue(2, on_drop=lambda: drops.append(1))  # not started: nothing drains
+    q = ShadowQueue(2, on_drop=drops.append)  # not started: nothing drains
     assert q.submit(lambda: None) and q.submit(lambda: None)
     assert q.submit(lambda: None) is False
     assert q.dropped == 1 and drops == [1] and q.pending == 2
@@ -70,7 +70,7 @@ def _unread_pipe(process: ShadowProcess) -> int:
 
 def test_shadow_process_drops_and_counts_when_its_pipe_is_full() -> None:
     drops: list[int] = []
-    process = ShadowProcess(["a", "b"], maxsize=4, on_drop=lambda: drops.append(1))
+    process = ShadowProcess(["a", "b"], maxsize=4, on_drop=drops.append)
     r = _unread_pipe(process)
     try:
         t0 = time.perf_counter()
@@ -78,7 +78,7 @@ def test_shadow_process_drops_and_counts_when_its_pipe_is_full() -> None:
         assert time.perf_counter() - t0 < 2.0  # never blocks, however full
         assert results[0] and not results[-1]
         assert process.submitted == results.count(True) > 0
-        assert process.dropped == results.count(False) == len(drops) > 0
+        assert process.dropped == results.count(False) == sum(drops) > 0
         # What went in comes out whole: length-prefixed pickles, never torn.
         from multiprocessing.connection import Connection
 
@@ -248,16 +248,132 @@ def test_a_full_pipe_makes_the_next_tasks_drop_before_they_are_packed() -> None:
     from augur.serving._shadow import FULL_BACKOFF_SECONDS
 
     drops: list[int] = []
-    process = ShadowProcess(["a"], maxsize=4, on_drop=lambda: drops.append(1))
+    process = ShadowProcess(["a"], maxsize=4, on_drop=drops.append)
     r = _unread_pipe(process)
     try:
         assert process.has_room()
         while process.submit_task({"x": "y" * 500}):
             pass  # fill the pipe
         assert not process.has_room()  # found full: callers drop without packing
-        process.drop()
-        assert process.dropped == len(drops) == 2
+        process.drop(3)  # the caller counts what it dropped unpacked, once per batch
+        assert process.dropped == sum(drops) == 4 and drops == [1, 3]
         time.sleep(FULL_BACKOFF_SECONDS * 2)
         assert process.has_room()  # and try again a moment later
     finally:
         os.close(r)
+
+
+def test_task_times_cross_the_pipe_exactly() -> None:
+    """UTC times travel as whole microseconds since the epoch (an aware datetime is slow to
+    pickle); they come back equal to the microsecond, and other zones come back as sent."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    import numpy as np
+
+    from augur.decision import MarketContext, PositionContext, RiskState
+    from augur.serving._pipeline import ShadowTask, _to_wire, pack_shadow
+    from augur.serving._routing import Route
+
+    rng = np.random.default_rng(7)
+    eastern = timezone(timedelta(hours=-5))
+    times = [
+        datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(us))
+        for us in rng.integers(-(10**15), 10**17, size=200)
+    ]
+    for ts, market_ts in [*zip(times, reversed(times), strict=True), (None, times[0])]:
+        for market_time in (market_ts, market_ts.astimezone(eastern)):
+            market = MarketContext(symbol="AAA", price=1.0, timestamp=market_time)
+            back = ShadowTask.unpack(
+                pack_shadow(
+                    Route("next", "m:3", "shadow"),
+                    "AAA",
+                    np.zeros(2),
+                    ts,
+                    market,
+                    PositionContext(),
+                    RiskState(),
+                    "k",
+                    "r",
+                    "no_action",
+                    "d",
+                )
+            )
+            assert back.ts == ts and back.market.timestamp == market_time
+            assert back.market.timestamp.utcoffset() == market_time.utcoffset()
+    assert isinstance(_to_wire(times[0]), int)  # the fast path is taken for UTC
+
+
+def test_spare_cpu_is_idle_plus_own_time_over_all_time(tmp_path) -> None:
+    """The share of the machine left spare, from /proc/stat's first line: idle and I/O
+    wait, plus this process's own CPU time, over all CPU time — read once a window."""
+    from augur.serving._shadow import SpareCpu
+
+    stat = tmp_path / "stat"
+    now, own = [0.0], [0.0]
+
+    def write(user: int, idle: int, iowait: int) -> None:
+        stat.write_text(f"cpu  {user} 0 0 {idle} {iowait} 0 0 0 0 0\ncpu0 1 2 3 4\n")
+
+    write(1000, 1000, 0)
+    meter = SpareCpu(
+        window=0.25, stat_path=str(stat), clock=lambda: now[0], cpu_clock=lambda: own[0]
+    )
+    assert meter.share() == 1.0  # nothing measured yet
+    write(1000 + 90, 1000 + 5, 5)  # 100 ticks: 90 busy, 10 idle
+    now[0] = 0.1
+    assert meter.share() == 1.0  # within the window: the last share stands
+    now[0] = 0.3
+    assert meter.share() == pytest.approx(0.10)
+    write(1090 + 95, 1005 + 5, 5)  # 100 ticks: 95 busy, 5 of them our own, 5 idle
+    own[0] = 5 / os.sysconf("SC_CLK_TCK")
+    now[0] = 0.6
+    assert meter.share() == pytest.approx(0.10)
+    stat.unlink()
+    now[0] = 0.9
+    assert meter.share() == pytest.approx(0.10)  # unreadable now: the last share stands
+    assert SpareCpu(stat_path=str(tmp_path / "missing")).share() == 1.0  # never readable
+
+
+def test_a_gated_shadow_waits_for_spare_cpu_and_drains_when_stopping(monkeypatch) -> None:
+    """At idle priority on a busy machine the shadow reads nothing (the tasks wait in the
+    pipe); once stop() puts it back to normal priority it scores them all and ends."""
+    from multiprocessing import Pipe
+
+    from augur.monitoring._prediction_log import set_thread_idle
+    from augur.serving import _shadow
+    from augur.serving._shadow import SpareCpu, serve_tasks, spare_while_idle
+
+    monkeypatch.setattr(_shadow, "SPARE_WINDOW_SECONDS", 0.01)
+    busy = SpareCpu()
+    busy.share = lambda: 0.02  # type: ignore[method-assign]  # 2% spare: below the gate
+    reader, writer = Pipe(duplex=False)
+    scored: list[bytes] = []
+    tid: list[int] = []
+
+    def shadow() -> None:
+        tid.append(threading.get_native_id())
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        serve_tasks(
+            reader, scored.append, spare=spare_while_idle(busy, os.getppid()), min_spare=0.1
+        )
+
+    runner = threading.Thread(target=shadow, daemon=True)
+    runner.start()
+    for i in range(20):
+        writer.send_bytes(b"task %d" % i)
+    time.sleep(0.3)
+    assert scored == []  # busy machine: everything waits in the pipe
+    busy.share = lambda: 0.5  # type: ignore[method-assign]
+    deadline = time.monotonic() + 5
+    while len(scored) < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(scored) == 20  # spare CPU again: scored
+    busy.share = lambda: 0.02  # type: ignore[method-assign]
+    time.sleep(0.05)
+    writer.send_bytes(b"late")
+    time.sleep(0.2)
+    assert len(scored) == 20
+    set_thread_idle(tid[0], False)  # what stop() does before it closes the pipe
+    writer.close()
+    runner.join(5)
+    assert not runner.is_alive() and scored[-1] == b"late"
