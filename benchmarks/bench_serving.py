@@ -19,8 +19,9 @@ from the same run):
   invalidations) → ensemble (outputs remembered per version and exact feature vector) →
   decision, prediction log on; ``ours, caches off``: every request reads Redis and
   scores the ensemble; ``ours + shadow``: a 100% mirror to another version (its own
-  tag), scored by the nice-19 shadow process — the table also says what share of the
-  mirrored requests it scored before its pipe filled;
+  tag), scored by the shadow process at idle priority, within its CPU budget and only
+  while the machine has CPU to spare (under the 8-client loads it is shed) — the table
+  also says what share of the mirrored requests it scored over all loads;
 - ``naive``: a minimal FastAPI app under uvicorn doing Feast ``get_online_features`` and
   each member's library ``predict_proba`` (200-tree forest) on the same features.
 
