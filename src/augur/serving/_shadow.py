@@ -332,9 +332,15 @@ def _child_main(
         except Exception:
             log.exception("shadow scoring failed")
 
-    spare = spare_while_idle(SpareCpu(), os.getppid())
     try:
-        serve_tasks(reader, score, cpu_budget, spare=spare, min_spare=min_spare_cpu)
+        serve_tasks(
+            reader,
+            score,
+            cpu_budget,
+            spare=SpareCpu().share,
+            min_spare=min_spare_cpu,
+            stopping=stopping_check(os.getppid()),
+        )
     finally:
         if pipeline.log is not None:
             pipeline.log.close()
@@ -401,18 +407,16 @@ class SpareCpu:
         return ticks[3] + ticks[4], sum(ticks), self._cpu_clock(), self._clock()
 
 
-def spare_while_idle(meter: SpareCpu, parent: int) -> Callable[[], float]:
-    """The shadow's gate: the machine's spare CPU share while this thread runs at idle
-    priority under ``parent``; 1.0 (no waiting) once it is stopping — :meth:`ShadowProcess.stop`
-    put it back to normal priority — or orphaned, so it scores what its pipe holds (or
-    finds it closed) and exits instead of waiting for a quiet machine."""
+def stopping_check(parent: int) -> Callable[[], bool]:
+    """Whether the shadow process is stopping: :meth:`ShadowProcess.stop` put it back to
+    normal priority, or its worker ``parent`` is gone. Then it neither waits for spare CPU
+    nor keeps to its budget: it scores what its pipe holds at full speed and exits (under
+    the budget, a backlog of a few hundred tasks outlasted ``stop()``'s timeout)."""
 
-    def spare() -> float:
-        if not _idle_class() or os.getppid() != parent:
-            return 1.0
-        return meter.share()
+    def stopping() -> bool:
+        return not _idle_class() or os.getppid() != parent
 
-    return spare
+    return stopping
 
 
 def serve_tasks(
@@ -422,6 +426,7 @@ def serve_tasks(
     cpu_clock: Callable[[], float] = time.process_time,
     spare: Callable[[], float] | None = None,
     min_spare: float = 0.0,
+    stopping: Callable[[], bool] | None = None,
 ) -> None:
     """Read tasks from ``reader`` and ``score`` them until the pipe closes.
 
@@ -434,22 +439,26 @@ def serve_tasks(
 
     With ``spare`` (the share of CPU the machine leaves spare, :class:`SpareCpu`) and
     ``min_spare``, it reads no task while the share is below ``min_spare``: the tasks
-    wait in the pipe, and once it is full the worker drops and counts them.
+    wait in the pipe, and once it is full the worker drops and counts them. Once
+    ``stopping()`` says so, neither the spare-CPU gate nor the budget holds it back.
     """
     while True:
-        while spare is not None and min_spare > 0 and spare() < min_spare:
+        done = stopping is not None and stopping()
+        while not done and spare is not None and min_spare > 0 and spare() < min_spare:
             time.sleep(SPARE_WINDOW_SECONDS)
+            done = stopping is not None and stopping()
+        budget = 0.0 if done else cpu_budget
         cpu0 = cpu_clock()
         try:
             score(reader.recv_bytes())  # blocks while there is nothing to do
             started = time.monotonic()
             while reader.poll(0):
                 score(reader.recv_bytes())
-                if cpu_budget and cpu_clock() - cpu0 >= BURST_CPU_SECONDS:
+                if budget and cpu_clock() - cpu0 >= BURST_CPU_SECONDS:
                     break
         except (EOFError, OSError):
             return
-        time.sleep(pause_after(cpu_clock() - cpu0, time.monotonic() - started, cpu_budget))
+        time.sleep(pause_after(cpu_clock() - cpu0, time.monotonic() - started, budget))
 
 
 def pause_after(cpu_used: float, elapsed: float, cpu_budget: float) -> float:

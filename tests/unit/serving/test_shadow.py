@@ -244,6 +244,32 @@ def test_a_budgeted_shadow_scores_in_bursts_and_leaves_the_rest_waiting() -> Non
     assert len(scored) == 200
 
 
+def test_a_stopping_shadow_drains_at_full_speed() -> None:
+    """Once stopping, the budget no longer holds it back: the same 200 tasks of 1 ms
+    that take a 10 % budget seconds are scored in one go."""
+    from multiprocessing import Pipe
+
+    from augur.serving._shadow import serve_tasks
+
+    reader, writer = Pipe(duplex=False)
+    for i in range(200):
+        writer.send_bytes(b"task %d" % i)
+    writer.close()
+    scored: list[float] = []
+
+    def score(_payload: bytes) -> None:
+        t = time.thread_time()
+        while time.thread_time() - t < 0.001:
+            pass
+        scored.append(time.monotonic())
+
+    t0 = time.monotonic()
+    serve_tasks(reader, score, 0.10, time.thread_time, stopping=lambda: True)
+    assert len(scored) == 200
+    assert not [b - a for a, b in itertools.pairwise(scored) if b - a > 0.015]  # no pauses
+    assert time.monotonic() - t0 < 1.0
+
+
 def test_a_full_pipe_makes_the_next_tasks_drop_before_they_are_packed() -> None:
     from augur.serving._shadow import FULL_BACKOFF_SECONDS
 
@@ -341,7 +367,7 @@ def test_a_gated_shadow_waits_for_spare_cpu_and_drains_when_stopping(monkeypatch
 
     from augur.monitoring._prediction_log import set_thread_idle
     from augur.serving import _shadow
-    from augur.serving._shadow import SpareCpu, serve_tasks, spare_while_idle
+    from augur.serving._shadow import SpareCpu, serve_tasks, stopping_check
 
     monkeypatch.setattr(_shadow, "SPARE_WINDOW_SECONDS", 0.01)
     busy = SpareCpu()
@@ -354,7 +380,11 @@ def test_a_gated_shadow_waits_for_spare_cpu_and_drains_when_stopping(monkeypatch
         tid.append(threading.get_native_id())
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         serve_tasks(
-            reader, scored.append, spare=spare_while_idle(busy, os.getppid()), min_spare=0.1
+            reader,
+            scored.append,
+            spare=lambda: busy.share(),
+            min_spare=0.1,
+            stopping=stopping_check(os.getppid()),
         )
 
     runner = threading.Thread(target=shadow, daemon=True)
