@@ -16,7 +16,6 @@ import itertools
 import logging
 import math
 import numbers
-import os
 import struct
 import threading
 import time
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import sqlalchemy as sa
+
+from augur._cpu import set_thread_idle
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -415,18 +416,6 @@ def _utc_then(process: Any) -> Any:
 
 WriterPriority = Literal["normal", "idle"]
 WRITER_PRIORITIES: tuple[str, ...] = get_args(WriterPriority)
-
-
-def set_thread_idle(tid: int, idle: bool) -> bool:
-    """Put thread ``tid`` in Linux's ``SCHED_IDLE`` class (``idle``) or back in the normal
-    one; False when the system refuses (not Linux, or leaving ``SCHED_IDLE`` without
-    ``CAP_SYS_NICE``: an unprivileged thread may lower its priority, not raise it)."""
-    try:
-        policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
-        os.sched_setscheduler(tid, policy, os.sched_param(0))
-    except (AttributeError, OSError):
-        return False
-    return True
 
 
 class UnknownRequestError(KeyError):

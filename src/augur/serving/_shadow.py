@@ -39,6 +39,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from augur._cpu import set_thread_idle, thread_is_idle
+
 log = logging.getLogger(__name__)
 
 Job = Callable[[], None]
@@ -276,8 +278,7 @@ def _lowest_priority(nice: int) -> None:
     preempts it at once; with nice 19 alone the kernel still gave it slices of a core the
     workers were waiting for, which doubled their p99), else nice 19."""
     os.nice(nice)
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    set_thread_idle(0, True)
 
 
 def _normal_priority(pid: int) -> None:
@@ -287,8 +288,6 @@ def _normal_priority(pid: int) -> None:
         tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
     except OSError:
         tids = [pid]
-    from augur.monitoring._prediction_log import set_thread_idle
-
     for tid in tids:
         set_thread_idle(tid, False)
         with contextlib.suppress(OSError):
@@ -344,14 +343,6 @@ def _child_main(
     finally:
         if pipeline.log is not None:
             pipeline.log.close()
-
-
-def _idle_class() -> bool:
-    """Whether this thread runs in Linux's idle scheduling class."""
-    try:
-        return os.sched_getscheduler(0) == os.SCHED_IDLE
-    except (AttributeError, OSError):
-        return False
 
 
 class SpareCpu:
@@ -414,7 +405,7 @@ def stopping_check(parent: int) -> Callable[[], bool]:
     the budget, a backlog of a few hundred tasks outlasted ``stop()``'s timeout)."""
 
     def stopping() -> bool:
-        return not _idle_class() or os.getppid() != parent
+        return not thread_is_idle() or os.getppid() != parent
 
     return stopping
 

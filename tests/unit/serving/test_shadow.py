@@ -365,7 +365,7 @@ def test_a_gated_shadow_waits_for_spare_cpu_and_drains_when_stopping(monkeypatch
     pipe); once stop() puts it back to normal priority it scores them all and ends."""
     from multiprocessing import Pipe
 
-    from augur.monitoring._prediction_log import set_thread_idle
+    from augur._cpu import set_thread_idle
     from augur.serving import _shadow
     from augur.serving._shadow import SpareCpu, serve_tasks, stopping_check
 
