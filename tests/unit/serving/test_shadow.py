@@ -9,6 +9,7 @@ import os
 import pickle
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -206,6 +207,18 @@ def test_pause_keeps_the_shadow_within_its_cpu_budget() -> None:
     assert pause_after(0.0001, 0.0001, 0.5) == DRAIN_PAUSE_SECONDS  # never busier than that
 
 
+def _one_ms_of_cpu(scored: list[float]) -> Callable[[bytes], None]:
+    """A scorer that spends 1 ms of CPU per task and notes when each one ended."""
+
+    def score(_payload: bytes) -> None:
+        t = time.thread_time()
+        while time.thread_time() - t < 0.001:
+            pass
+        scored.append(time.monotonic())
+
+    return score
+
+
 def test_a_budgeted_shadow_scores_in_bursts_and_leaves_the_rest_waiting() -> None:
     """A shadow on a 10% budget with 200 tasks of 1 ms each waiting: it scores about
     what 10% of a core allows (not all 200), at most a burst per wake-up, and the rest
@@ -219,12 +232,7 @@ def test_a_budgeted_shadow_scores_in_bursts_and_leaves_the_rest_waiting() -> Non
         writer.send_bytes(b"task %d" % i)
     scored: list[float] = []
 
-    def score(_payload: bytes) -> None:
-        t = time.thread_time()
-        while time.thread_time() - t < 0.001:  # 1 ms of CPU per task
-            pass
-        scored.append(time.monotonic())
-
+    score = _one_ms_of_cpu(scored)
     runner = threading.Thread(
         target=serve_tasks, args=(reader, score, 0.10, time.thread_time), daemon=True
     )
@@ -257,12 +265,7 @@ def test_a_stopping_shadow_drains_at_full_speed() -> None:
     writer.close()
     scored: list[float] = []
 
-    def score(_payload: bytes) -> None:
-        t = time.thread_time()
-        while time.thread_time() - t < 0.001:
-            pass
-        scored.append(time.monotonic())
-
+    score = _one_ms_of_cpu(scored)
     t0 = time.monotonic()
     serve_tasks(reader, score, 0.10, time.thread_time, stopping=lambda: True)
     assert len(scored) == 200
