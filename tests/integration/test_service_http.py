@@ -8,9 +8,11 @@ Redis) restore it and run last.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -127,16 +129,19 @@ def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
     }
     log = home / "server.log"
     augur = str(Path(sys.executable).parent / "augur")
-    with log.open("wb") as fh:
+    with log.open("wb") as fh, _sigint_not_ignored():
         proc = subprocess.Popen(
             [augur, "serve", "--port", str(port), "--host", "127.0.0.1"],
             env=env,
             stdout=fh,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            # its own process group: teardown removes whatever of it outlives a failed stop
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 240
+    started: list[Any] = []
     try:
         while True:
             if proc.poll() is not None:
@@ -149,14 +154,56 @@ def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
             if time.monotonic() > deadline:
                 pytest.fail(f"the service was not ready in 240 s:\n{log.read_text()[-4000:]}")
             time.sleep(0.5)
+        started = _tree(proc)  # the stop test stops it: its tree is known from here on
         yield Served(url, settings, tags, routes, log, redis_server, proc)
     finally:
-        proc.send_signal(2)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc, started)
+
+
+def _tree(proc: subprocess.Popen[bytes]) -> list[Any]:
+    import psutil  # BentoML's own dependency
+
+    try:
+        return list(psutil.Process(proc.pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _stop(proc: subprocess.Popen[bytes], started: list[Any] | None = None) -> None:
+    """Stop the server as Ctrl-C does; then kill whatever of its process tree is left
+    (``bentoml serve``, its worker in a session of its own, the shadow process), should a
+    stop have failed half-way: none of it may outlive the module."""
+    import psutil
+
+    tree = (started or []) + _tree(proc)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for child in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()  # psutil checks it is still the same process, not a reused pid
+
+
+@contextlib.contextmanager
+def _sigint_not_ignored() -> Iterator[None]:
+    """A process started meanwhile does not inherit an ignored SIGINT.
+
+    The stop test stops the server with SIGINT, as Ctrl-C does. A shell's background job
+    (``make test &``) runs with SIGINT ignored; the ignore passes through ``exec`` to every
+    child, and the server would never see the signal (the test then timed out). An
+    installed handler does not pass through ``exec``: the child starts with the default."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(scope="module")
@@ -555,7 +602,7 @@ def test_stopping_the_service_keeps_the_mirrored_requests(
     for rid in ids:  # faster than the shadow's CPU budget scores them: a backlog forms
         r = client.post("/decide", json={"symbol": "EURUSD"}, headers={"X-Request-ID": rid})
         assert r.status_code == 200, r.text
-    served.proc.send_signal(2)
+    served.proc.send_signal(signal.SIGINT)
     served.proc.wait(timeout=60)
     db = served.settings.home / "serving" / "predictions.db"
     with sqlite3.connect(db) as conn:
