@@ -161,7 +161,9 @@ class Settings(BaseSettings):
         ge=0.0,
         le=1.0,
         description="The shadow process scores only while at least this share of the "
-        "machine's CPU is spare (idle, or its own). Below it, mirrored requests wait in its "
+        "machine's CPU is spare (idle, or its own) and, in a container with a CPU limit, "
+        "this share of the limit is unused by the container's other processes (its "
+        "cgroup's quota and usage). Below it, mirrored requests wait in its "
         "pipe, and once that is full they are dropped and counted: under saturation, the "
         "shadow is shed first. 0: score whenever the budget allows.",
     )

@@ -37,9 +37,10 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from augur._cpu import set_thread_idle, thread_is_idle
+from augur._cpu import CpuCgroup, set_thread_idle, thread_is_idle
 
 log = logging.getLogger(__name__)
 
@@ -346,13 +347,17 @@ def _child_main(
 
 
 class SpareCpu:
-    """The share of the machine's CPU time nobody else wanted: idle time plus this
-    process's own CPU time, over all CPU time (the first line of ``/proc/stat``).
+    """The share of CPU nobody else wanted, where this process runs.
+
+    On the node: idle time plus this process's own CPU time, over all CPU time (the first
+    line of ``/proc/stat``). In a container with a CPU limit (its cgroup's quota,
+    :class:`~augur._cpu.CpuCgroup`) also within the limit: the part of it the cgroup's
+    other processes left unused over the same wall time — a container at its limit is
+    throttled while the node may look idle. The share is the smaller of the two.
 
     The kernel's counters tick 100 times a second per CPU, so :meth:`share` reads them
     at most once a ``window`` and returns the last share in between. 1.0 (no gate) where
-    ``/proc/stat`` cannot be read. Under a container's CPU limit the machine can look
-    idle while the container is throttled; the shadow's CPU budget still bounds it.
+    ``/proc/stat`` cannot be read.
     """
 
     def __init__(
@@ -361,31 +366,38 @@ class SpareCpu:
         stat_path: str = "/proc/stat",
         clock: Callable[[], float] = time.monotonic,
         cpu_clock: Callable[[], float] = time.process_time,
+        cgroup: CpuCgroup | Literal["auto"] | None = "auto",
     ) -> None:
         self._window = window
         self._path = stat_path
         self._clock = clock
         self._cpu_clock = cpu_clock
+        self._cgroup = CpuCgroup.of_process() if cgroup == "auto" else cgroup
         self._ticks_per_second = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._share = 1.0
         self._last = self._read()
 
     def share(self) -> float:
         """The spare share (0..1) over the last window that ended."""
-        if self._last is None or self._clock() - self._last[3] < self._window:
+        if self._last is None or self._clock() - self._last.when < self._window:
             return self._share
         now = self._read()
         if now is None:
             return self._share
-        total = now[1] - self._last[1]
+        last, self._last = self._last, now
+        own = now.own - last.own
+        total = now.ticks - last.ticks
         if total > 0:
-            own = (now[2] - self._last[2]) * self._ticks_per_second
-            self._share = max(0.0, min(1.0, (now[0] - self._last[0] + own) / total))
-        self._last = now
+            node = (now.idle - last.idle + own * self._ticks_per_second) / total
+            self._share = max(0.0, min(1.0, node))
+        if now.limit is not None and now.used is not None and last.used is not None:
+            allowed = now.limit * (now.when - last.when)
+            if allowed > 0:
+                others = now.used - last.used - own
+                self._share = min(self._share, max(0.0, 1.0 - others / allowed))
         return self._share
 
-    def _read(self) -> tuple[int, int, float, float] | None:
-        """(idle ticks, all ticks, own CPU seconds, when) — idle counts I/O wait too."""
+    def _read(self) -> _CpuReading | None:
         try:
             with open(self._path, "rb") as f:
                 fields = f.readline().split()
@@ -395,7 +407,27 @@ class SpareCpu:
             return None
         if fields[:1] != [b"cpu"] or len(ticks) < 5:
             return None
-        return ticks[3] + ticks[4], sum(ticks), self._cpu_clock(), self._clock()
+        cgroup = self._cgroup
+        limit = cgroup.limit() if cgroup is not None else None
+        used = cgroup.usage() if limit is not None and cgroup is not None else None
+        return _CpuReading(
+            idle=ticks[3] + ticks[4],  # idle counts I/O wait too
+            ticks=sum(ticks),
+            own=self._cpu_clock(),
+            when=self._clock(),
+            limit=limit,
+            used=used,
+        )
+
+
+@dataclass(frozen=True)
+class _CpuReading:
+    idle: int  # node: idle ticks so far
+    ticks: int  # node: all ticks so far
+    own: float  # this process's CPU seconds so far
+    when: float  # the clock, seconds
+    limit: float | None  # the cgroup's CPU limit (CPUs), None: none
+    used: float | None  # the cgroup's CPU seconds so far (read only under a limit)
 
 
 def stopping_check(parent: int) -> Callable[[], bool]:
