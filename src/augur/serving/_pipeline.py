@@ -788,7 +788,7 @@ class ShadowTask:
                 volatility_ref,
                 trend,
             ),
-            pos=_FLAT if pos is None else PositionContext(*pos),
+            pos=_FLAT if pos is None else _position_from_wire(pos),
             risk=RiskState() if risk is None else RiskState(*risk),
             routing_key=key,
             request_id=rid,
@@ -814,7 +814,8 @@ def pack_shadow(
 
     One pickle of a flat tuple of plain values; a flat position and a default risk
     state travel as ``None``, the market context's symbol is the request's and UTC times
-    are integers (:func:`_to_wire`). Measured: ~1.4 us, where building a
+    (a position's opening time too: 9.8 -> 4.3 us with one) are integers
+    (:func:`_to_wire`). Measured: ~1.4 us, where building a
     :class:`ShadowTask` and packing it dataclass by dataclass took ~13 us (and pickling
     the dataclasses themselves ~24 us).
     """
@@ -834,7 +835,7 @@ def pack_shadow(
                 market.timestamp is ts,
                 None if market.timestamp is ts else _to_wire(market.timestamp),
             ),
-            None if pos is _FLAT else tuple(pos.__getattribute__(f) for f in _POSITION_FIELDS),
+            None if pos is _FLAT else _position_to_wire(pos),
             None
             if risk is _NO_RISK or risk == _NO_RISK
             else tuple(risk.__getattribute__(f) for f in _RISK_FIELDS),
@@ -875,6 +876,23 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 
 _POSITION_FIELDS = _field_names(PositionContext)
+_OPENED_AT = _POSITION_FIELDS.index("opened_at")
+
+
+def _position_to_wire(pos: PositionContext) -> tuple[Any, ...]:
+    """A position's fields in order, its opening time as :func:`_to_wire` sends it."""
+    values = [pos.__getattribute__(f) for f in _POSITION_FIELDS]
+    values[_OPENED_AT] = _to_wire(values[_OPENED_AT])
+    return tuple(values)
+
+
+def _position_from_wire(values: tuple[Any, ...]) -> PositionContext:
+    """Reverse :func:`_position_to_wire`."""
+    fields = list(values)
+    fields[_OPENED_AT] = _from_wire(fields[_OPENED_AT])
+    return PositionContext(*fields)
+
+
 _RISK_FIELDS = _field_names(RiskState)
 _FLAT = PositionContext()  # frozen, every field immutable: one instance serves every request
 # Every request without an account shares this one: the decision engine is pure and

@@ -300,7 +300,7 @@ def test_task_times_cross_the_pipe_exactly() -> None:
     import numpy as np
 
     from augur.decision import MarketContext, PositionContext, RiskState
-    from augur.serving._pipeline import ShadowTask, _to_wire, pack_shadow
+    from augur.serving._pipeline import ShadowTask, _position_to_wire, _to_wire, pack_shadow
     from augur.serving._routing import Route
 
     rng = np.random.default_rng(7)
@@ -312,6 +312,9 @@ def test_task_times_cross_the_pipe_exactly() -> None:
     for ts, market_ts in [*zip(times, reversed(times), strict=True), (None, times[0])]:
         for market_time in (market_ts, market_ts.astimezone(eastern)):
             market = MarketContext(symbol="AAA", price=1.0, timestamp=market_time)
+            # an open position's opening time travels the same way (a zone, or none)
+            opened = None if ts is None else market_time
+            position = PositionContext("long", 0.1, 1.2, opened_at=opened, bars_held=4)
             back = ShadowTask.unpack(
                 pack_shadow(
                     Route("next", "m:3", "shadow"),
@@ -319,7 +322,7 @@ def test_task_times_cross_the_pipe_exactly() -> None:
                     np.zeros(2),
                     ts,
                     market,
-                    PositionContext(),
+                    position,
                     RiskState(),
                     "k",
                     "r",
@@ -329,7 +332,12 @@ def test_task_times_cross_the_pipe_exactly() -> None:
             )
             assert back.ts == ts and back.market.timestamp == market_time
             assert back.market.timestamp.utcoffset() == market_time.utcoffset()
+            assert back.pos == position
+            if opened is not None:
+                assert back.pos.opened_at.utcoffset() == opened.utcoffset()
     assert isinstance(_to_wire(times[0]), int)  # the fast path is taken for UTC
+    wire = _position_to_wire(PositionContext("long", 0.1, 1.2, opened_at=times[0]))
+    assert any(isinstance(v, int) and not isinstance(v, bool) and v > 10**9 for v in wire)
 
 
 def test_spare_cpu_is_idle_plus_own_time_over_all_time(tmp_path) -> None:
