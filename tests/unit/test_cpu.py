@@ -30,14 +30,19 @@ def _files(tmp_path: Path, cgroup: str, mountinfo: str) -> dict[str, str]:
     return {"cgroup_file": str(tmp_path / "cgroup"), "mountinfo_file": str(tmp_path / "mountinfo")}
 
 
+def _v2_cgroup(directory: Path, cpu_max: str, usage_usec: int) -> Path:
+    """A cgroup v2 directory with its cpu.max and cpu.stat."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "cpu.max").write_text(f"{cpu_max}\n")
+    (directory / "cpu.stat").write_text(f"usage_usec {usage_usec}\nuser_usec 0\nsystem_usec 0\n")
+    return directory
+
+
 def test_cgroup_v2_limit_and_usage(tmp_path: Path) -> None:
     """A Kubernetes container on cgroup v2: its quota over its period is the limit in CPUs,
     ``usage_usec`` its usage; "max" means no limit."""
     mount = tmp_path / "sys-fs-cgroup"
-    leaf = mount / "kubepods" / "pod-a" / "ctr-1"
-    leaf.mkdir(parents=True)
-    (leaf / "cpu.max").write_text("50000 100000\n")
-    (leaf / "cpu.stat").write_text("usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n")
+    leaf = _v2_cgroup(mount / "kubepods" / "pod-a" / "ctr-1", "50000 100000", 1_500_000)
     files = _files(
         tmp_path,
         "0::/kubepods/pod-a/ctr-1\n",
@@ -56,10 +61,7 @@ def test_cgroup_v2_limit_and_usage(tmp_path: Path) -> None:
 def test_cgroup_seen_from_inside_a_container(tmp_path: Path) -> None:
     """Without a cgroup namespace a container sees its full cgroup path and the mount's
     root is that path: the directory is the mount point itself."""
-    mount = tmp_path / "cg"
-    mount.mkdir()
-    (mount / "cpu.max").write_text("150000 100000\n")
-    (mount / "cpu.stat").write_text("usage_usec 42\n")
+    mount = _v2_cgroup(tmp_path / "cg", "150000 100000", 42)
     files = _files(
         tmp_path,
         "0::/kubepods/burstable/pod-b/ctr-2\n",
@@ -113,9 +115,7 @@ def test_spare_cpu_is_the_smaller_of_the_node_and_the_cgroup(tmp_path: Path) -> 
     from augur.serving._shadow import SpareCpu
 
     stat = tmp_path / "stat"
-    leaf = tmp_path / "cg"
-    leaf.mkdir()
-    (leaf / "cpu.max").write_text("100000 100000\n")  # one CPU
+    leaf = _v2_cgroup(tmp_path / "cg", "100000 100000", 0)  # one CPU
     now, own = [0.0], [0.0]
 
     def write(user: int, idle: int, usage_seconds: float) -> None:
