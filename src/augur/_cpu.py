@@ -83,10 +83,14 @@ class CpuCgroup:
         kernel documents them: the cgroup path per hierarchy, and where each hierarchy is
         mounted. None where there is none to read (not Linux, no cgroup mounted)."""
         try:
-            paths = _cgroup_paths(Path(cgroup_file).read_text())
-            mounts = _cgroup_mounts(Path(mountinfo_file).read_text())
-        except OSError:
+            return cls._find(Path(cgroup_file).read_text(), Path(mountinfo_file).read_text())
+        except OSError:  # unreadable, or a directory we may not look into
             return None
+
+    @classmethod
+    def _find(cls, cgroup_text: str, mountinfo_text: str) -> CpuCgroup | None:
+        paths = _cgroup_paths(cgroup_text)
+        mounts = _cgroup_mounts(mountinfo_text)
         # Version 2 where its cpu controller is on (cpu.max exists); a hybrid system's
         # unified hierarchy without it falls through to version 1.
         v2 = _cgroup_dir(mounts.get("cgroup2"), paths.get(""))

@@ -101,8 +101,17 @@ def test_cgroup_v1_behind_a_hybrid_unified_hierarchy(tmp_path: Path) -> None:
     assert cgroup.limit() is None
 
 
-def test_no_cgroup_to_read(tmp_path: Path) -> None:
+def test_no_cgroup_to_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = _files(tmp_path, "0::/\n", _mountinfo())  # nothing mounted
+    assert CpuCgroup.of_process(**files) is None
+    _v2_cgroup(tmp_path / "cg", "max 100000", 0)
+    files = _files(tmp_path, "0::/\n", _mountinfo(("/", str(tmp_path / "cg"), "cgroup2", "rw")))
+    assert CpuCgroup.of_process(**files) is not None
+
+    def forbidden(self: Path) -> bool:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "is_dir", forbidden)  # a directory we may not look into
     assert CpuCgroup.of_process(**files) is None
     assert CpuCgroup.of_process(str(tmp_path / "missing"), str(tmp_path / "missing")) is None
     gone = CpuCgroup(2, tmp_path / "gone", tmp_path / "gone")
