@@ -17,11 +17,14 @@ from the same run):
   no-op``: the same Bento with a bare ASGI callable (nothing parsed) for reference;
 - ``ours``: the real service: Redis online features (worker cache kept honest by Redis
   invalidations) → ensemble (outputs remembered per version and exact feature vector) →
-  decision, prediction log on; ``ours, caches off``: every request reads Redis and
-  scores the ensemble; ``ours + shadow``: a 100% mirror to another version (its own
-  tag), scored by the shadow process at idle priority, within its CPU budget and only
-  while the machine has CPU to spare (under the 8-client loads it is shed) — the table
-  also says what share of the mirrored requests it scored over all loads;
+  decision (a plain request's answer remembered per version and symbol until the next
+  bar), prediction log on; ``ours, a position in every request``: the same server, each
+  request decided and rendered afresh; ``ours, caches off``: every request reads Redis,
+  scores the ensemble and is decided; ``ours + shadow``: a 100% mirror to another
+  version (its own tag), scored by the shadow process at idle priority, within its CPU
+  budget and only while the machine has CPU to spare (under the 8-client loads it is
+  shed) — the table also says what share of the mirrored requests it scored over all
+  loads;
 - ``naive``: a minimal FastAPI app under uvicorn doing Feast ``get_online_features`` and
   each member's library ``predict_proba`` (200-tree forest) on the same features.
 
@@ -243,6 +246,7 @@ import service as ours
 
 from augur.serving import BearerAuth
 from augur.serving._asgi import DecisionApp
+from augur.serving._pipeline import Answer
 from augur.serving._schemas import DecisionOut
 from augur.serving._telemetry import default_metrics
 
@@ -252,9 +256,9 @@ WHEN = datetime(2024, 1, 1, tzinfo=UTC)
 class NoopPipeline:
     def decide_many(self, items):
         return [
-            DecisionOut(symbol=req.symbol, action="no_action", size=0.0, direction=0,
-                        probability=0.0, confidence=0.0, agreement=0.0, reasons=[],
-                        model_version="noop", request_id=rid, feature_timestamp=WHEN)
+            Answer.of(DecisionOut(symbol=req.symbol, action="no_action", size=0.0, direction=0,
+                                  probability=0.0, confidence=0.0, agreement=0.0, reasons=[],
+                                  model_version="noop", request_id=rid, feature_timestamp=WHEN))
             for req, rid in items
         ]
 
@@ -472,6 +476,9 @@ def run() -> list[Row]:
     bentoml_exe = str(Path(PY).parent / "bentoml")
     uvicorn_exe = str(Path(PY).parent / "uvicorn")
     body = json.dumps({"symbol": SYMBOL}).encode()
+    # The same symbol holding a position: decided (exit logic) and rendered per request,
+    # where a plain request's answer is remembered until the next bar.
+    held = json.dumps({"symbol": SYMBOL, "position": HELD}).encode()
 
     with tempfile.TemporaryDirectory(prefix="augur-bench-serving-") as tmp:
         work = Path(tmp)
@@ -667,6 +674,9 @@ def run() -> list[Row]:
                                     + s.log.read_text()[-2000:]
                                 )
                             results.setdefault((s.name, clients), []).append(r)
+                        if s.name == "ours":
+                            r = load(s.port, "/decide", held, 8, seconds)
+                            results.setdefault((HELD_ROW, 8), []).append(r)
                 shadow_server = next((s for s in servers if s.name == "ours + shadow"), None)
                 coverage = _shadow_coverage(shadow_server) if shadow_server else None
         finally:
@@ -688,6 +698,10 @@ def run() -> list[Row]:
             )
         )
     return rows
+
+
+HELD = {"side": "long", "size": 0.1, "entry_price": 1.17, "opened_at": "2017-12-28T00:00:00Z"}
+HELD_ROW = "ours, a position in every request"
 
 
 def _shadow_coverage(server: Server) -> tuple[float, float]:
@@ -805,7 +819,7 @@ def _rows(results: dict[tuple[str, int], list[dict[str, float]]], workers: int) 
         p50_gap = (fig("ours", 1, "p50") or 0) - (fig("our no-op", 1, "p50") or 0)
         goals += [
             ratio_row(
-                "/decide vs our no-op (same HTTP layer, no work), 8 clients",
+                "/decide vs our no-op (same HTTP layer, no work), 8 clients, plain requests",
                 "ours",
                 "our no-op",
                 8,
@@ -819,6 +833,14 @@ def _rows(results: dict[tuple[str, int], list[dict[str, float]]], workers: int) 
                 8,
                 "rps",
                 "for reference",
+            ),
+            ratio_row(
+                "/decide with a position in every request (no answer memo) vs our no-op, 8 clients",
+                HELD_ROW,
+                "our no-op",
+                8,
+                "rps",
+                "for reference" + spread(HELD_ROW, "our no-op", 8, "rps"),
             ),
             ratio_row(
                 "/decide with caches off (Redis read + ensemble every request) vs our no-op",

@@ -173,7 +173,9 @@ class Settings(BaseSettings):
         ge=0,
         description="Ensemble outputs remembered per worker, keyed by model version and the "
         "exact feature vector (features change once per bar; the ensemble is a pure "
-        "function of them). 0: score every request.",
+        "function of them), and as many answers to plain requests (no position, account "
+        "or price), per version and symbol until the next bar. 0: score and decide every "
+        "request.",
     )
     store_retry_after_seconds: int = Field(
         default=2, ge=1, description="Retry-After sent with a 503 when the online store is down."

@@ -347,7 +347,7 @@ class DecisionApp:
             raise self._store_down(out)
         if isinstance(out, Exception):
             raise out
-        return 200, out.model_dump_json().encode(), out.model_version
+        return 200, out.body, out.model_version
 
     async def _decide_batch(
         self, scope: Scope, body: bytes, request_id: str

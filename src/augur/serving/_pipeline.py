@@ -245,6 +245,9 @@ class DecisionPipeline:
         self._memo_size = prediction_cache_size
         self._memo: dict[tuple[str, bytes], tuple[Signal, Any]] = {}
         self._facts: dict[str, _RowFacts] = {}
+        self._decided: dict[tuple[str, str], _KnownDecision] = {}
+        self.decision_hits = 0
+        self.decision_misses = 0
         self.memo_hits = 0
         self.memo_misses = 0
         names = list(features.feature_names)
@@ -263,21 +266,25 @@ class DecisionPipeline:
 
     def decide(self, req: DecideRequest, request_id: str) -> DecisionOut:
         """Decide for one symbol. Raises UnknownSymbolError / StoreUnavailableError."""
-        result = self.decide_many([(req, request_id)])[0]
+        result = self._decide_items([(req, request_id)], render=False)[0]
         if isinstance(result, Exception):
             raise result
-        return result
+        return result  # type: ignore[return-value]
 
-    def decide_many(
-        self, items: Sequence[tuple[DecideRequest, str]]
-    ) -> list[DecisionOut | Exception]:
+    def decide_many(self, items: Sequence[tuple[DecideRequest, str]]) -> list[Answer | Exception]:
         """Decide for several independent requests at once (the HTTP layer's natural batch).
 
         One feature read for all symbols and one batched ensemble call per model version;
         each request keeps its own routing key, position, account and request id. A result
-        is the decision or the exception that request raises (unknown symbol, store down).
+        is the decision rendered as the response body (:class:`Answer`) or the exception
+        that request raises (unknown symbol, store down).
         """
-        results: list[DecisionOut | Exception | None] = [None] * len(items)
+        return self._decide_items(items, render=True)  # type: ignore[return-value]
+
+    def _decide_items(
+        self, items: Sequence[tuple[DecideRequest, str]], render: bool
+    ) -> list[Answer | DecisionOut | Exception]:
+        results: list[Answer | DecisionOut | Exception | None] = [None] * len(items)
         symbols = list(dict.fromkeys(req.symbol for req, _ in items))
         try:
             with self._span("features"):
@@ -304,7 +311,7 @@ class DecisionPipeline:
                     request_id,
                 )
             )
-        self._run(jobs, results)
+        self._run(jobs, results, render)
         return [r if r is not None else RuntimeError("not decided") for r in results]
 
     def decide_batch(self, req: DecideBatchRequest, request_id: str) -> DecideBatchResponse:
@@ -341,12 +348,14 @@ class DecisionPipeline:
                 )
             )
         results: list[DecisionOut | Exception | None] = [None] * len(jobs)
-        self._run(jobs, results)
+        self._run(jobs, results, render=False)
         decisions = [r for r in results if isinstance(r, DecisionOut)]
         return DecideBatchResponse(decisions=decisions, errors=errors, request_id=request_id)
 
-    def _run(self, jobs: list[_Job], results: list[Any]) -> None:
-        """Route, refuse or score (batched per model version), decide, log, mirror."""
+    def _run(self, jobs: list[_Job], results: list[Any], render: bool) -> None:
+        """Route, refuse or score (batched per model version), decide, log, mirror.
+
+        A result is a :class:`DecisionOut`, or with ``render`` its :class:`Answer`."""
         t0 = time.perf_counter()
         # One clock reading for the batch: its requests arrived in the same event-loop turn.
         wall = datetime.now(UTC)
@@ -372,7 +381,8 @@ class DecisionPipeline:
                     request_id=job.request_id,
                 )
                 counts[_kind(decision, job.route)] += 1
-                results[job.index] = _out(job.symbol, decision, job.ts)
+                out = _out(job.symbol, decision, job.ts, job.request_id)
+                results[job.index] = Answer.of(out) if render else out
                 continue
             job.x, job.xkey, job.digest = facts.x, facts.key, facts.digest
             job.market, job.pos = self._contexts(
@@ -386,9 +396,13 @@ class DecisionPipeline:
                 signals = self._signals(loaded, group)
             for job, (signal, out) in zip(group, signals, strict=True):
                 with self._span("decision"):
-                    decision = self._decide(
-                        signal, job.pos, job.risk, job.market, loaded.config, job.request_id
-                    )
+                    known = self._known_decision(tag, job, signal, loaded.config)
+                    if known is None:
+                        decision = self._decide(
+                            signal, job.pos, job.risk, job.market, loaded.config, job.request_id
+                        )
+                    else:
+                        decision = known.decision
                 latency_ms = (time.perf_counter() - t0) * 1e3
                 digest = job.digest
                 self._record(job.route, job, decision, out, latency_ms, digest, wall)
@@ -398,10 +412,55 @@ class DecisionPipeline:
                 counts[_kind(decision, job.route)] += 1
                 if job.shadow is not None and self.shadow is not None:
                     unmirrored += not self._mirror(job, decision, digest)
-                results[job.index] = _out(job.symbol, decision, job.ts)
+                if known is not None and render:
+                    results[job.index] = known.answer(job.request_id)
+                    continue
+                response = _out(job.symbol, decision, job.ts, job.request_id)
+                if not render:
+                    results[job.index] = response
+                    continue
+                results[job.index] = answer = Answer.of(response)
+                if job.plain and self._memo_size:
+                    self._remember(tag, job, signal, loaded.config, decision, answer)
         self._count_all(counts)
         if unmirrored:
             self.shadow.drop(unmirrored)
+
+    def _known_decision(
+        self, tag: str, job: _Job, signal: Signal, config: Any
+    ) -> _KnownDecision | None:
+        """The remembered decision for a plain request on this row, when it still holds.
+
+        A plain request (no position, account or price of its own) is decided on nothing
+        but the row's signal, its market context and the version's settings, and the
+        decision engine is a pure function of those: while all three are the very objects
+        the decision was made on (a new bar replaces the row's signal and market), every
+        plain request on the row gets the same decision, and the same answer but for its
+        request id. The checks that depend on the request's time (stale features) run
+        for every request before this."""
+        if not job.plain or not self._memo_size:
+            return None
+        known = self._decided.get((tag, job.symbol))
+        if (
+            known is None
+            or known.signal is not signal
+            or known.market is not job.market
+            or known.config is not config
+        ):
+            self.decision_misses += 1
+            return None
+        self.decision_hits += 1
+        return known
+
+    def _remember(
+        self, tag: str, job: _Job, signal: Signal, config: Any, decision: Decision, answer: Answer
+    ) -> None:
+        head, tail = answer.split_at(job.request_id)
+        if len(self._decided) >= self._memo_size:
+            self._decided.clear()  # more (version, symbol) pairs than the memo's size
+        self._decided[(tag, job.symbol)] = _KnownDecision(
+            signal, job.market, config, decision, head, tail, tag
+        )
 
     def _row_facts(self, symbol: str, vector: Any) -> _RowFacts:
         """What every request on this feature row shares: the float64 vector, whether it
@@ -580,7 +639,7 @@ class DecisionPipeline:
             # the log's writer checks it).
             self.log.log_row(
                 (
-                    decision.request_id,
+                    job.request_id,
                     job.symbol,
                     route.model_tag,  # model_version
                     route.role,
@@ -601,7 +660,7 @@ class DecisionPipeline:
                 )
             )
         except Exception:  # the log must never fail a decision
-            log.exception("request %s: prediction not logged", decision.request_id)
+            log.exception("request %s: prediction not logged", job.request_id)
 
     def _mirror(self, job: _Job, primary: Decision, digest: str) -> bool:
         """Hand the request to the shadow. False when it had no room and the task was
@@ -724,6 +783,9 @@ class DecisionPipeline:
             "features": CacheStats(enabled=enabled, hits=hits, misses=misses),
             "predictions": CacheStats(
                 enabled=self._memo_size > 0, hits=self.memo_hits, misses=self.memo_misses
+            ),
+            "decisions": CacheStats(
+                enabled=self._memo_size > 0, hits=self.decision_hits, misses=self.decision_misses
             ),
         }
         return ModelsResponse(
@@ -938,6 +1000,11 @@ class _Job:
     pos: PositionContext = None  # type: ignore[assignment]
     risk: RiskState = None  # type: ignore[assignment]
 
+    @property
+    def plain(self) -> bool:
+        """No position, account or price of its own: decided on the row alone."""
+        return self.position is None and self.account is None and self.price is None
+
 
 @dataclass(slots=True)
 class _RowFacts:
@@ -949,6 +1016,48 @@ class _RowFacts:
     digest: str
     key: bytes
     market: MarketContext | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A decision as ``POST /decide`` sends it: the JSON body and the version label."""
+
+    body: bytes
+    model_version: str
+
+    @classmethod
+    def of(cls, out: DecisionOut) -> Answer:
+        return cls(out.model_dump_json().encode(), out.model_version)
+
+    def decision_out(self) -> DecisionOut:
+        return DecisionOut.model_validate_json(self.body)
+
+    def split_at(self, request_id: str) -> tuple[bytes, bytes]:
+        """The body before and after the request id's value. The id is a JSON string
+        that needs no escaping (``X-Request-ID`` is checked against ``[A-Za-z0-9._:-]``,
+        ours are hex), and a ``"`` inside another string would be escaped, so the key
+        with its quotes occurs once."""
+        field = b'"request_id":"' + request_id.encode() + b'"'
+        at = self.body.index(field) + len(field) - len(request_id) - 1
+        return self.body[:at], self.body[at + len(request_id) :]
+
+
+@dataclass(slots=True)
+class _KnownDecision:
+    """A plain request's decision on one row, and its answer around the request id
+    (see :meth:`DecisionPipeline._known_decision`). ``decision`` is as made for the first
+    such request, its ``request_id`` that request's: the pipeline uses each job's own."""
+
+    signal: Signal
+    market: MarketContext
+    config: Any
+    decision: Decision
+    head: bytes
+    tail: bytes
+    model_version: str
+
+    def answer(self, request_id: str) -> Answer:
+        return Answer(self.head + request_id.encode() + self.tail, self.model_version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -979,7 +1088,7 @@ def _reason_out(code: str, text: str) -> ReasonOut:
     return ReasonOut(code=code, text=text)
 
 
-def _out(symbol: str, d: Decision, ts: datetime | None) -> DecisionOut:
+def _out(symbol: str, d: Decision, ts: datetime | None, request_id: str) -> DecisionOut:
     # Validated, not ``model_construct``: pydantic's validator is Rust, its construct
     # Python — measured, construct took 5.7 us here and validation 3.5.
     return DecisionOut(
@@ -992,12 +1101,13 @@ def _out(symbol: str, d: Decision, ts: datetime | None) -> DecisionOut:
         agreement=d.agreement,
         reasons=[_reason_out(r.code, r.text) for r in d.reasons],
         model_version=d.model_version,
-        request_id=d.request_id,
+        request_id=request_id,
         feature_timestamp=ts,
     )
 
 
 __all__ = [
+    "Answer",
     "DecisionPipeline",
     "FeatureReader",
     "LoadedModel",

@@ -157,8 +157,9 @@ class ModelsResponse(BaseModel):
     caches: dict[str, CacheStats] = Field(
         default_factory=dict,
         description="The answering worker's caches: 'features' (online rows, kept until "
-        "Redis announces a write) and 'predictions' (ensemble outputs per version and "
-        "exact feature vector).",
+        "Redis announces a write), 'predictions' (ensemble outputs per version and "
+        "exact feature vector) and 'decisions' (the answer to a request without a "
+        "position, account or price, per version and symbol until the next bar).",
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 from augur.decision import DecisionConfig, MarketContext, PositionContext, RiskState, decide
 from augur.monitoring import PredictionLog
 from augur.serving._pipeline import (
+    Answer,
     DecisionPipeline,
     ModelRegistry,
     StaticRouting,
@@ -231,10 +232,10 @@ def test_many_requests_share_one_read_and_one_batched_call(memory_features, mode
     many = p.decide_many([(r, f"r{i}") for i, r in enumerate(reqs)])
     assert memory_features.reads == 1 and models["m:1"].batch_calls == 1
     assert isinstance(many[3], UnknownSymbolError)
-    assert many[4].reasons[0].code == "stale_features"
+    assert many[4].decision_out().reasons[0].code == "stale_features"
     for i in (0, 1, 2):
         one = p.decide(reqs[i], f"r{i}")
-        assert many[i].model_dump() == one.model_dump()  # batched == one by one
+        assert many[i].decision_out() == one  # batched == one by one
     memory_features.down = True
     assert all(isinstance(r, StoreUnavailableError) for r in p.decide_many([(reqs[0], "x")]))
 
@@ -265,6 +266,69 @@ def test_prediction_cache_off_scores_every_request(memory_features, models) -> N
     for i in range(3):
         p.decide(req, f"r{i}")
     assert _model_calls(models["m:1"]) == before + 3
+
+
+def test_plain_requests_reuse_the_decision_until_the_row_changes(
+    memory_features: MemoryFeatures, models, monkeypatch
+) -> None:
+    """A request without a position, account or price is decided on the row alone: the
+    decision engine runs once per (version, symbol, row), and every answer is byte for
+    byte what a pipeline without the memo sends. Anything of the request's own, a new bar,
+    or features gone stale in the meantime is decided afresh."""
+    calls: list[str] = []
+
+    def counting(*args, **kwargs):
+        calls.append(args[-1])
+        return decide(*args, **kwargs)
+
+    p = make(memory_features, models, RoutingTable.single("m:1"))
+    p._decide = counting
+    fresh = make(memory_features, models, RoutingTable.single("m:1"), cache=0)
+
+    def both(req: DecideRequest, rid: str) -> bytes:
+        (ours,) = p.decide_many([(req, rid)])
+        (truth,) = fresh.decide_many([(req, rid)])
+        assert ours.body == truth.body and ours.model_version == truth.model_version == "m:1"
+        return ours.body
+
+    plain = DecideRequest(symbol="AAA", as_of=NOW)
+    first = both(plain, "r1")
+    assert both(plain, "r2") != first and calls == ["r1"]  # the same answer but its id
+    assert p.decide(plain, "r3").request_id == "r3" and calls == ["r1"]
+    own = [
+        {"position": {"side": "long", "size": 0.1, "entry_price": 1.0, "opened_at": NOW}},
+        {"account": {"equity": 0.9, "peak_equity": 1.0}},
+        {"price": 1.5},
+    ]
+    for i, extra in enumerate(own):
+        both(DecideRequest(symbol="AAA", as_of=NOW, **extra), f"own{i}")
+    assert calls == ["r1", "own0", "own1", "own2"]
+    both(plain, "r4")
+    assert len(calls) == 4
+
+    # another symbol on the very same features: its own decision, its own answer
+    memory_features.rows["BBB"] = memory_features.rows["AAA"]
+    assert b'"symbol":"BBB"' in both(DecideRequest(symbol="BBB", as_of=NOW), "b1")
+    assert calls[-1] == "b1"
+
+    x, ts = memory_features.rows["AAA"]
+    memory_features.rows["AAA"] = (x * -3.0, ts)  # a new bar
+    both(plain, "r5")
+    assert calls[-1] == "r5"
+    later = DecideRequest(symbol="AAA", as_of=NOW + timedelta(days=1))  # stale by then
+    assert b"stale_features" in both(later, "r6") and calls[-1] == "r5"
+    assert (p.decision_hits, p.decision_misses) == (3, 3)
+    stats = p.models_info().caches["decisions"]
+    assert stats.enabled and (stats.hits, stats.misses) == (3, 3)
+    assert not fresh.models_info().caches["decisions"].enabled
+
+
+def test_an_answer_splits_around_its_request_id() -> None:
+    body = b'{"reasons":[{"text":"\\"request_id\\":\\"x1\\""}],"request_id":"x1","n":1}'
+    answer = Answer(body, "m:1")
+    head, tail = answer.split_at("x1")
+    assert head + b"x1" + tail == body and tail == b'","n":1}'
+    assert head.endswith(b'}],"request_id":"')
 
 
 def test_a_new_row_for_a_symbol_is_checked_and_digested_afresh(
