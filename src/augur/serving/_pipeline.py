@@ -455,7 +455,10 @@ class DecisionPipeline:
     def _remember(
         self, tag: str, job: _Job, signal: Signal, config: Any, decision: Decision, answer: Answer
     ) -> None:
-        head, tail = answer.split_at(job.request_id)
+        parts = answer.split_at(job.request_id)
+        if parts is None:
+            return
+        head, tail = parts
         if len(self._decided) >= self._memo_size:
             self._decided.clear()  # more (version, symbol) pairs than the memo's size
         self._decided[(tag, job.symbol)] = _KnownDecision(
@@ -1032,13 +1035,16 @@ class Answer:
     def decision_out(self) -> DecisionOut:
         return DecisionOut.model_validate_json(self.body)
 
-    def split_at(self, request_id: str) -> tuple[bytes, bytes]:
-        """The body before and after the request id's value. The id is a JSON string
-        that needs no escaping (``X-Request-ID`` is checked against ``[A-Za-z0-9._:-]``,
-        ours are hex), and a ``"`` inside another string would be escaped, so the key
-        with its quotes occurs once."""
+    def split_at(self, request_id: str) -> tuple[bytes, bytes] | None:
+        """The body before and after the request id's value, or None when the id does
+        not appear verbatim (one JSON had to escape). Over HTTP it always does:
+        ``X-Request-ID`` is checked against ``[A-Za-z0-9._:-]`` and ours are hex. A ``"``
+        inside another string is escaped, so the key with its quotes occurs once."""
         field = b'"request_id":"' + request_id.encode() + b'"'
-        at = self.body.index(field) + len(field) - len(request_id) - 1
+        at = self.body.find(field)
+        if at < 0:
+            return None
+        at += len(field) - len(request_id) - 1
         return self.body[:at], self.body[at + len(request_id) :]
 
 

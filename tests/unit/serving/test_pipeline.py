@@ -326,9 +326,21 @@ def test_plain_requests_reuse_the_decision_until_the_row_changes(
 def test_an_answer_splits_around_its_request_id() -> None:
     body = b'{"reasons":[{"text":"\\"request_id\\":\\"x1\\""}],"request_id":"x1","n":1}'
     answer = Answer(body, "m:1")
-    head, tail = answer.split_at("x1")
+    parts = answer.split_at("x1")
+    assert parts is not None
+    head, tail = parts
     assert head + b"x1" + tail == body and tail == b'","n":1}'
     assert head.endswith(b'}],"request_id":"')
+    assert Answer(b'{"request_id":"a\\"b"}', "m:1").split_at('a"b') is None  # escaped
+
+
+def test_a_request_id_json_must_escape_is_answered_not_remembered(memory_features, models) -> None:
+    p = make(memory_features, models, RoutingTable.single("m:1"))
+    req = DecideRequest(symbol="AAA", as_of=NOW)
+    (odd,) = p.decide_many([(req, 'say "hi"')])
+    assert odd.decision_out().request_id == 'say "hi"'
+    (plain,) = p.decide_many([(req, "r2")])
+    assert plain.decision_out().request_id == "r2" and p.decision_hits == 0
 
 
 def test_a_new_row_for_a_symbol_is_checked_and_digested_afresh(
