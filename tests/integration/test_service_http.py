@@ -374,6 +374,10 @@ def test_models_lists_the_table_and_loaded_versions(served: Served, client: http
     # Redis rows are cached while its invalidations are subscribed; predictions always.
     assert body["caches"]["features"]["enabled"] is True, body["caches"]
     assert body["caches"]["predictions"]["enabled"] is True
+    assert body["caches"]["decisions"]["enabled"] is True
+    # Plain requests on one row: the same answer (remembered or not) with its own id.
+    a, b = (client.post("/decide", json={"symbol": "EURUSD"}).json() for _ in range(2))
+    assert a.pop("request_id") != b.pop("request_id") and a == b
 
 
 def test_in_process_wiring_on_the_real_stores(
