@@ -68,6 +68,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BENTO_DIR = ROOT / "bentos" / "decision"
 PY = sys.executable
 SYMBOL = "EURUSD"
+# A position the sample symbol holds: such a request is decided and rendered afresh.
+HELD = {"side": "long", "size": 0.1, "entry_price": 1.17, "opened_at": "2017-12-28T00:00:00Z"}
+HELD_ROW = "ours, a position in every request"
 
 
 # ----------------------------------------------------------------------- load generator
@@ -698,10 +701,6 @@ def run() -> list[Row]:
             )
         )
     return rows
-
-
-HELD = {"side": "long", "size": 0.1, "entry_price": 1.17, "opened_at": "2017-12-28T00:00:00Z"}
-HELD_ROW = "ours, a position in every request"
 
 
 def _shadow_coverage(server: Server) -> tuple[float, float]:

@@ -462,7 +462,7 @@ class DecisionPipeline:
         if len(self._decided) >= self._memo_size:
             self._decided.clear()  # more (version, symbol) pairs than the memo's size
         self._decided[(tag, job.symbol)] = _KnownDecision(
-            signal, job.market, config, decision, head, tail, tag
+            signal, job.market, config, decision, head, tail
         )
 
     def _row_facts(self, symbol: str, vector: Any) -> _RowFacts:
@@ -1060,10 +1060,9 @@ class _KnownDecision:
     decision: Decision
     head: bytes
     tail: bytes
-    model_version: str
 
     def answer(self, request_id: str) -> Answer:
-        return Answer(self.head + request_id.encode() + self.tail, self.model_version)
+        return Answer(self.head + request_id.encode() + self.tail, self.decision.model_version)
 
 
 @dataclass(frozen=True, slots=True)
