@@ -1,4 +1,5 @@
-"""``augur train`` and ``augur models list``: fit + save an ensemble version; list versions."""
+"""``augur train`` and ``augur models list|push|pull``: fit + save an ensemble version; list
+versions; copy versions to and from a shared model store (a path or an fsspec URI)."""
 
 from __future__ import annotations
 
@@ -192,8 +193,72 @@ def list_models_cmd(
     console.print(table)
 
 
+def push_cmd(
+    tags: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="TAG",
+            help="Versions to push: name:version, or name:latest for the newest local one.",
+        ),
+    ],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="The model store: a path (a mounted volume), file:///models, or an fsspec "
+            "URI such as s3://bucket/augur/models.",
+            metavar="URI",
+        ),
+    ],
+) -> None:
+    """Export versions from the local model store to a shared one, as
+    <URI>/<name>/<version>.bentomodel, where serving pods can pull them."""
+    from augur.models import ModelNotFoundError, ModelStoreError, push_versions
+
+    try:
+        pushed = push_versions(tags, to)
+    except (ModelNotFoundError, ModelStoreError) as exc:
+        _fail(str(exc), code=2)
+    for tag in pushed:
+        print(f"pushed {tag} to {to}")
+
+
+def pull_cmd(
+    tags: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="TAG", help="Exact versions to pull (name:version; latest is refused)."
+        ),
+    ],
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="The model store the versions were pushed to: a path, file:///models, or an "
+            "fsspec URI such as s3://bucket/augur/models.",
+            metavar="URI",
+        ),
+    ],
+) -> None:
+    """Import versions from a shared model store into the local one ($BENTOML_HOME);
+    versions already there are skipped, so running it twice is harmless."""
+    from augur.models import ModelStoreError, pull_versions
+
+    try:
+        pulled = set(pull_versions(tags, source))
+    except ModelStoreError as exc:
+        _fail(str(exc), code=2)
+    for tag in dict.fromkeys(t.lower() for t in tags):  # BentoML tags are lowercase
+        if tag in pulled:
+            print(f"pulled {tag} from {source}")
+        else:
+            print(f"{tag} already in the local model store")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``train`` and the ``models`` group to the ``augur`` app."""
     app.command("train")(train)
     models_app.command("list")(list_models_cmd)
+    models_app.command("push")(push_cmd)
+    models_app.command("pull")(pull_cmd)
     app.add_typer(models_app, name="models")

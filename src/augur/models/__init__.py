@@ -8,7 +8,9 @@ Public names: :class:`Ensemble` (``fit``, ``predict``, ``predict_one``,
 :class:`DynamicWeights`, :func:`confidence_of`, :func:`save_ensemble`,
 :func:`load_ensemble`, :func:`list_models`, :func:`store_path` (the BentoML home in
 use), :class:`ModelRecord`,
-:class:`FeatureSpecMismatchError`, :class:`ModelNotFoundError`, :data:`MEMBERS`.
+:class:`FeatureSpecMismatchError`, :class:`ModelNotFoundError`, :data:`MEMBERS`;
+:func:`push_versions` / :func:`pull_versions` (versions to and from a shared model store:
+a path or an fsspec URI) and :class:`ModelStoreError`.
 
 Nothing heavy happens at import: scikit-learn, XGBoost and BentoML load when used.
 """
@@ -16,6 +18,7 @@ Nothing heavy happens at import: scikit-learn, XGBoost and BentoML load when use
 from augur.models._confidence import confidence_of, direction_of, margin_of
 from augur.models._ensemble import MEMBERS, Ensemble, EnsembleOutput, EnsemblePrediction
 from augur.models._params import EnsembleParams
+from augur.models._remote import ModelStoreError, pull_versions, push_versions
 from augur.models._store import (
     FeatureSpecMismatchError,
     ModelNotFoundError,
@@ -38,11 +41,14 @@ __all__ = [
     "FeatureSpecMismatchError",
     "ModelNotFoundError",
     "ModelRecord",
+    "ModelStoreError",
     "confidence_of",
     "direction_of",
     "list_models",
     "load_ensemble",
     "margin_of",
+    "pull_versions",
+    "push_versions",
     "save_ensemble",
     "store_path",
 ]

@@ -1,12 +1,22 @@
-"""Composition of a study run: smoke variant, run/resume, results, promotion, placebo check."""
+"""Composition of a study run: smoke variant, run/resume, results, promotion (and its push
+to a shared model store), the summary file, placebo check."""
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 from augur.tuning._study import StudyConfig
 
-__all__ = ["check_no_placebo", "promote", "run_and_report", "smoke_variant"]
+__all__ = [
+    "check_destinations",
+    "check_no_placebo",
+    "promote",
+    "run_and_report",
+    "smoke_variant",
+    "write_summary",
+]
 
 
 def smoke_variant(study: StudyConfig) -> StudyConfig:
@@ -33,9 +43,18 @@ def smoke_variant(study: StudyConfig) -> StudyConfig:
 
 
 def run_and_report(
-    study: StudyConfig, *, smoke_test: bool = False, promote: bool = False
+    study: StudyConfig,
+    *,
+    smoke_test: bool = False,
+    promote: bool = False,
+    model_store: str | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the study, write results; the JSON-ready summary."""
+    """Run (or resume) the study, write results; the JSON-ready summary.
+
+    With ``promote`` and a ``model_store`` (a path or an fsspec URI), the promoted
+    version is also pushed there (:func:`augur.models.push_versions`) and
+    ``summary["promoted"]["model_store"]`` names it.
+    """
     from augur.tuning._results import write_results
     from augur.tuning._runner import run_study
 
@@ -46,8 +65,48 @@ def run_and_report(
         study, run.result_grid, run.results_dir, seconds=run.seconds, resumed=run.resumed
     )
     if promote and summary.get("best"):
-        summary["promoted"] = globals()["promote"](study, run.results_dir / "best.json")
+        promoted = globals()["promote"](study, run.results_dir / "best.json")
+        if model_store:
+            from augur.models import push_versions
+
+            push_versions([promoted["tag"]], model_store)
+            promoted["model_store"] = model_store
+        summary["promoted"] = promoted
     return summary
+
+
+def check_destinations(*, summary_file: str | None = None, model_store: str | None = None) -> None:
+    """Before a study runs: raise :class:`augur.models.ModelStoreError` when the summary
+    file's or the model store's URI cannot be used (unknown protocol, package missing)."""
+    from augur.models._remote import _check_uri
+
+    if summary_file:
+        _check_uri(summary_file, "--summary-file")
+    if model_store:
+        _check_uri(model_store)
+
+
+def write_summary(summary: dict[str, Any], target: str | os.PathLike[str]) -> None:
+    """The summary as one JSON line, written whole: a local path (or ``file://``) under a
+    temporary name then renamed; another fsspec URI (``s3://…``) in one write."""
+    from augur.models._remote import _check_uri, _local_root
+
+    text = json.dumps(summary, default=str) + "\n"
+    uri = _check_uri(os.fspath(target), "--summary-file")
+    local = _local_root(uri)
+    if local is None:
+        import fsspec
+
+        with fsspec.open(uri, "w") as fh:
+            fh.write(text)
+        return
+    local.parent.mkdir(parents=True, exist_ok=True)
+    tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, local)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def promote(study: StudyConfig, best_json: Any) -> dict[str, Any]:
