@@ -12,7 +12,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export BENTOML_DO_NOT_TRACK := True
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup demo test lint bench bento clean system-deps
+.PHONY: help setup demo test lint bench bento clean system-deps k8s-build k8s-up k8s-down k8s-test kind-up
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,8 +47,26 @@ system-deps:
 demo: setup ## run the main job end to end on embedded defaults
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo.sh
 
-test: setup ## run unit + integration tests (real Redis, Feast, bentoml serve, Ray) with coverage
+test: setup k8s-build ## run unit, integration and k8s tests (real Redis, Feast, bentoml serve, Ray, API server) with coverage
 	$(PY) -m pytest --cov=augur --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+
+# The k8s tier's control plane (kube-apiserver, controller-manager, scheduler, etcd, kwok,
+# helm) is built from Go modules once and cached under ~/.cache/augur/k8s/. Without Go the
+# tier is skipped, and says so.
+K8S_DIR := $(AUGUR_HOME)/k8s
+
+k8s-build: setup ## build (or reuse) the control plane's binaries from Go modules
+	@if command -v go >/dev/null; then $(PY) -m tests.k8s.controlplane build; \
+	else echo "k8s tier skipped: Go is not on PATH (it builds kube-apiserver, etcd and kwok)"; fi
+
+k8s-up: k8s-build ## start a real control plane on 127.0.0.1; kubeconfig at .augur/k8s/kubeconfig
+	$(PY) -m tests.k8s.controlplane up --dir $(K8S_DIR)
+
+k8s-down: ## stop the control plane started by k8s-up
+	$(PY) -m tests.k8s.controlplane down --dir $(K8S_DIR)
+
+k8s-test: k8s-build ## run only the k8s tier (operators against a real control plane)
+	$(PY) -m pytest tests/k8s tests/unit/cluster $(PYTEST_ARGS)
 
 lint: setup ## ruff + mypy
 	$(VENV)/bin/ruff check src tests benchmarks bentos tuning feature_repo

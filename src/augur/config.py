@@ -189,6 +189,30 @@ class Settings(BaseSettings):
         default=2, ge=1, description="BentoML worker processes of the decision service."
     )
 
+    # --- Kubernetes operator (`augur operator run`) ------------------------------------
+    operator_resync_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Operator: reconcile every DecisionService and TuningJob this often even "
+        "without an event (repairs children edited or deleted by hand, picks up Secrets "
+        "created later).",
+    )
+    operator_priority: int = Field(
+        default=0,
+        ge=0,
+        description="Operator: kopf peering priority. Of the replicas sharing a peering, only "
+        "the one with the highest priority acts; equal priorities all freeze (kopf's rule), "
+        "so 0 picks a random one per process.",
+    )
+    operator_peering: str = Field(
+        default="augur",
+        description="Operator: name of the ClusterKopfPeering the replicas share ('' = "
+        "standalone, no peering).",
+    )
+    operator_health_port: int = Field(
+        default=8080, ge=0, le=65535, description="Operator: port of /healthz (0 = none)."
+    )
+
     # --- misc -------------------------------------------------------------------------
     seed: int = Field(default=7, description="Seed for every random choice (reproducible runs).")
 

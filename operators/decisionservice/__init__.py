@@ -1,0 +1,1 @@
+"""kopf handlers of ``DecisionService`` (registered by importing ``handlers``)."""

@@ -1,0 +1,100 @@
+"""DecisionService → ConfigMap, Deployment, Service, HPA, PDB; status from the Deployment.
+
+Level-triggered: every event and a periodic resync run the same ``reconcile``, which
+renders the children (``augur.cluster``), server-side applies them and records the status.
+Re-running it changes nothing. Deleting the resource deletes its children through their
+owner references (the garbage collector), so there is no delete handler and no finalizer.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from augur.cluster import GROUP, VERSION
+from augur.cluster._constants import DECISION_SERVICE_LABEL
+from augur.cluster._decisionservice import (
+    decision_service_status,
+    missing_secrets,
+    render_children,
+)
+from augur.config import get_settings
+from operators._kube import Kube
+
+PLURAL = "decisionservices"
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def reconcile(body: dict[str, Any], kube: Kube, logger: logging.Logger) -> None:
+    """Apply the children of one DecisionService and record its status."""
+    meta = body["metadata"]
+    namespace, _name = meta["namespace"], meta["name"]
+    problems = missing_secrets(_parsed(body), kube.secret_keys(namespace))
+    if problems:
+        # A permanent error: say so in the status and an Event; the resync re-checks.
+        kopf.warn(body, reason="SecretNotFound", message="; ".join(problems))
+        logger.warning("not applied: %s", "; ".join(problems))
+    else:
+        for manifest in render_children(body):
+            _, outcome = kube.apply(manifest)
+            if outcome != "unchanged":
+                kopf.info(
+                    body,
+                    reason=outcome.capitalize(),
+                    message=f"{outcome} {manifest['kind']} {manifest['metadata']['name']}",
+                )
+    record_status(body, kube)
+
+
+def record_status(body: dict[str, Any], kube: Kube, problems: list[str] | None = None) -> None:
+    """Read the Deployment and write the DecisionService's status."""
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    if problems is None:
+        problems = missing_secrets(_parsed(body), kube.secret_keys(namespace))
+    deployment = kube.get("apps/v1", "Deployment", namespace, name)
+    status = decision_service_status(body, deployment, problems, now())
+    kube.patch_status(PLURAL, namespace, name, status.model_dump(by_alias=True, mode="json"))
+
+
+def _parsed(body: dict[str, Any]) -> Any:
+    from augur.cluster import DecisionService
+
+    return DecisionService.model_validate(body)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def on_change(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    reconcile(dict(body), memo.kube, logger)
+
+
+@kopf.timer(
+    GROUP,
+    VERSION,
+    PLURAL,
+    interval=get_settings().operator_resync_seconds,
+    initial_delay=get_settings().operator_resync_seconds,
+)
+def resync(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    """Periodic reconcile: repairs drift (a child edited or deleted by hand) and picks up
+    Secrets created after the DecisionService."""
+    reconcile(dict(body), memo.kube, logger)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={DECISION_SERVICE_LABEL: kopf.PRESENT})
+def deployment_changed(
+    body: kopf.Body, namespace: str, memo: kopf.Memo, type: str | None, **_: Any
+) -> None:
+    """A child Deployment moved (pods became ready, a rollout ended): refresh the status."""
+    owner = body["metadata"]["labels"][DECISION_SERVICE_LABEL]
+    parent = memo.kube.get(f"{GROUP}/{VERSION}", "DecisionService", namespace, owner)
+    if parent is not None and type != "DELETED":
+        record_status(parent, memo.kube)

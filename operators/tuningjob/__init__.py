@@ -1,0 +1,1 @@
+"""kopf handlers of ``TuningJob`` (registered by importing ``handlers``)."""

@@ -1,0 +1,411 @@
+"""What a DecisionService becomes in the cluster, and how its status is read back.
+
+One Deployment (every pod loads every version of the routing table, as ``augur serve``
+does), a Service, an ``autoscaling/v2`` HPA, a PodDisruptionBudget and the routing-table
+ConfigMap the pods mount. Weights and the shadow's share live only in the ConfigMap, which
+the service re-reads: changing them never restarts a pod. The model tags the pods fetch
+live in the pod template, so a version to fetch rolls the Deployment.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from augur.cluster import _constants as c
+from augur.cluster._conditions import set_condition
+from augur.cluster._resources import (
+    Condition,
+    DecisionService,
+    DecisionServiceStatus,
+    SecretKeyRef,
+    TrafficShare,
+)
+from augur.serving import RoutingTable
+
+MODEL_STORE_MOUNT = "/var/lib/augur/model-store"
+
+
+def owner_reference(resource: dict[str, Any]) -> dict[str, Any]:
+    """The ownerReference that makes a child garbage-collected with ``resource``."""
+    meta = resource["metadata"]
+    return {
+        "apiVersion": resource["apiVersion"],
+        "kind": resource["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def labels(ds_name: str, component: str = "serving") -> dict[str, str]:
+    """Labels on every child of a DecisionService (and its pods)."""
+    return {
+        c.NAME: "augur-decision",
+        c.INSTANCE: ds_name,
+        c.COMPONENT: component,
+        c.PART_OF: "augur",
+        c.MANAGED_BY: c.FIELD_MANAGER,
+        c.DECISION_SERVICE_LABEL: ds_name,
+    }
+
+
+def selector(ds_name: str) -> dict[str, str]:
+    """The pod selector of the Deployment, the Service and the PDB (immutable: keep it small)."""
+    return {c.INSTANCE: ds_name, c.DECISION_SERVICE_LABEL: ds_name}
+
+
+def routes_config_map_name(ds_name: str) -> str:
+    return f"{ds_name}-routes"
+
+
+def routing_table(ds: DecisionService) -> RoutingTable:
+    """The routing-table contract (``augur.serving.RoutingTable``) for the spec."""
+    spec = ds.spec
+    table: dict[str, Any] = {
+        "versions": [
+            {"name": v.name, "model_tag": v.model_tag, "weight": float(v.weight)}
+            for v in spec.versions
+        ]
+    }
+    if spec.shadow is not None:
+        table["shadow"] = {
+            "name": spec.shadow.name,
+            "model_tag": spec.shadow.model_tag,
+            "percent": float(spec.shadow.mirror_percent),
+        }
+    return RoutingTable.model_validate(table)
+
+
+def referenced_secrets(ds: DecisionService) -> list[tuple[str, SecretKeyRef | None]]:
+    """(what for, secret) for every Secret the pods need; key None = the whole Secret."""
+    spec = ds.spec
+    refs: list[tuple[str, SecretKeyRef | None]] = []
+    if spec.feature_store is not None:
+        refs.append(("featureStore.redisUrl", spec.feature_store.redis_url))
+    if spec.prediction_log is not None:
+        refs.append(("predictionLog.url", spec.prediction_log.url))
+    if spec.auth is not None:
+        refs.append(("auth.token", spec.auth.token))
+    if spec.model_store.credentials_secret:
+        name = spec.model_store.credentials_secret
+        refs.append(("modelStore.credentialsSecret", SecretKeyRef(name=name, key="*")))
+    return refs
+
+
+def missing_secrets(ds: DecisionService, secrets: dict[str, set[str]]) -> list[str]:
+    """Problems with referenced Secrets, given {secret name: its keys} in the namespace."""
+    problems = []
+    for field, ref in referenced_secrets(ds):
+        assert ref is not None
+        if ref.name not in secrets:
+            problems.append(f"{field}: Secret {ref.name!r} not found in the namespace")
+        elif ref.key != "*" and ref.key not in secrets[ref.name]:
+            keys = ", ".join(sorted(secrets[ref.name])) or "none"
+            problems.append(f"{field}: Secret {ref.name!r} has no key {ref.key!r} (it has: {keys})")
+    return problems
+
+
+def _model_store_uri(ds: DecisionService) -> str:
+    store = ds.spec.model_store
+    if store.pvc is not None:
+        sub = store.pvc.sub_path.strip("/")
+        return f"{MODEL_STORE_MOUNT}/{sub}" if sub else MODEL_STORE_MOUNT
+    assert store.uri is not None
+    return store.uri
+
+
+def _env(ds: DecisionService) -> list[dict[str, Any]]:
+    spec = ds.spec
+    env: list[dict[str, Any]] = [
+        {"name": "AUGUR_ROUTING_TABLE", "value": f"{c.ROUTES_DIR}/{c.ROUTES_FILE}"},
+        {"name": "AUGUR_ROUTING_KEY", "value": spec.routing_key},
+        {"name": "BENTOML_HOME", "value": c.MODELS_DIR},
+    ]
+    if spec.feature_store is not None:
+        ref = spec.feature_store.redis_url
+        env += [
+            {"name": "AUGUR_ONLINE_STORE", "value": "redis"},
+            {
+                "name": "AUGUR_REDIS_URL",
+                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+            },
+        ]
+    if spec.prediction_log is not None:
+        ref = spec.prediction_log.url
+        env.append(
+            {
+                "name": "AUGUR_PREDICTION_LOG_URL",
+                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+            }
+        )
+    if spec.auth is not None:
+        env.append(
+            {"name": "AUGUR_SERVING_TOKEN_FILE", "value": f"{c.TOKEN_DIR}/{spec.auth.token.key}"}
+        )
+    if spec.decision is not None:
+        overrides = spec.decision.model_dump(exclude_none=True)
+        if overrides:
+            env.append({"name": "AUGUR_DECISION_OVERRIDES", "value": json.dumps(overrides)})
+    return env
+
+
+def _pod_template(ds: DecisionService) -> dict[str, Any]:
+    spec, name = ds.spec, ds.metadata["name"]
+    table = routing_table(ds)
+    volumes: list[dict[str, Any]] = [
+        {"name": "routes", "configMap": {"name": routes_config_map_name(name)}},
+        {"name": "models", "emptyDir": {}},
+    ]
+    fetch_mounts: list[dict[str, Any]] = [{"name": "models", "mountPath": c.MODELS_DIR}]
+    serve_mounts = [
+        {"name": "routes", "mountPath": c.ROUTES_DIR, "readOnly": True},
+        {"name": "models", "mountPath": c.MODELS_DIR},
+    ]
+    if spec.model_store.pvc is not None:
+        volumes.append(
+            {
+                "name": "model-store",
+                "persistentVolumeClaim": {
+                    "claimName": spec.model_store.pvc.claim_name,
+                    "readOnly": True,
+                },
+            }
+        )
+        fetch_mounts.append(
+            {"name": "model-store", "mountPath": MODEL_STORE_MOUNT, "readOnly": True}
+        )
+    if spec.auth is not None:
+        volumes.append({"name": "token", "secret": {"secretName": spec.auth.token.name}})
+        serve_mounts.append({"name": "token", "mountPath": c.TOKEN_DIR, "readOnly": True})
+    fetch: dict[str, Any] = {
+        "name": "fetch-models",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        # Every version of the table, serving and shadow: a new one rolls the pods.
+        "command": ["augur", "models", "pull", *table.model_tags(), "--from", _model_store_uri(ds)],
+        "env": [{"name": "BENTOML_HOME", "value": c.MODELS_DIR}],
+        "volumeMounts": fetch_mounts,
+    }
+    if spec.model_store.credentials_secret:
+        fetch["envFrom"] = [{"secretRef": {"name": spec.model_store.credentials_secret}}]
+    probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5}
+    serve = {
+        "name": "decision",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "ports": [{"name": "http", "containerPort": c.SERVING_PORT, "protocol": "TCP"}],
+        "env": _env(ds),
+        "volumeMounts": serve_mounts,
+        "resources": spec.resources.model_dump(exclude_defaults=False),
+        "readinessProbe": probe,
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+    }
+    return {
+        "metadata": {"labels": labels(name)},
+        "spec": {
+            "initContainers": [fetch],
+            "containers": [serve],
+            "volumes": volumes,
+            "terminationGracePeriodSeconds": 30,
+        },
+    }
+
+
+def _child(kind: str, api_version: str, ds: dict[str, Any], name: str) -> dict[str, Any]:
+    meta = ds["metadata"]
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": meta["namespace"],
+            "labels": labels(meta["name"]),
+            "ownerReferences": [owner_reference(ds)],
+        },
+    }
+
+
+def render_children(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every child object of the DecisionService ``body`` (as the API server returned it),
+    in the order to apply them: the ConfigMap before the pods that mount it."""
+    ds = DecisionService.model_validate(body)
+    name = ds.metadata["name"]
+    spec = ds.spec
+    table = routing_table(ds)
+
+    routes = _child("ConfigMap", "v1", body, routes_config_map_name(name))
+    routes["data"] = {
+        c.ROUTES_FILE: json.dumps(table.model_dump(exclude_none=True), indent=2) + "\n"
+    }
+
+    deployment = _child("Deployment", "apps/v1", body, name)
+    deployment["spec"] = {
+        # No replicas: the HPA owns them.
+        "selector": {"matchLabels": selector(name)},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        },
+        "template": _pod_template(ds),
+    }
+
+    service = _child("Service", "v1", body, name)
+    service["spec"] = {
+        "type": "ClusterIP",
+        "selector": selector(name),
+        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+    }
+
+    hpa = _child("HorizontalPodAutoscaler", "autoscaling/v2", body, name)
+    hpa["spec"] = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        "minReplicas": spec.autoscaling.min_replicas,
+        "maxReplicas": spec.autoscaling.max_replicas,
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {
+                        "type": "Utilization",
+                        "averageUtilization": spec.autoscaling.target_cpu_utilization_percentage,
+                    },
+                },
+            }
+        ],
+    }
+
+    pdb = _child("PodDisruptionBudget", "policy/v1", body, name)
+    pdb["spec"] = {"maxUnavailable": 1, "selector": {"matchLabels": selector(name)}}
+    return [routes, deployment, service, hpa, pdb]
+
+
+def traffic(ds: DecisionService) -> list[TrafficShare]:
+    """The routes with their roles and shares, as the status reports them."""
+    shares = [
+        TrafficShare(
+            name=v.name,
+            model_tag=v.model_tag,
+            role="primary" if i == 0 else "canary",
+            percent=float(v.weight),
+        )
+        for i, v in enumerate(ds.spec.versions)
+    ]
+    if ds.spec.shadow is not None:
+        shares.append(
+            TrafficShare(
+                name=ds.spec.shadow.name,
+                model_tag=ds.spec.shadow.model_tag,
+                role="shadow",
+                percent=float(ds.spec.shadow.mirror_percent),
+            )
+        )
+    return shares
+
+
+def decision_service_status(
+    body: dict[str, Any],
+    deployment: dict[str, Any] | None,
+    problems: list[str],
+    now: str,
+) -> DecisionServiceStatus:
+    """The status to record: what was applied, what the Deployment reports, and why not
+    ready. ``problems`` are permanent errors found before applying (e.g. a missing Secret);
+    with any, nothing was applied and ``Ready``/``RoutesReady`` say why."""
+    ds = DecisionService.model_validate(body)
+    generation = ds.metadata.get("generation")
+    old = ds.status.conditions if ds.status else []
+    conditions = list(old)
+    dep_status = (deployment or {}).get("status", {})
+    dep_spec = (deployment or {}).get("spec", {})
+    desired = int(dep_spec.get("replicas") or 0)
+    ready = int(dep_status.get("readyReplicas") or 0)
+    updated = int(dep_status.get("updatedReplicas") or 0)
+    rolled_out = (
+        deployment is not None
+        and dep_status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+        and updated >= desired
+        and int(dep_status.get("replicas") or 0) == updated
+    )
+
+    def cond(kind: str, ok: bool, reason: str, message: str) -> None:
+        nonlocal conditions
+        conditions = set_condition(
+            conditions,
+            Condition(
+                type=kind,
+                status="True" if ok else "False",
+                reason=reason,
+                message=message,
+                observed_generation=generation,
+            ),
+            now,
+        )
+
+    if problems:
+        text = "; ".join(problems)
+        cond("RoutesReady", False, "SecretNotFound", text)
+        cond("Ready", False, "SecretNotFound", text)
+        if ds.spec.shadow is not None:
+            cond("ShadowReady", False, "SecretNotFound", text)
+    else:
+        shares = ", ".join(f"{v.name}={v.weight}%" for v in ds.spec.versions)
+        cond(
+            "RoutesReady",
+            True,
+            "RoutingTableApplied",
+            f"ConfigMap {routes_config_map_name(ds.metadata['name'])}: {shares}",
+        )
+        if deployment is None:
+            cond("Ready", False, "DeploymentMissing", "the Deployment is being created")
+        elif ready >= 1 and rolled_out:
+            cond("Ready", True, "ReplicasReady", f"{ready}/{desired} pods ready")
+        elif ready >= 1:
+            cond("Ready", False, "RollingOut", f"{updated}/{desired} pods updated, {ready} ready")
+        else:
+            cond("Ready", False, "NoReadyReplicas", f"0/{desired} pods ready")
+        if ds.spec.shadow is None:
+            cond("ShadowReady", False, "NoShadow", "no shadow version is configured")
+        else:
+            shadow = ds.spec.shadow
+            cond(
+                "ShadowReady",
+                ready >= 1,
+                "ShadowMirrored" if ready >= 1 else "NoReadyReplicas",
+                f"{shadow.model_tag} scores {shadow.mirror_percent}% of requests off the request "
+                "path",
+            )
+    primary = ds.spec.versions[0]
+    return DecisionServiceStatus(
+        observed_generation=generation,
+        replicas=int(dep_status.get("replicas") or 0),
+        ready_replicas=ready,
+        ready=f"{ready}/{desired}",
+        primary=primary.model_tag,
+        canary_percent=sum(v.weight for v in ds.spec.versions[1:]),
+        shadow=ds.spec.shadow.model_tag if ds.spec.shadow else "",
+        traffic=traffic(ds) if not problems else [],
+        routing_table=routes_config_map_name(ds.metadata["name"]) if not problems else "",
+        last_promotion=ds.status.last_promotion if ds.status else None,
+        conditions=conditions,
+    )
+
+
+__all__ = [
+    "decision_service_status",
+    "labels",
+    "missing_secrets",
+    "owner_reference",
+    "referenced_secrets",
+    "render_children",
+    "routes_config_map_name",
+    "routing_table",
+    "selector",
+    "traffic",
+]

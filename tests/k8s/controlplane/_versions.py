@@ -1,0 +1,19 @@
+"""The pinned versions of every real component the k8s test tier runs."""
+
+KUBERNETES = "v1.37.2"
+ETCD = "v3.7.4"
+KWOK = "v0.8.0"
+HELM = "v3.22.1"
+KUBERAY = "v1.5.0"
+
+# The three binaries built from tests/k8s/cluster/go.mod (by its `tool` lines).
+KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+# Built with `go install pkg@version`: (binary, package, version).
+GO_INSTALLED = (
+    ("kwok", "sigs.k8s.io/kwok/cmd/kwok", KWOK),
+    ("helm", "helm.sh/helm/v3/cmd/helm", HELM),
+)
+
+KUBERAY_MODULE = "github.com/ray-project/kuberay/ray-operator"
+KWOK_MODULE = "sigs.k8s.io/kwok"
