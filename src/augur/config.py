@@ -8,12 +8,15 @@ pydantic names the variable.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_type_hints
 
-from pydantic import Field, field_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from augur.decision import DecisionConfig
 
 
 class Settings(BaseSettings):
@@ -112,6 +115,19 @@ class Settings(BaseSettings):
     )
     routing_reload_seconds: float = Field(
         default=1.0, gt=0, description="How often the service checks the routing table file."
+    )
+    routing_key: Literal["request", "symbol"] = Field(
+        default="request",
+        description="What splits traffic between the routing table's versions: 'request' — "
+        "the request's routing_key, else its symbol; 'symbol' — always the symbol, whatever "
+        "routing_key a client sends (pins each symbol to one version).",
+    )
+    decision_overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="JSON object of augur.decision.DecisionConfig fields that override every "
+        "served version's own decision thresholds, e.g. "
+        '\'{"confidence_threshold": 0.4, "max_drawdown": 0.15}\'; fields not named keep the '
+        "version's. Empty ('{}'): each version's own.",
     )
     serving_token: str = Field(
         default="",
@@ -222,6 +238,33 @@ class Settings(BaseSettings):
         if not v or any(w < 2 for w in v):
             raise ValueError("AUGUR_WINDOWS must be a non-empty list of integers >= 2")
         return sorted(set(v))
+
+    @field_validator("decision_overrides")
+    @classmethod
+    def _decision_overrides_valid(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """Each value typed as DecisionConfig types it (strict: a JSON string or number
+        where a flag belongs would otherwise pass as truthy), then the whole on top of the
+        default config, which checks names and ranges. A version's own config may still
+        clash with them (e.g. its drawdown_scale_start at or above an overridden
+        max_drawdown): loading that version then fails, naming it."""
+
+        def bad(detail: str) -> ValueError:
+            return ValueError(f"AUGUR_DECISION_OVERRIDES={json.dumps(v, default=repr)}: {detail}")
+
+        hints = get_type_hints(DecisionConfig)
+        typed: dict[str, Any] = {}
+        for name, value in v.items():
+            if name not in hints:
+                continue  # from_dict names every unknown key below
+            try:
+                typed[name] = TypeAdapter(hints[name]).validate_python(value, strict=True)
+            except ValidationError as exc:
+                raise bad(f"{name}={value!r}: {exc.errors()[0]['msg']}") from None
+        try:
+            DecisionConfig.from_dict({**DecisionConfig().to_dict(), **v, **typed})
+        except (TypeError, ValueError) as exc:
+            raise bad(str(exc)) from None
+        return typed
 
     @property
     def bars_dir(self) -> Path:

@@ -17,9 +17,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -107,7 +107,13 @@ class LoadedModel:
 
 
 class ModelRegistry:
-    """Loaded models by tag; loads what a routing table needs before the table is used."""
+    """Loaded models by tag; loads what a routing table needs before the table is used.
+
+    A version decides with its own ``decision_config``, else ``default_config``, with
+    ``overrides`` (DecisionConfig field → value, the service's
+    ``AUGUR_DECISION_OVERRIDES``) replaced in once, when it is loaded: one config object
+    per version, which the pipeline's decision memo relies on.
+    """
 
     def __init__(
         self,
@@ -115,11 +121,13 @@ class ModelRegistry:
         feature_names: Sequence[str],
         default_config: Any,
         on_loaded: Callable[[str, Any], None] | None = None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self._loader = loader
         self._names = list(feature_names)
         self._default_config = default_config
         self._on_loaded = on_loaded
+        self._overrides = dict(overrides or {})
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
 
@@ -152,6 +160,14 @@ class ModelRegistry:
                     )
                 columns = np.array([self._names.index(n) for n in names], dtype=np.intp)
                 config = getattr(model, "decision_config", None) or self._default_config
+                if self._overrides:
+                    try:
+                        config = replace(config, **self._overrides)
+                    except (TypeError, ValueError) as exc:
+                        raise ValueError(
+                            f"model {tag!r}: the decision overrides {self._overrides} do not "
+                            f"fit its decision config: {exc}"
+                        ) from exc
                 self._models[tag] = LoadedModel(tag, model, columns, config)
                 if self._on_loaded is not None:
                     self._on_loaded(tag, model)
@@ -217,9 +233,14 @@ class DecisionPipeline:
         metrics: Any = None,
         tracer: Any = None,
         prediction_cache_size: int = 4096,
+        routing_key: Literal["request", "symbol"] = "request",
     ) -> None:
         from opentelemetry import trace
 
+        if routing_key not in ("request", "symbol"):
+            raise ValueError(f"routing_key must be 'request' or 'symbol', not {routing_key!r}")
+        # 'symbol': the version split ignores the requests' own routing_key.
+        self._key_by_symbol = routing_key == "symbol"
         self.features = features
         self.models = models
         self.routing = routing
@@ -307,7 +328,7 @@ class DecisionPipeline:
                     req.price,
                     req.position,
                     req.account,
-                    req.routing_key or req.symbol,
+                    req.symbol if self._key_by_symbol else req.routing_key or req.symbol,
                     request_id,
                 )
             )
@@ -342,7 +363,7 @@ class DecisionPipeline:
                     req.prices.get(symbol),
                     req.positions.get(symbol),
                     req.account,
-                    req.routing_key or symbol,
+                    symbol if self._key_by_symbol else req.routing_key or symbol,
                     # One log row per decision: the batch id plus the symbol's position.
                     f"{request_id}-{i}",
                 )
@@ -757,7 +778,8 @@ class DecisionPipeline:
         return OutcomeResponse(request_id=req.request_id, recorded=True)
 
     def models_info(self) -> ModelsResponse:
-        """The routing table in force and which versions are loaded."""
+        """The routing table in force, which versions are loaded and the decision
+        thresholds each loaded one decides with."""
         table = self.routing.table
         versions = [
             VersionOut(
@@ -766,6 +788,7 @@ class DecisionPipeline:
                 weight=v.weight,
                 role="primary" if i == 0 else "canary",
                 loaded=v.model_tag in self.models,
+                decision_config=self._thresholds(v.model_tag),
             )
             for i, v in enumerate(table.versions)
         ]
@@ -777,6 +800,7 @@ class DecisionPipeline:
                     percent=table.shadow.percent,
                     role="shadow",
                     loaded=table.shadow.model_tag in self.models,
+                    decision_config=self._thresholds(table.shadow.model_tag),
                 )
             )
         path = getattr(self.routing, "path", None)
@@ -798,6 +822,14 @@ class DecisionPipeline:
             loaded_at=self.routing.loaded_at,
             caches=caches,
         )
+
+    def _thresholds(self, tag: str) -> dict[str, Any] | None:
+        """A loaded version's decision config as a dict (None when not loaded)."""
+        if tag not in self.models:
+            return None
+        config = self.models[tag].config
+        to_dict = getattr(config, "to_dict", None)
+        return to_dict() if to_dict is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,6 +139,12 @@ class VersionOut(BaseModel):
     percent: float | None = None
     role: Literal["primary", "canary", "shadow"]
     loaded: bool
+    decision_config: dict[str, Any] | None = Field(
+        default=None,
+        description="The decision thresholds the version decides with (augur.decision."
+        "DecisionConfig: its own, else the service's, with the service's decision "
+        "overrides applied); absent while it is not loaded.",
+    )
 
 
 class CacheStats(BaseModel):

@@ -184,7 +184,14 @@ def _wire(
         from augur.decision import DecisionConfig
 
         decision_config = DecisionConfig()
-    models = ModelRegistry(loader or bentoml_loader(drift), features.feature_names, decision_config)
+    if settings.decision_overrides:
+        log.info("decision overrides for every version: %s", settings.decision_overrides)
+    models = ModelRegistry(
+        loader or bentoml_loader(drift),
+        features.feature_names,
+        decision_config,
+        overrides=settings.decision_overrides,
+    )
     routing: RoutingTableFile | StaticRouting
     if routing_table is not None:
         routing = StaticRouting(routing_table)
@@ -242,6 +249,7 @@ def _wire(
         metrics=metrics,
         tracer=make_tracer(settings.otlp_endpoint),
         prediction_cache_size=settings.prediction_cache_size,
+        routing_key=settings.routing_key,
     )
     app = DecisionApp(
         pipeline,
@@ -274,7 +282,13 @@ def shadow_pipeline(
     from augur.serving._telemetry import default_metrics
 
     features = _NoFeatures(feature_names)
-    models = ModelRegistry(bentoml_loader(None), feature_names, DecisionConfig())
+    # The service's decision overrides apply to the shadow's decisions as to the primary's.
+    models = ModelRegistry(
+        bentoml_loader(None),
+        feature_names,
+        DecisionConfig(),
+        overrides=settings.decision_overrides,
+    )
     return DecisionPipeline(
         features=cast(FeatureReader, features),
         models=models,

@@ -42,8 +42,20 @@ def plog(tmp_path):
     log.close()
 
 
-def make(features, models, table=TABLE, plog=None, shadow=None, max_age=3 * 3600.0, cache=4096):
-    registry = ModelRegistry(models.__getitem__, features.feature_names, DecisionConfig())
+def make(
+    features,
+    models,
+    table=TABLE,
+    plog=None,
+    shadow=None,
+    max_age=3 * 3600.0,
+    cache=4096,
+    overrides=None,
+    routing_key="request",
+):
+    registry = ModelRegistry(
+        models.__getitem__, features.feature_names, DecisionConfig(), overrides=overrides
+    )
     return DecisionPipeline(
         features=features,
         models=registry,
@@ -53,6 +65,7 @@ def make(features, models, table=TABLE, plog=None, shadow=None, max_age=3 * 3600
         prediction_log=plog,
         shadow=shadow,
         prediction_cache_size=cache,
+        routing_key=routing_key,
     )
 
 
@@ -392,3 +405,137 @@ def test_the_logged_row_puts_every_value_in_its_column(
     assert row.features_digest == features_digest(x) and row.routing_key == "client-7"
     assert row.feature_timestamp == ts and 0 <= row.latency_ms < 1000
     assert abs((row.ts - datetime.now(UTC)).total_seconds()) < 60
+
+
+# ------------------------------------------------ AUGUR_DECISION_OVERRIDES, AUGUR_ROUTING_KEY
+
+
+@pytest.mark.parametrize("cache", [4096, 0])
+def test_decision_overrides_replace_every_versions_thresholds(
+    memory_features: MemoryFeatures, models, cache
+) -> None:
+    """AAA's confidence (~0.77) passes the default gate (0.35) and not an overridden 0.9;
+    the decision memo holds the overridden config (made once, when the version loads)."""
+    req = DecideRequest(symbol="AAA", as_of=NOW)
+    table = RoutingTable.single("m:1")
+    plain = make(memory_features, models, table, cache=cache).decide(req, "r0")
+    assert DecisionConfig().confidence_threshold < plain.confidence < 0.9
+    assert plain.action == "enter_long" and [r.code for r in plain.reasons] == ["entered"]
+    strict = make(
+        memory_features, models, table, cache=cache, overrides={"confidence_threshold": 0.9}
+    )
+    for i in range(3):  # the first decided, then remembered (with the memo on)
+        (answer,) = strict.decide_many([(req, f"r{i + 1}")])
+        out = answer.decision_out()
+        assert out.action == "no_action" and out.size == 0.0
+        assert [r.code for r in out.reasons] == ["confidence_below_threshold"]
+        assert out.confidence == plain.confidence  # same signal: only the gate moved
+    assert strict.decision_hits == (2 if cache else 0)
+    assert strict.models.tags == ["m:1"]
+    assert strict.models["m:1"].config == DecisionConfig(confidence_threshold=0.9)
+
+
+def test_decision_overrides_apply_on_top_of_a_versions_own_config(
+    memory_features: MemoryFeatures, models
+) -> None:
+    """A version with its own decision config keeps the fields the overrides do not name;
+    /models shows what each loaded version decides with."""
+    own = LinearModel(1.0)
+    own.decision_config = DecisionConfig(confidence_threshold=0.5, kelly_fraction=0.5)
+    p = make(
+        memory_features,
+        {**models, "m:1": own},
+        overrides={"confidence_threshold": 0.2, "max_drawdown": 0.5},
+    )
+    assert p.models["m:1"].config == DecisionConfig(
+        confidence_threshold=0.2, kelly_fraction=0.5, max_drawdown=0.5
+    )
+    assert p.models["m:2"].config == DecisionConfig(confidence_threshold=0.2, max_drawdown=0.5)
+    info = {v.name: v.decision_config for v in p.models_info().versions}
+    assert info["stable"] == p.models["m:1"].config.to_dict()
+    assert info["canary"] == info["next"] == p.models["m:2"].config.to_dict()
+    assert info["stable"]["kelly_fraction"] == 0.5 and info["canary"]["kelly_fraction"] == 0.25
+    # without overrides: each version's own thresholds
+    unchanged = {
+        v.name: v.decision_config for v in make(memory_features, models).models_info().versions
+    }
+    assert unchanged["stable"] == DecisionConfig().to_dict()
+
+
+def test_decision_overrides_a_version_cannot_take_fail_its_load_naming_it(
+    memory_features: MemoryFeatures, models
+) -> None:
+    own = LinearModel(1.0)
+    own.decision_config = DecisionConfig(max_drawdown=0.5, drawdown_scale_start=0.3)
+    with pytest.raises(ValueError, match=r"model 'm:1'.*drawdown_scale_start"):
+        make(
+            memory_features,
+            {"m:1": own},
+            RoutingTable.single("m:1"),
+            overrides={"max_drawdown": 0.2},
+        )
+
+
+def test_models_info_shows_no_thresholds_for_a_version_not_loaded(memory_features, models) -> None:
+    p = make(memory_features, models, RoutingTable.single("m:1"))
+    p.routing = StaticRouting(TABLE)  # swapped in without loading its other versions
+    info = {v.name: (v.loaded, v.decision_config) for v in p.models_info().versions}
+    assert info["stable"] == (True, DecisionConfig().to_dict())
+    assert info["canary"] == (False, None) and info["next"] == (False, None)
+
+
+def _versions_by_key(p: DecisionPipeline, symbol: str, keys: list[str]) -> dict[str, str]:
+    return {
+        k: p.decide(DecideRequest(symbol=symbol, as_of=NOW, routing_key=k), "r").model_version
+        for k in keys
+    }
+
+
+def test_routing_key_setting_request_splits_by_the_requests_key(memory_features, models) -> None:
+    """'request' (the default): one symbol's requests spread over the versions by their
+    routing_key, in proportion to the weights (70/30)."""
+    p = make(memory_features, models, routing_key="request")
+    versions = _versions_by_key(p, "AAA", [f"client-{i}" for i in range(400)])
+    share = sum(v == "m:1" for v in versions.values()) / len(versions)
+    assert 0.6 < share < 0.8, share
+
+
+def test_routing_key_setting_symbol_pins_each_symbol_to_one_version(
+    memory_features: MemoryFeatures, models, plog
+) -> None:
+    """'symbol': the request's routing_key is ignored (/decide, /decide_batch, the log):
+    every request for a symbol meets the version its symbol hashes to, and the symbols
+    spread over the versions by the weights."""
+    x, ts = memory_features.rows["AAA"]
+    symbols = [f"S{i:03d}" for i in range(200)]
+    for s in symbols:
+        memory_features.rows[s] = (x, ts)
+    p = make(memory_features, models, plog=plog, routing_key="symbol")
+    keys = [f"client-{i}" for i in range(50)]
+    by_symbol = {}
+    for s in symbols[:10]:
+        versions = _versions_by_key(p, s, keys)
+        assert len(set(versions.values())) == 1, (s, versions)  # whatever the key
+        by_symbol[s] = versions[keys[0]]
+    for s in symbols[10:]:
+        by_symbol[s] = p.decide(DecideRequest(symbol=s, as_of=NOW), "r").model_version
+    share = sum(v == "m:1" for v in by_symbol.values()) / len(by_symbol)
+    assert 0.6 < share < 0.8, share  # symbols, not keys, are split 70/30
+    for key in keys[:5]:
+        batch = p.decide_batch(
+            DecideBatchRequest(symbols=symbols[:20], as_of=NOW, routing_key=key), "b"
+        )
+        assert {d.symbol: d.model_version for d in batch.decisions} == {
+            s: by_symbol[s] for s in symbols[:20]
+        }
+    p.decide(DecideRequest(symbol="BBB", as_of=NOW, routing_key="client-7"), "logged-1")
+    assert plog.flush()
+    assert plog.frame().set_index("request_id").loc["logged-1", "routing_key"] == "BBB"
+    # and 'request' on the same symbols and keys does not pin them
+    spread = make(memory_features, models, routing_key="request")
+    assert len(set(_versions_by_key(spread, symbols[0], keys).values())) == 2
+
+
+def test_an_unknown_routing_key_setting_is_refused(memory_features, models) -> None:
+    with pytest.raises(ValueError, match="'client'"):
+        make(memory_features, models, routing_key="client")
