@@ -15,7 +15,7 @@ export DO_NOT_TRACK := 1
 .PHONY: help setup demo test lint bench bento clean system-deps k8s-build k8s-up k8s-down k8s-test kind-up
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,9 @@ k8s-up: k8s-build ## start a real control plane on 127.0.0.1; kubeconfig at .aug
 
 k8s-down: ## stop the control plane started by k8s-up
 	$(PY) -m tests.k8s.controlplane down --dir $(K8S_DIR)
+
+kind-up: setup ## (needs Docker, kind, helm) Augur on a kind cluster: KubeRay, image, CRDs, operator, a sample DecisionService
+	bash scripts/kind_up.sh
 
 k8s-test: k8s-build ## run only the k8s tier (operators against a real control plane)
 	$(PY) -m pytest tests/k8s tests/unit/cluster $(PYTEST_ARGS)

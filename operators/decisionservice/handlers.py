@@ -17,9 +17,10 @@ import kopf
 from augur.cluster import GROUP, VERSION
 from augur.cluster._constants import DECISION_SERVICE_LABEL
 from augur.cluster._decisionservice import (
+    Problem,
     decision_service_status,
-    missing_secrets,
     render_children,
+    spec_problems,
 )
 from augur.config import get_settings
 from operators._kube import Kube
@@ -35,11 +36,12 @@ def reconcile(body: dict[str, Any], kube: Kube, logger: logging.Logger) -> None:
     """Apply the children of one DecisionService and record its status."""
     meta = body["metadata"]
     namespace, _name = meta["namespace"], meta["name"]
-    problems = missing_secrets(_parsed(body), kube.secret_keys(namespace))
+    problems = spec_problems(_parsed(body), kube.secret_keys(namespace))
     if problems:
         # A permanent error: say so in the status and an Event; the resync re-checks.
-        kopf.warn(body, reason="SecretNotFound", message="; ".join(problems))
-        logger.warning("not applied: %s", "; ".join(problems))
+        text = "; ".join(p.message for p in problems)
+        kopf.warn(body, reason=problems[0].reason, message=text)
+        logger.warning("not applied: %s", text)
     else:
         for manifest in render_children(body):
             _, outcome = kube.apply(manifest)
@@ -52,12 +54,12 @@ def reconcile(body: dict[str, Any], kube: Kube, logger: logging.Logger) -> None:
     record_status(body, kube)
 
 
-def record_status(body: dict[str, Any], kube: Kube, problems: list[str] | None = None) -> None:
+def record_status(body: dict[str, Any], kube: Kube, problems: list[Problem] | None = None) -> None:
     """Read the Deployment and write the DecisionService's status."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     if problems is None:
-        problems = missing_secrets(_parsed(body), kube.secret_keys(namespace))
+        problems = spec_problems(_parsed(body), kube.secret_keys(namespace))
     deployment = kube.get("apps/v1", "Deployment", namespace, name)
     status = decision_service_status(body, deployment, problems, now())
     kube.patch_status(PLURAL, namespace, name, status.model_dump(by_alias=True, mode="json"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -14,14 +13,6 @@ app = typer.Typer(
     help="The Kubernetes operator: reconciles DecisionService and TuningJob resources.",
     no_args_is_help=True,
 )
-
-
-def source_root() -> Path | None:
-    """The source checkout (holding ``operators/``) this package runs from, if any."""
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "operators" / "main.py").is_file():
-            return parent
-    return None
 
 
 @app.command("run")
@@ -58,15 +49,12 @@ def run(
     from augur.config import get_settings
 
     settings = get_settings()
-    root = source_root()
-    if root is not None and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     try:
-        importlib.import_module("operators.main")
+        importlib.import_module("operators.main")  # registers the handlers
     except ModuleNotFoundError as exc:
         Console(stderr=True).print(
-            f"[red]cannot import the operator's handlers ({exc})[/]: run from a source checkout "
-            "(it holds operators/) or install it with the package"
+            f"[red]cannot import the operator's handlers ({exc})[/]: the augur package is "
+            "installed without its operators/ (reinstall it from the source checkout)"
         )
         raise typer.Exit(2) from None
     port = settings.operator_health_port if health_port is None else health_port
@@ -98,4 +86,4 @@ def crds(
         typer.echo(f"wrote {path}")
 
 
-__all__ = ["app", "source_root"]
+__all__ = ["app"]

@@ -10,6 +10,7 @@ live in the pod template, so a version to fetch rolls the Deployment.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from augur.cluster import _constants as c
@@ -92,6 +93,29 @@ def referenced_secrets(ds: DecisionService) -> list[tuple[str, SecretKeyRef | No
         name = spec.model_store.credentials_secret
         refs.append(("modelStore.credentialsSecret", SecretKeyRef(name=name, key="*")))
     return refs
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A permanent error in a DecisionService: nothing is applied until it is fixed."""
+
+    reason: str  # the conditions' reason, e.g. SecretNotFound
+    message: str
+
+
+def spec_problems(ds: DecisionService, secrets: dict[str, set[str]]) -> list[Problem]:
+    """Everything that keeps the pods from starting, given {Secret name: its keys} in the
+    namespace: missing Secrets or keys, and decision settings the engine refuses."""
+    problems = [Problem("SecretNotFound", text) for text in missing_secrets(ds, secrets)]
+    if ds.spec.decision is not None:
+        from augur.decision import DecisionConfig
+
+        overrides = ds.spec.decision.model_dump(exclude_none=True)
+        try:
+            DecisionConfig.from_dict({**DecisionConfig().to_dict(), **overrides})
+        except ValueError as exc:
+            problems.append(Problem("InvalidDecisionSettings", f"spec.decision: {exc}"))
+    return problems
 
 
 def missing_secrets(ds: DecisionService, secrets: dict[str, set[str]]) -> list[str]:
@@ -312,7 +336,7 @@ def traffic(ds: DecisionService) -> list[TrafficShare]:
 def decision_service_status(
     body: dict[str, Any],
     deployment: dict[str, Any] | None,
-    problems: list[str],
+    problems: list[Problem],
     now: str,
 ) -> DecisionServiceStatus:
     """The status to record: what was applied, what the Deployment reports, and why not
@@ -349,11 +373,11 @@ def decision_service_status(
         )
 
     if problems:
-        text = "; ".join(problems)
-        cond("RoutesReady", False, "SecretNotFound", text)
-        cond("Ready", False, "SecretNotFound", text)
+        reason, text = problems[0].reason, "; ".join(p.message for p in problems)
+        cond("RoutesReady", False, reason, text)
+        cond("Ready", False, reason, text)
         if ds.spec.shadow is not None:
-            cond("ShadowReady", False, "SecretNotFound", text)
+            cond("ShadowReady", False, reason, text)
     else:
         shares = ", ".join(f"{v.name}={v.weight}%" for v in ds.spec.versions)
         cond(
@@ -398,6 +422,7 @@ def decision_service_status(
 
 
 __all__ = [
+    "Problem",
     "decision_service_status",
     "labels",
     "missing_secrets",
@@ -407,5 +432,6 @@ __all__ = [
     "routes_config_map_name",
     "routing_table",
     "selector",
+    "spec_problems",
     "traffic",
 ]

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from augur.cluster._decisionservice import (
+    Problem,
     decision_service_status,
     missing_secrets,
     render_children,
+    spec_problems,
 )
 from augur.cluster._resources import DecisionService
 from augur.serving._routing import Router, parse_routing_table
@@ -201,7 +203,18 @@ def test_a_transition_time_moves_only_when_the_status_changes() -> None:
 
 
 def test_problems_make_every_condition_false_with_the_reason() -> None:
-    status = decision_service_status(body(), None, ["auth.token: Secret 'tok' not found"], NOW)
+    problem = Problem("SecretNotFound", "auth.token: Secret 'tok' not found")
+    status = decision_service_status(body(), None, [problem], NOW)
     assert conditions(status)["Ready"] == ("False", "SecretNotFound")
     assert conditions(status)["RoutesReady"] == ("False", "SecretNotFound")
     assert status.traffic == []
+
+
+def test_decision_settings_the_engine_refuses_are_a_problem() -> None:
+    ok = DecisionService.model_validate(body(decision={"confidenceThreshold": 0.4}))
+    assert spec_problems(ok, {}) == []
+    # max_drawdown at or below the default drawdown_scale_start (0.1) is refused by the engine
+    bad = DecisionService.model_validate(body(decision={"maxDrawdown": 0.05}))
+    (problem,) = spec_problems(bad, {})
+    assert problem.reason == "InvalidDecisionSettings"
+    assert "drawdown_scale_start" in problem.message and problem.message.startswith("spec.decision")
