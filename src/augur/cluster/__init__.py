@@ -6,14 +6,12 @@ manifests or a status, so the kopf handlers in ``operators/`` only read, apply a
 
 from augur.cluster._constants import API_VERSION, FIELD_MANAGER, GROUP, VERSION
 from augur.cluster._crd import crd_manifests, render_crd, write_crds
-from augur.cluster._resources import (
+from augur.cluster._decisionservice_resource import (
     DecisionService,
     DecisionServiceSpec,
     DecisionServiceStatus,
-    TuningJob,
-    TuningJobSpec,
-    TuningJobStatus,
 )
+from augur.cluster._tuningjob_resource import TuningJob, TuningJobSpec, TuningJobStatus
 
 __all__ = [
     "API_VERSION",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from augur.cluster._resources import Condition
+from augur.cluster._base import Condition
 
 
 def set_condition(conditions: Sequence[Condition], new: Condition, now: str) -> list[Condition]:

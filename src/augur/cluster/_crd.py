@@ -1,4 +1,5 @@
-"""CustomResourceDefinitions generated from the typed resources in ``_resources``.
+"""CustomResourceDefinitions generated from the typed resources (``_decisionservice_resource``,
+``_tuningjob_resource``).
 
 Kubernetes wants a *structural* OpenAPI v3 schema: every node typed, no ``$ref``, no
 ``anyOf`` for optional fields, no ``additionalProperties: false`` beside ``properties``.
@@ -15,12 +16,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
 from augur.cluster._constants import GROUP, VERSION
-from augur.cluster._resources import (
-    DecisionServiceSpec,
-    DecisionServiceStatus,
-    TuningJobSpec,
-    TuningJobStatus,
-)
+from augur.cluster._decisionservice_resource import DecisionServiceSpec, DecisionServiceStatus
+from augur.cluster._tuningjob_resource import TuningJobSpec, TuningJobStatus
 
 # Keys a structural schema keeps; pydantic's others (title, $defs …) are dropped.
 _KEEP = {
@@ -269,7 +266,7 @@ def crd_manifests() -> dict[str, dict[str, Any]]:
 
 
 _HEADER = (
-    "# Generated from src/augur/cluster/_resources.py by `augur operator crds`: do not edit.\n"
+    "# Generated from the models in src/augur/cluster/ by `augur operator crds`: do not edit.\n"
 )
 
 

@@ -13,17 +13,11 @@ import shlex
 from typing import Any
 
 from augur.cluster import _constants as c
+from augur.cluster._base import Condition, ModelStore, ResourceRequirements
 from augur.cluster._conditions import set_condition
 from augur.cluster._decisionservice import MODEL_STORE_MOUNT, owner_reference
-from augur.cluster._resources import (
-    Condition,
-    DecisionService,
-    ModelStore,
-    Promotion,
-    ResourceRequirements,
-    TuningJob,
-    TuningJobStatus,
-)
+from augur.cluster._decisionservice_resource import DecisionService, Promotion
+from augur.cluster._tuningjob_resource import TuningJob, TuningJobStatus
 
 
 def labels(job_name: str) -> dict[str, str]:

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from augur.cluster._decisionservice import (
+from augur.cluster import DecisionService
+from augur.cluster._decisionservice import render_children
+from augur.cluster._decisionservice_status import (
     Problem,
     decision_service_status,
     missing_secrets,
-    render_children,
     spec_problems,
 )
-from augur.cluster._resources import DecisionService
 from augur.serving._routing import Router, parse_routing_table
 
 NOW = "2026-12-06T10:00:00Z"

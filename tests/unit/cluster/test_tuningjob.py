@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from augur.cluster._resources import ModelStore, TuningJob
+from augur.cluster import TuningJob
+from augur.cluster._base import ModelStore
 from augur.cluster._tuningjob import (
     PromotionError,
     phase_of,
