@@ -26,13 +26,15 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     )
     settings.posting.level = logging.INFO
     settings.posting.reporting_component = FIELD_MANAGER
-    if not settings.peering.mandatory:  # `kopf run --peering/--priority` take precedence
+    # `kopf run --standalone/--peering/--priority` (or `augur operator run`'s) take precedence.
+    if not settings.peering.standalone and not settings.peering.mandatory:
         if augur.operator_peering:
             settings.peering.name = augur.operator_peering
             settings.peering.mandatory = True
-            settings.peering.priority = augur.operator_priority or random.randint(1, 2**31 - 1)
         else:
             settings.peering.standalone = True
+    if not settings.peering.standalone and not settings.peering.priority:
+        settings.peering.priority = augur.operator_priority or random.randint(1, 2**31 - 1)
     memo.kube = _kube.Kube(_kube.connect())
-    if settings.peering.mandatory and settings.peering.clusterwide:
+    if not settings.peering.standalone and settings.peering.clusterwide:
         memo.kube.apply_cluster_peering(settings.peering.name)

@@ -16,12 +16,8 @@ import kopf
 
 from augur.cluster import GROUP, VERSION
 from augur.cluster._constants import DECISION_SERVICE_LABEL
-from augur.cluster._decisionservice import (
-    Problem,
-    decision_service_status,
-    render_children,
-    spec_problems,
-)
+from augur.cluster._decisionservice import render_children
+from augur.cluster._decisionservice_status import Problem, decision_service_status, spec_problems
 from augur.config import get_settings
 from operators._kube import Kube
 
@@ -62,7 +58,10 @@ def record_status(body: dict[str, Any], kube: Kube, problems: list[Problem] | No
         problems = spec_problems(_parsed(body), kube.secret_keys(namespace))
     deployment = kube.get("apps/v1", "Deployment", namespace, name)
     status = decision_service_status(body, deployment, problems, now())
-    kube.patch_status(PLURAL, namespace, name, status.model_dump(by_alias=True, mode="json"))
+    # lastPromotion is written by the TuningJob handler alone: never overwrite it from a
+    # body read before a promotion landed.
+    recorded = status.model_dump(by_alias=True, mode="json", exclude={"last_promotion"})
+    kube.patch_status(PLURAL, namespace, name, recorded)
 
 
 def _parsed(body: dict[str, Any]) -> Any:

@@ -4,12 +4,13 @@ CEL rules from the generated CRDs), with a message that says what is wrong."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.k8s.conftest import Kubectl
+from tests.k8s.conftest import ROOT, Kubectl
 from tests.k8s.test_decisionservice_operator import TAGS, decision_service
 from tests.k8s.test_tuningjob_operator import tuning_job
 
@@ -45,9 +46,7 @@ DS_CASES = [
 
 
 def _rejected(kubectl: Kubectl, body: dict[str, Any]) -> str:
-    proc = kubectl.run(
-        "create", "--dry-run=server", "-f", "-", stdin=__import__("json").dumps(body), check=False
-    )
+    proc = kubectl.run("create", "--dry-run=server", "-f", "-", stdin=json.dumps(body), check=False)
     assert proc.returncode != 0, f"the API server accepted {body['spec']}"
     return proc.stderr
 
@@ -55,9 +54,9 @@ def _rejected(kubectl: Kubectl, body: dict[str, Any]) -> str:
 def test_a_valid_decision_service_is_accepted(kubectl: Kubectl) -> None:
     body = decision_service("ok", "default")
     proc = kubectl.run(
-        "create", "--dry-run=server", "-o", "json", "-f", "-", stdin=__import__("json").dumps(body)
+        "create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(body)
     )
-    created = __import__("json").loads(proc.stdout)
+    created = json.loads(proc.stdout)
     # The API server applied the schema's defaults.
     assert created["spec"]["routingKey"] == "request"
     assert created["spec"]["shadow"]["name"] == "shadow"
@@ -91,3 +90,13 @@ def test_an_invalid_tuning_job_is_refused_by_the_api_server(
 ) -> None:
     body = _edit(tuning_job("bad", "default", Path("/tmp/studies")), path, value)
     assert message in _rejected(kubectl, body)
+
+
+@pytest.mark.parametrize(
+    "example", sorted((ROOT / "examples" / "k8s").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_the_documented_examples_are_accepted(kubectl: Kubectl, example: Path) -> None:
+    proc = kubectl.run(
+        "create", "--dry-run=server", "-n", "default", "-f", str(example), check=False
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -127,7 +127,15 @@ class Cluster:
     # --- start -----------------------------------------------------------------------
 
     def start(self, log=print, timeout: float = 90.0) -> Cluster:
-        """Build (or reuse) the binaries, start every component, wait until ready."""
+        """Build (or reuse) the binaries, start every component, wait until ready. On
+        failure nothing is left running."""
+        try:
+            return self._start(log, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, log, timeout: float) -> Cluster:
         started = time.monotonic()
         bin_dir = _build.build(log=log)
         if self.directory.exists():
