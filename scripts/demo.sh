@@ -31,5 +31,12 @@ augur tune --config tuning/studies/quick.yaml --promote
 step "serving: bentoml serve with the promoted version as a 20% canary and a 100% shadow; outcomes; report"
 python scripts/demo_serving.py
 
+step "Kubernetes: a real control plane with kwok nodes, the operator, a DecisionService with the tuned version as a canary"
+if command -v go >/dev/null; then
+  python scripts/demo_cluster.py
+else
+  echo "skipped: Go is not on PATH (the control plane is built from Go modules)"
+fi
+
 step "done — reports in ${AUGUR_HOME:-.augur}/reports and tuning dashboards in the study's results folder"
 ls -1 "${AUGUR_HOME:-.augur}/reports"
