@@ -19,7 +19,6 @@ TUNING_JOB_LABEL = f"{GROUP}/tuningjob"
 # Where the serving container finds its mounted files.
 ROUTES_DIR = "/etc/augur/routes"
 ROUTES_FILE = "routes.json"
-DECISION_FILE = "decision.json"
 MODELS_DIR = "/var/lib/augur/bentoml"
 TOKEN_DIR = "/etc/augur/token"
 SERVING_PORT = 3000
