@@ -72,8 +72,8 @@ k8s-test: k8s-build ## run only the k8s tier (operators against a real control p
 	$(PY) -m pytest tests/k8s tests/unit/cluster $(PYTEST_ARGS)
 
 lint: setup ## ruff + mypy
-	$(VENV)/bin/ruff check src tests benchmarks bentos tuning feature_repo
-	$(VENV)/bin/ruff format --check src tests benchmarks bentos tuning feature_repo
+	$(VENV)/bin/ruff check src tests benchmarks bentos tuning feature_repo operators scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks bentos tuning feature_repo operators scripts
 	$(VENV)/bin/mypy
 
 bench: setup ## run every benchmark: our figure, the peer's, the ratio

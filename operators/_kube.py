@@ -8,10 +8,11 @@ errors that may pass (conflicts, throttling, server errors, lost connections) be
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, cast
 
 import kopf
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
@@ -43,8 +44,14 @@ def transient_errors(what: str) -> Iterator[None]:
                 f"{what}: HTTP {exc.status}, retrying", delay=RETRY_DELAY
             ) from exc
         raise
-    except OSError as exc:  # connection refused/reset, timeouts (urllib3 errors are OSErrors)
+    except (OSError, urllib3.exceptions.HTTPError) as exc:  # refused, reset, timed out
         raise kopf.TemporaryError(f"{what}: {exc}, retrying", delay=RETRY_DELAY) from exc
+
+
+def event(body: Mapping[str, Any], reason: str, message: str, *, warning: bool = False) -> None:
+    """A Kubernetes Event on ``body`` (kopf posts it in the background)."""
+    post = kopf.warn if warning else kopf.info
+    post(cast(kopf.Body, body), reason=reason, message=message)
 
 
 class Kube:
@@ -115,7 +122,11 @@ class Kube:
         """{Secret name: its keys} in the namespace (values are never read into memory twice)."""
         with transient_errors(f"list Secrets in {namespace}"):
             items = client.CoreV1Api().list_namespaced_secret(namespace).items
-        return {s.metadata.name: set((s.data or {}).keys()) for s in items}
+        return {
+            s.metadata.name: set((s.data or {}).keys())
+            for s in items
+            if s.metadata and s.metadata.name
+        }
 
     def apply_cluster_peering(self, name: str) -> None:
         """The ClusterKopfPeering the operator replicas share (kopf's CRD must exist)."""

@@ -8,7 +8,6 @@ owner references (the garbage collector), so there is no delete handler and no f
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from augur.cluster._constants import DECISION_SERVICE_LABEL
 from augur.cluster._decisionservice import render_children
 from augur.cluster._decisionservice_status import Problem, decision_service_status, spec_problems
 from augur.config import get_settings
-from operators._kube import Kube
+from operators._kube import Kube, event
 
 PLURAL = "decisionservices"
 
@@ -28,7 +27,7 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def reconcile(body: dict[str, Any], kube: Kube, logger: logging.Logger) -> None:
+def reconcile(body: dict[str, Any], kube: Kube, logger: kopf.Logger) -> None:
     """Apply the children of one DecisionService and record its status."""
     meta = body["metadata"]
     namespace, _name = meta["namespace"], meta["name"]
@@ -36,13 +35,13 @@ def reconcile(body: dict[str, Any], kube: Kube, logger: logging.Logger) -> None:
     if problems:
         # A permanent error: say so in the status and an Event; the resync re-checks.
         text = "; ".join(p.message for p in problems)
-        kopf.warn(body, reason=problems[0].reason, message=text)
+        event(body, reason=problems[0].reason, message=text, warning=True)
         logger.warning("not applied: %s", text)
     else:
         for manifest in render_children(body):
             _, outcome = kube.apply(manifest)
             if outcome != "unchanged":
-                kopf.info(
+                event(
                     body,
                     reason=outcome.capitalize(),
                     message=f"{outcome} {manifest['kind']} {manifest['metadata']['name']}",
@@ -73,7 +72,7 @@ def _parsed(body: dict[str, Any]) -> Any:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-def on_change(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+def on_change(body: kopf.Body, memo: Any, logger: kopf.Logger, **_: Any) -> None:
     reconcile(dict(body), memo.kube, logger)
 
 
@@ -84,7 +83,7 @@ def on_change(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any
     interval=get_settings().operator_resync_seconds,
     initial_delay=get_settings().operator_resync_seconds,
 )
-def resync(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+def resync(body: kopf.Body, memo: Any, logger: kopf.Logger, **_: Any) -> None:
     """Periodic reconcile: repairs drift (a child edited or deleted by hand) and picks up
     Secrets created after the DecisionService."""
     reconcile(dict(body), memo.kube, logger)
@@ -92,7 +91,7 @@ def resync(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -
 
 @kopf.on.event("apps", "v1", "deployments", labels={DECISION_SERVICE_LABEL: kopf.PRESENT})
 def deployment_changed(
-    body: kopf.Body, namespace: str, memo: kopf.Memo, type: str | None, **_: Any
+    body: kopf.Body, namespace: str | None, memo: Any, type: str, **_: Any
 ) -> None:
     """A child Deployment moved (pods became ready, a rollout ended): refresh the status."""
     owner = body["metadata"]["labels"][DECISION_SERVICE_LABEL]

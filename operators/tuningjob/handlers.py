@@ -8,7 +8,6 @@ target is a permanent error: recorded in the status, nothing created, no retry l
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
@@ -27,7 +26,7 @@ from augur.cluster._tuningjob import (
     tuning_job_status,
 )
 from augur.config import get_settings
-from operators._kube import Kube
+from operators._kube import Kube, event
 from operators.decisionservice.handlers import PLURAL as DS_PLURAL
 from operators.decisionservice.handlers import now
 
@@ -72,7 +71,7 @@ def read_summary(uri: str) -> dict[str, Any] | None:
     return summary_from_text(text, uri)
 
 
-def reconcile(body: dict[str, Any], kube: Kube, logger: logging.Logger) -> None:
+def reconcile(body: dict[str, Any], kube: Kube, logger: kopf.Logger) -> None:
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     job = TuningJob.model_validate(body)
@@ -91,7 +90,7 @@ def reconcile(body: dict[str, Any], kube: Kube, logger: logging.Logger) -> None:
                 f"{job.spec.promote.decision_service!r} not found in {namespace}"
             )
     if problems:
-        kopf.warn(body, reason="InvalidSpec", message="; ".join(problems))
+        event(body, reason="InvalidSpec", message="; ".join(problems), warning=True)
         status = tuning_job_status(body, None, None, problems, now())
         kube.patch_status(PLURAL, namespace, name, status.model_dump(by_alias=True, mode="json"))
         return
@@ -100,7 +99,7 @@ def reconcile(body: dict[str, Any], kube: Kube, logger: logging.Logger) -> None:
     for manifest in render_children(body, study, study_name, store):
         _, outcome = kube.apply(manifest)
         if outcome != "unchanged":
-            kopf.info(
+            event(
                 body,
                 reason=outcome.capitalize(),
                 message=f"{outcome} {manifest['kind']} {manifest['metadata']['name']}",
@@ -123,7 +122,7 @@ def _promote(
     target: dict[str, Any],
     tag: str,
     kube: Kube,
-    logger: logging.Logger,
+    logger: kopf.Logger,
 ) -> None:
     """Add the winner to the DecisionService (optimistic concurrency: a concurrent edit
     fails the patch with 409, retried by kopf from a fresh read)."""
@@ -131,7 +130,7 @@ def _promote(
     try:
         spec = promote(target, tag, job)
     except PromotionError as exc:
-        kopf.warn(body, reason="PromotionFailed", message=str(exc))
+        event(body, reason="PromotionFailed", message=str(exc), warning=True)
         raise kopf.PermanentError(str(exc)) from None
     if spec is not None:
         kube.patch_spec(DS_PLURAL, meta["namespace"], meta["name"], spec, meta["resourceVersion"])
@@ -142,15 +141,15 @@ def _promote(
         f"{tag} from TuningJob {job.metadata['name']} added as {job.spec.promote.as_} at "
         f"{job.spec.promote.percent}%"
     )
-    kopf.info(body, reason="Promoted", message=message)
-    kopf.info(target, reason="Promoted", message=message)
+    event(body, reason="Promoted", message=message)
+    event(target, reason="Promoted", message=message)
     logger.info("promoted: %s", message)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-def on_change(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+def on_change(body: kopf.Body, memo: Any, logger: kopf.Logger, **_: Any) -> None:
     reconcile(dict(body), memo.kube, logger)
 
 
@@ -161,15 +160,15 @@ def on_change(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any
     interval=get_settings().operator_resync_seconds,
     initial_delay=get_settings().operator_resync_seconds,
 )
-def resync(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+def resync(body: kopf.Body, memo: Any, logger: kopf.Logger, **_: Any) -> None:
     """Periodic reconcile: the summary appears in storage without any event."""
     reconcile(dict(body), memo.kube, logger)
 
 
 @kopf.on.event("ray.io", "v1", "rayjobs", labels={TUNING_JOB_LABEL: kopf.PRESENT})
 def ray_job_changed(
-    body: kopf.Body, namespace: str, memo: kopf.Memo, logger: logging.Logger,
-    type: str | None, **_: Any,
+    body: kopf.Body, namespace: str | None, memo: Any, logger: kopf.Logger,
+    type: str, **_: Any,
 ) -> None:  # fmt: skip
     """KubeRay moved the RayJob (started, finished): follow it at once."""
     owner = body["metadata"]["labels"][TUNING_JOB_LABEL]

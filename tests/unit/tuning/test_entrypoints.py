@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tuning.run import main
 from typer.testing import CliRunner
 
 from augur.tuning import parse_study, smoke_variant
 from augur.tuning._runner import cache_dir, experiment_path, results_dir
 from tests.unit.tuning.helpers import make_study
+from tuning.run import main
 
 
 def test_run_without_config_is_an_error(monkeypatch, capsys) -> None:

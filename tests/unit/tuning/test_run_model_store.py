@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
-from tuning.run import main
 
 import augur.tuning
 from tests.unit.tuning.helpers import make_study
+from tuning.run import main
 
 SUMMARY = {"study": "unit", "trials_complete": 4, "trials_pruned": 0, "best": {"score": 1.5}}
 
