@@ -24,9 +24,29 @@ def set_condition(conditions: Sequence[Condition], new: Condition, now: str) -> 
     return out
 
 
+class ConditionBook:
+    """The conditions of one status being written: each ``set`` replaces its type's entry
+    for this generation, at this time."""
+
+    def __init__(self, old: Sequence[Condition], generation: int | None, now: str) -> None:
+        self.items = list(old)
+        self.generation = generation
+        self.now = now
+
+    def set(self, kind: str, ok: bool, reason: str, message: str) -> None:
+        new = Condition(
+            type=kind,
+            status="True" if ok else "False",
+            reason=reason,
+            message=message,
+            observed_generation=self.generation,
+        )
+        self.items = set_condition(self.items, new, self.now)
+
+
 def condition(conditions: Sequence[Condition], kind: str) -> Condition | None:
     """The condition of type ``kind``, if any."""
     return next((c for c in conditions if c.type == kind), None)
 
 
-__all__ = ["condition", "set_condition"]
+__all__ = ["ConditionBook", "condition", "set_condition"]

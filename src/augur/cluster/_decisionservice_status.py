@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from augur.cluster._base import Condition, SecretKeyRef
-from augur.cluster._conditions import set_condition
+from augur.cluster._base import SecretKeyRef
+from augur.cluster._conditions import ConditionBook
 from augur.cluster._decisionservice import routes_config_map_name
 from augur.cluster._decisionservice_resource import (
     DecisionService,
@@ -102,8 +102,7 @@ def decision_service_status(
     with any, nothing was applied and ``Ready``/``RoutesReady`` say why."""
     ds = DecisionService.model_validate(body)
     generation = ds.metadata.get("generation")
-    old = ds.status.conditions if ds.status else []
-    conditions = list(old)
+    book = ConditionBook(ds.status.conditions if ds.status else [], generation, now)
     dep_status = (deployment or {}).get("status", {})
     dep_spec = (deployment or {}).get("spec", {})
     desired = int(dep_spec.get("replicas") or 0)
@@ -116,47 +115,35 @@ def decision_service_status(
         and int(dep_status.get("replicas") or 0) == updated
     )
 
-    def cond(kind: str, ok: bool, reason: str, message: str) -> None:
-        nonlocal conditions
-        conditions = set_condition(
-            conditions,
-            Condition(
-                type=kind,
-                status="True" if ok else "False",
-                reason=reason,
-                message=message,
-                observed_generation=generation,
-            ),
-            now,
-        )
-
     if problems:
         reason, text = problems[0].reason, "; ".join(p.message for p in problems)
-        cond("RoutesReady", False, reason, text)
-        cond("Ready", False, reason, text)
+        book.set("RoutesReady", False, reason, text)
+        book.set("Ready", False, reason, text)
         if ds.spec.shadow is not None:
-            cond("ShadowReady", False, reason, text)
+            book.set("ShadowReady", False, reason, text)
     else:
         shares = ", ".join(f"{v.name}={v.weight}%" for v in ds.spec.versions)
-        cond(
+        book.set(
             "RoutesReady",
             True,
             "RoutingTableApplied",
             f"ConfigMap {routes_config_map_name(ds.metadata['name'])}: {shares}",
         )
         if deployment is None:
-            cond("Ready", False, "DeploymentMissing", "the Deployment is being created")
+            book.set("Ready", False, "DeploymentMissing", "the Deployment is being created")
         elif ready >= 1 and rolled_out:
-            cond("Ready", True, "ReplicasReady", f"{ready}/{desired} pods ready")
+            book.set("Ready", True, "ReplicasReady", f"{ready}/{desired} pods ready")
         elif ready >= 1:
-            cond("Ready", False, "RollingOut", f"{updated}/{desired} pods updated, {ready} ready")
+            book.set(
+                "Ready", False, "RollingOut", f"{updated}/{desired} pods updated, {ready} ready"
+            )
         else:
-            cond("Ready", False, "NoReadyReplicas", f"0/{desired} pods ready")
+            book.set("Ready", False, "NoReadyReplicas", f"0/{desired} pods ready")
         if ds.spec.shadow is None:
-            cond("ShadowReady", False, "NoShadow", "no shadow version is configured")
+            book.set("ShadowReady", False, "NoShadow", "no shadow version is configured")
         else:
             shadow = ds.spec.shadow
-            cond(
+            book.set(
                 "ShadowReady",
                 ready >= 1,
                 "ShadowMirrored" if ready >= 1 else "NoReadyReplicas",
@@ -175,7 +162,7 @@ def decision_service_status(
         traffic=traffic(ds) if not problems else [],
         routing_table=routes_config_map_name(ds.metadata["name"]) if not problems else "",
         last_promotion=ds.status.last_promotion if ds.status else None,
-        conditions=conditions,
+        conditions=book.items,
     )
 
 

@@ -13,8 +13,8 @@ import shlex
 from typing import Any
 
 from augur.cluster import _constants as c
-from augur.cluster._base import Condition, ModelStore, ResourceRequirements
-from augur.cluster._conditions import set_condition
+from augur.cluster._base import ModelStore, ResourceRequirements
+from augur.cluster._conditions import ConditionBook
 from augur.cluster._decisionservice import MODEL_STORE_MOUNT, owner_reference
 from augur.cluster._decisionservice_resource import DecisionService, Promotion
 from augur.cluster._tuningjob_resource import TuningJob, TuningJobStatus
@@ -213,37 +213,23 @@ def tuning_job_status(
     job = TuningJob.model_validate(body)
     old = job.status or TuningJobStatus()
     generation = job.metadata.get("generation")
-    conditions = list(old.conditions)
-
-    def cond(kind: str, ok: bool, reason: str, message: str) -> None:
-        nonlocal conditions
-        conditions = set_condition(
-            conditions,
-            Condition(
-                type=kind,
-                status="True" if ok else "False",
-                reason=reason,
-                message=message,
-                observed_generation=generation,
-            ),
-            now,
-        )
+    book = ConditionBook(old.conditions, generation, now)
 
     if problems:
         text = "; ".join(problems)
-        cond("Ready", False, "InvalidSpec", text)
+        book.set("Ready", False, "InvalidSpec", text)
         return old.model_copy(
             update={
                 "observed_generation": generation,
                 "phase": "Failed",
                 "reason": "InvalidSpec",
                 "message": text,
-                "conditions": conditions,
+                "conditions": book.items,
             }
         )
     phase, reason, message = phase_of(ray_job, job.spec.suspend)
     ray_status = (ray_job or {}).get("status") or {}
-    cond("Ready", True, "RayJobCreated", f"RayJob {job.metadata['name']}")
+    book.set("Ready", True, "RayJobCreated", f"RayJob {job.metadata['name']}")
     update: dict[str, Any] = {
         "observed_generation": generation,
         "phase": phase,
@@ -261,22 +247,22 @@ def tuning_job_status(
         best = summary.get("best") or {}
         update["best_value"] = best.get("score")
     if phase == "Succeeded":
-        cond("Succeeded", True, "StudyFinished", message)
+        book.set("Succeeded", True, "StudyFinished", message)
     elif phase == "Failed":
-        cond("Succeeded", False, reason, message)
+        book.set("Succeeded", False, reason, message)
     if promoted_tag or old.promoted_model_tag:
         tag = promoted_tag or old.promoted_model_tag
         update["promoted_model_tag"] = tag
         promote = job.spec.promote
         assert promote is not None
-        cond(
+        book.set(
             "Promoted",
             True,
             "Promoted",
             f"{tag} added to DecisionService {promote.decision_service} as {promote.as_} "
             f"at {promote.percent}%",
         )
-    update["conditions"] = conditions
+    update["conditions"] = book.items
     return old.model_copy(update=update)
 
 
