@@ -53,17 +53,81 @@ def momentum_bars(
     )
 
 
-@pytest.fixture(scope="module")
-def result():
-    from augur.models import EnsembleParams
+def evaluate_recording_fits(bars: pd.DataFrame, config: EvaluationConfig):
+    """``evaluate`` with tiny models, recording the feature rows each fold's fit was given."""
+    from augur.models import Ensemble, EnsembleParams
 
+    fits: list[np.ndarray] = []
+    real_fit = Ensemble.fit
+
+    def recording_fit(self, X, *args, **kwargs):
+        fits.append(np.array(X, dtype=float, copy=True))
+        return real_fit(self, X, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Ensemble, "fit", recording_fit)
+        result = evaluate(
+            bars,
+            params=EnsembleParams(**TINY),
+            decision_config=DecisionConfig(confidence_threshold=0.3),
+            config=config,
+        )
+    return result, fits
+
+
+def labelled_frame(bars: pd.DataFrame, config: EvaluationConfig) -> pd.DataFrame:
+    """The training frame the evaluation builds from ``bars`` (rebuilt independently)."""
+    from augur.features import default_spec, training_frame
+
+    return training_frame(bars, default_spec(), config.horizon, config.dead_zone)
+
+
+def fitted_rows(frame: pd.DataFrame, X: np.ndarray) -> pd.DataFrame:
+    """The rows of ``frame`` (timestamp, label_time) whose features are the rows of ``X``."""
+    from augur.features import default_spec
+
+    features = frame[list(default_spec().names)].to_numpy(dtype=float)
+    where = {row.tobytes(): i for i, row in enumerate(features)}
+    assert len(where) == len(frame), "feature rows must identify their training-frame row"
+    idx = [where[row.tobytes()] for row in np.ascontiguousarray(X, dtype=float)]
+    return frame.iloc[idx][["timestamp", "label_time"]].reset_index(drop=True)
+
+
+def assert_folds_purged_and_embargoed(bars, config, result, fits) -> None:
+    """Every row each fold was fitted on has its label realised before that fold's test
+    start, and lies at least ``embargo`` distinct timestamps before it."""
+    s = result.symbols["AAA"]
+    # documented: the embargo defaults to the label horizon
+    embargo = config.horizon if config.embargo_bars is None else config.embargo_bars
+    frame = labelled_frame(bars, config)
+    grid = np.sort(frame["timestamp"].unique())
+    assert len(fits) == len(s.folds) == config.n_folds
+    for fold, X in zip(s.folds.itertuples(), fits, strict=True):
+        rows = fitted_rows(frame, X)
+        test = s.predictions.loc[s.predictions["fold"] == fold.fold, "timestamp"]
+        assert len(rows) == fold.train_rows > 0
+        assert test.min() == fold.test_start
+        last_label = rows["label_time"].max()
+        assert last_label < fold.test_start, (
+            f"fold {fold.fold}: a training label is realised at {last_label}, "
+            f"inside the test fold starting {fold.test_start}"
+        )
+        between = int(((grid > rows["timestamp"].max()) & (grid < fold.test_start)).sum())
+        assert between >= embargo, (
+            f"fold {fold.fold}: only {between} timestamps between the last training row and "
+            f"the test start; the embargo is {embargo}"
+        )
+
+
+@pytest.fixture(scope="module")
+def recorded():
     config = EvaluationConfig(n_folds=2, horizon=3, bootstrap_reps=200, min_train_fraction=0.5)
-    return evaluate(
-        momentum_bars(),
-        params=EnsembleParams(**TINY),
-        decision_config=DecisionConfig(confidence_threshold=0.3),
-        config=config,
-    )
+    return config, *evaluate_recording_fits(momentum_bars(), config)
+
+
+@pytest.fixture(scope="module")
+def result(recorded):
+    return recorded[1]
 
 
 def test_table_has_every_baseline_with_finite_figures(result):
@@ -100,9 +164,30 @@ def test_predictions_are_out_of_sample_and_ordered(result):
     assert np.allclose(p[["p_down", "p_flat", "p_up"]].sum(axis=1), 1.0)
     assert (p["q05"] <= p["q95"]).all()
     assert p["best_model"].isin(["rf", "xgb", "svm", "logreg"]).all()
-    # every test row comes after all of its fold's training labels (purge)
-    for fold in s.folds.itertuples():
-        assert fold.train_rows > 0 and fold.test_start >= p["timestamp"].min()
+
+
+def test_each_fold_was_fitted_only_on_rows_labelled_before_its_test_start(recorded):
+    """Purge and embargo on the folds the evaluation fitted (default embargo = horizon)."""
+    config, result, fits = recorded
+    assert_folds_purged_and_embargoed(momentum_bars(), config, result, fits)
+
+
+@pytest.mark.parametrize("embargo", [0, 6])
+def test_training_stops_where_the_purge_or_a_longer_embargo_says(embargo):
+    """With no embargo only the purge separates training labels from the test fold: it
+    drops exactly the ``horizon`` rows whose labels straddle each test start. An embargo
+    longer than the horizon widens that gap to ``embargo`` timestamps."""
+    bars = momentum_bars(n=330)
+    config = EvaluationConfig(
+        n_folds=2, horizon=3, embargo_bars=embargo, bootstrap_reps=50, min_train_fraction=0.5
+    )
+    result, fits = evaluate_recording_fits(bars, config)
+    assert_folds_purged_and_embargoed(bars, config, result, fits)
+    frame = labelled_frame(bars, config)
+    gap = max(config.horizon, embargo)  # hourly bars without holes
+    for fold, X in zip(result.symbols["AAA"].folds.itertuples(), fits, strict=True):
+        last_trained = fitted_rows(frame, X)["timestamp"].max()
+        assert last_trained == fold.test_start - pd.Timedelta(hours=gap + 1)
 
 
 def test_headline_figures_have_cis(result):
