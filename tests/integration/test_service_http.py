@@ -353,13 +353,43 @@ def test_shadow_is_logged_but_absent_from_the_response(
     assert "augur_decisions_total" in metrics
 
 
-def test_outcome_joins_a_logged_request(served: Served, client: httpx.Client) -> None:
+def _outcomes(served: Served) -> list[tuple]:
+    """The outcomes table of the service's prediction log, joined to the predictions it
+    names: (request_id, role, realized_return, caller) per prediction row."""
+    db = served.settings.home / "serving" / "predictions.db"
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT o.request_id, p.role, o.realized_return, o.caller FROM outcomes o "
+            "LEFT JOIN predictions p ON p.request_id = o.request_id "
+            "ORDER BY o.request_id, p.role"
+        ).fetchall()
+
+
+def test_outcome_is_stored_against_its_request_and_an_unknown_id_is_404(
+    served: Served, client: httpx.Client
+) -> None:
+    """The realized return posted for a request is read back from the log, joined to that
+    request's served row (and to no other request); an unknown request id is 404 and
+    stores nothing."""
     rid = client.post("/decide", json={"symbol": "EURUSD"}).json()["request_id"]
-    assert _predictions(served, rid, want=1)
+    other = client.post("/decide", json={"symbol": "AAPL"}).json()["request_id"]
+    assert _predictions(served, rid, want=1) and _predictions(served, other, want=1)
+    before = _outcomes(served)
     r = client.post("/outcome", json={"request_id": rid, "realized_return": 0.0031})
     assert r.status_code == 200 and r.json() == {"request_id": rid, "recorded": True}
+    added = sorted(set(_outcomes(served)) - set(before))
+    assert added, f"no outcome stored for {rid}"
+    assert {(req, ret) for req, _, ret, _ in added} == {(rid, 0.0031)}, added
+    served_roles = {role for _, role, _, _ in added} - {"shadow"}
+    assert len(served_roles) == 1 and served_roles <= {"primary", "canary"}, added
+    callers = {caller for *_, caller in added}
+    assert len(callers) == 1 and callers.pop().endswith("@127.0.0.1"), added
+    assert not [row for row in _outcomes(served) if row[0] == other]
+
+    stored = _outcomes(served)
     r = client.post("/outcome", json={"request_id": "never-issued", "realized_return": 0.0})
     assert r.status_code == 404 and r.json()["error"] == "unknown_request_id"
+    assert _outcomes(served) == stored  # nothing stored for it
     assert f"request_id={rid}" in served.log.read_text()  # audit line with the caller
 
 

@@ -198,14 +198,40 @@ def test_a_full_shadow_process_drops_a_batch_with_one_count(memory_features, mod
     assert counted == [3, 1] and shadow.dropped == 4
 
 
-def test_outcome_joins_and_unknown_request_id(memory_features, models, plog) -> None:
+def _stored_outcomes(plog: PredictionLog) -> list[tuple[str, float, str]]:
+    """Every row of the log's outcomes table, read back from the database."""
+    import sqlalchemy as sa
+
+    with plog.engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.text("SELECT request_id, realized_return, caller FROM outcomes")
+            )
+        ]
+
+
+def test_outcome_is_stored_against_its_request_and_an_unknown_id_stores_nothing(
+    memory_features, models, plog
+) -> None:
+    """An outcome is read back from the log joined to the request it names (its realized
+    return and caller, on every row of that request and on no other request); an unknown
+    request id raises and leaves the outcomes table as it was."""
     p = make(memory_features, models, plog=plog)
     p.decide(DecideRequest(symbol="AAA", as_of=NOW), "req-7")
-    assert p.record_outcome(
-        OutcomeRequest(request_id="req-7", realized_return=0.01), "desk"
-    ).recorded
+    p.decide(DecideRequest(symbol="BBB", as_of=NOW), "req-8")
+    out = p.record_outcome(OutcomeRequest(request_id="req-7", realized_return=0.0125), "desk")
+    assert (out.request_id, out.recorded) == ("req-7", True)
+    assert _stored_outcomes(plog) == [("req-7", 0.0125, "desk")]
+    frame = plog.frame().set_index("request_id")
+    assert frame.loc["req-7", "realized_return"] == 0.0125
+    assert frame.loc["req-7", "caller"] == "desk"
+    assert np.isnan(frame.loc["req-8", "realized_return"])  # the other request: no outcome
+
     with pytest.raises(UnknownRequestIdError, match="nope"):
-        p.record_outcome(OutcomeRequest(request_id="nope", realized_return=0.0), "desk")
+        p.record_outcome(OutcomeRequest(request_id="nope", realized_return=0.5), "desk")
+    assert _stored_outcomes(plog) == [("req-7", 0.0125, "desk")]  # nothing stored for it
+
     no_log = make(memory_features, models)
     with pytest.raises(UnknownRequestIdError, match="log is off"):
         no_log.record_outcome(OutcomeRequest(request_id="req-7", realized_return=0.0), "desk")
