@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from augur.decision import (
@@ -247,9 +247,42 @@ positions = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(signals, positions, risks, markets, configs)
-def test_properties_hold(sig, pos, risk, market, cfg):
+def cooling(risk: RiskState, cfg: DecisionConfig) -> bool:
+    """Inside the cool-down: enough consecutive losses and the last one recent enough."""
+    return (
+        cfg.cooldown_losses > 0
+        and risk.consecutive_losses >= cfg.cooldown_losses
+        and risk.bars_since_last_loss < cfg.cooldown_bars
+    )
+
+
+def passes_gate(sig: Signal, cfg: DecisionConfig) -> bool:
+    return sig.direction != 0 and sig.confidence >= cfg.confidence_threshold
+
+
+@st.composite
+def cooling_cases(draw, configs=configs, risks=risks):
+    """A config with an active cool-down and a risk state inside it."""
+    cfg = draw(configs)
+    cfg = dataclasses.replace(
+        cfg,
+        cooldown_losses=max(1, cfg.cooldown_losses),
+        cooldown_bars=max(1, cfg.cooldown_bars),
+    )
+    risk = dataclasses.replace(
+        draw(risks),
+        consecutive_losses=draw(st.integers(cfg.cooldown_losses, cfg.cooldown_losses + 5)),
+        bars_since_last_loss=draw(st.integers(0, cfg.cooldown_bars - 1)),
+    )
+    return risk, cfg
+
+
+@settings(max_examples=300, deadline=None)
+@given(signals, positions, risks, markets, configs, st.booleans(), cooling_cases())
+def test_properties_hold(sig, pos, risk, market, cfg, cool, cooling_case):
+    if cool:  # half the draws put the account inside a cool-down
+        risk, cfg = cooling_case
+    event("inside the cool-down" if cooling(risk, cfg) else "not cooling")
     d = decide(sig, pos, risk, market, cfg)
     assert d.size >= 0.0
     assert d.reasons, "every decision carries a reason"
@@ -263,23 +296,126 @@ def test_properties_hold(sig, pos, risk, market, cfg):
         # no entry below the threshold, nor at/beyond the drawdown limit, nor while cooling
         assert sig.confidence >= cfg.confidence_threshold
         assert risk.drawdown < cfg.max_drawdown
+        assert not cooling(risk, cfg), "entered during the cool-down"
         assert pos.side == "flat"
         assert d.action is (Action.ENTER_LONG if sig.direction > 0 else Action.ENTER_SHORT)
+    if cooling(risk, cfg) and pos.side == "flat" and passes_gate(sig, cfg):
+        # the cool-down is what refuses it (it comes before sizing), and it says so
+        event("cool-down refused a signal that passed the gate")
+        assert d.action is Action.RISK_REJECTED and "cooldown" in codes(d)
     # deterministic
     assert decide(sig, pos, risk, market, cfg) == d
 
 
+@settings(max_examples=150, deadline=None)
+@given(cooling_cases(), st.floats(0.55, 0.95), st.sampled_from([-1, 1]))
+def test_no_entry_while_cooling_and_entry_once_cooled(case, p, direction):
+    """A clean account with a confident edge: refused inside the cool-down, entered after."""
+    risk, cfg = case
+    risk = dataclasses.replace(risk, equity=1.0, open_exposure={}, correlations={})
+    sig = signal(direction=direction, probability=p, confidence=1.0, q05=-0.01, q95=0.01)
+    d = decide(sig, PositionContext(), risk, MARKET, cfg)
+    assert d.action is Action.RISK_REJECTED and codes(d) == ["cooldown"]
+    assert d.size == 0.0
+    cooled = dataclasses.replace(risk, bars_since_last_loss=cfg.cooldown_bars)
+    after = decide(sig, PositionContext(), cooled, MARKET, cfg)
+    assert "cooldown" not in codes(after)
+    assert after.action is (Action.ENTER_LONG if direction > 0 else Action.ENTER_SHORT)
+    calm = dataclasses.replace(risk, consecutive_losses=cfg.cooldown_losses - 1)
+    assert decide(sig, PositionContext(), calm, MARKET, cfg).action is after.action
+
+
+# --- exits are always allowed ------------------------------------------------------
+
+EXIT_KINDS = ("stop_loss", "take_profit", "time_limit", "signal_reversal")
+
+
+@st.composite
+def blocked_risks(draw, max_drawdown: float, cooldown_losses: int, cooldown_bars: int):
+    """A risk state at/over the drawdown limit, inside the cool-down, or both."""
+    which = draw(st.sampled_from(["drawdown", "cooldown", "both"]))
+    event(f"risk: {which}")
+    risk = draw(risks)
+    if which in ("drawdown", "both"):
+        # drawdown in [limit, 0.99]: equity at most (1 - limit) of the peak
+        dd = draw(st.floats(max_drawdown, 0.99)) if max_drawdown < 0.99 else max_drawdown
+        # (a hair below 1 - dd, so rounding cannot leave the drawdown under the limit)
+        risk = dataclasses.replace(risk, equity=(1.0 - dd) * (1 - 1e-9), peak_equity=1.0)
+    if which in ("cooldown", "both"):
+        risk = dataclasses.replace(
+            risk,
+            consecutive_losses=draw(st.integers(cooldown_losses, cooldown_losses + 5)),
+            bars_since_last_loss=draw(st.integers(0, cooldown_bars - 1)),
+        )
+    return risk
+
+
+@st.composite
+def exit_cases(draw, kind: str):
+    """(signal, position, risk, market, config) whose ``kind`` exit rule must fire."""
+    cfg = draw(configs)
+    cfg = dataclasses.replace(
+        cfg,
+        cooldown_losses=max(1, cfg.cooldown_losses),
+        cooldown_bars=max(1, cfg.cooldown_bars),
+        exit_units=draw(st.sampled_from(["volatility", "return"])),
+        stop_loss=draw(st.sampled_from([0.0, 0.5, 2.0, 0.02])),
+        take_profit=draw(st.sampled_from([0.0, 1.0, 3.0, 0.03])),
+        max_holding_bars=draw(st.integers(0, 30)),
+        exit_on_reversal=draw(st.booleans()),
+    )
+    side = draw(st.sampled_from(["long", "short"]))
+    sign = 1 if side == "long" else -1
+    entry = draw(st.floats(0.5, 2.0))
+    volatility = draw(st.floats(0.0005, 0.01))
+    unit = volatility if cfg.exit_units == "volatility" else 1.0
+    bars = draw(st.integers(0, 50))
+    price = entry * (1.0 + sign * draw(st.floats(-0.003, 0.003)))  # near the entry
+    sig = draw(signals)
+    if kind == "stop_loss":
+        stop = draw(st.floats(0.1, 3.0))
+        # a loss of at least `stop` units (1% beyond it, clear of rounding), below 100%
+        loss = min(stop * unit * draw(st.floats(1.01, 3.0)), 0.9)
+        cfg = dataclasses.replace(cfg, stop_loss=min(stop, loss / unit / 1.01))
+        price = entry * (1.0 - sign * loss)
+    elif kind == "take_profit":
+        take = draw(st.floats(0.1, 3.0))
+        gain = min(take * unit * draw(st.floats(1.01, 3.0)), 0.9)
+        cfg = dataclasses.replace(cfg, take_profit=min(take, gain / unit / 1.01))
+        price = entry * (1.0 + sign * gain)
+    elif kind == "time_limit":
+        limit = draw(st.integers(1, 30))
+        cfg = dataclasses.replace(cfg, max_holding_bars=limit)
+        bars = draw(st.integers(limit, limit + 30))
+    else:  # a confident signal the other way
+        cfg = dataclasses.replace(cfg, exit_on_reversal=True)
+        sig = dataclasses.replace(
+            sig,
+            direction=-sign,
+            confidence=draw(st.floats(cfg.confidence_threshold, 1.0)),
+        )
+    position = PositionContext(
+        side=side, size=draw(st.floats(0.01, 0.5)), entry_price=entry, bars_held=bars
+    )
+    market = MarketContext(
+        symbol="EURUSD", price=price, volatility=volatility, volatility_ref=0.001
+    )
+    risk = draw(blocked_risks(cfg.max_drawdown, cfg.cooldown_losses, cfg.cooldown_bars))
+    return sig, position, risk, market, cfg
+
+
+@pytest.mark.parametrize("kind", EXIT_KINDS)
 @settings(max_examples=100, deadline=None)
-@given(positions, risks, configs, st.floats(0.5, 2.0))
-def test_exits_always_allowed(pos, risk, cfg, price):
-    """An exit rule that fires is honoured whatever the gate and risk state say."""
-    if pos.side == "flat":
-        return
-    pos = dataclasses.replace(pos, bars_held=max(1, pos.bars_held))
-    cfg = dataclasses.replace(cfg, max_holding_bars=pos.bars_held)
-    deep = dataclasses.replace(risk, equity=0.01, consecutive_losses=99, bars_since_last_loss=0)
-    market = MarketContext(symbol="EURUSD", price=price)
-    d = decide(signal(confidence=0.0), pos, deep, market, cfg)
-    assert d.action is Action.EXIT_POSITION
-    assert "time_limit" in codes(d)
+@given(data=st.data())
+def test_exits_always_allowed(kind, data):
+    """Each exit rule that fires is honoured however deep the drawdown or the cool-down."""
+    sig, pos, risk, market, cfg = data.draw(exit_cases(kind))
+    assert risk.drawdown >= cfg.max_drawdown or cooling(risk, cfg)
+    d = decide(sig, pos, risk, market, cfg)
+    event(f"reasons: {'+'.join(codes(d))}")
+    assert d.action is Action.EXIT_POSITION, codes(d)
+    assert kind in codes(d)
     assert d.size == pos.size
+    # the same position on a clean account exits for the same reasons
+    clean = decide(sig, pos, RiskState(), market, cfg)
+    assert clean.action is Action.EXIT_POSITION and codes(clean) == codes(d)
