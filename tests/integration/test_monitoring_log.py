@@ -59,25 +59,35 @@ def test_worker_processes_share_one_log(
         for k in range(3)
     ]
     # Read while they write: WAL lets the reader see a consistent snapshot, never an error.
+    # Generous: three interpreters importing augur and writing on a loaded 2-core machine.
+    deadline = time.monotonic() + 300
     reads = 0
-    while (
-        backend == "sqlite"
-        and not (tmp_path / "predictions.db").exists()
-        and any(p.poll() is None for p in procs)
-    ):
-        time.sleep(0.01)
-    with PredictionLog(url, start=False) as reader:
-        while any(p.poll() is None for p in procs):
+    try:
+        while (
+            backend == "sqlite"
+            and not (tmp_path / "predictions.db").exists()
+            and any(p.poll() is None for p in procs)
+        ):
+            assert time.monotonic() < deadline, "no worker created the log in 300 s"
+            time.sleep(0.01)
+        with PredictionLog(url, start=False) as reader:
+            while any(p.poll() is None for p in procs):
+                frame = reader.frame()
+                assert frame.empty or frame.groupby("request_id").size().max() <= 2
+                reads += 1
+                assert time.monotonic() < deadline, "the workers did not finish in 300 s"
+                time.sleep(0.05)
+            results = []
+            for p in procs:
+                out, err = p.communicate(timeout=120)
+                assert p.returncode == 0, err
+                results.append(json.loads(out.strip().splitlines()[-1]))
             frame = reader.frame()
-            assert frame.empty or frame.groupby("request_id").size().max() <= 2
-            reads += 1
-            time.sleep(0.05)
-        results = []
-        for p in procs:
-            out, err = p.communicate(timeout=120)
-            assert p.returncode == 0, err
-            results.append(json.loads(out.strip().splitlines()[-1]))
-        frame = reader.frame()
+    finally:
+        for p in procs:  # a failed wait leaves no worker behind
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     for r in results:
         assert r == {"written": 2 * n, "dropped": 0, "failed": 0, "joined": n // 5}
     assert len(frame) == 3 * 2 * n

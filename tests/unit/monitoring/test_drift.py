@@ -242,24 +242,61 @@ def test_monitor_background_refresh_after_n_rows() -> None:
         monitor.stop()
 
 
-def test_monitor_time_based_due() -> None:
-    monitor = DriftMonitor(update_every=1000, update_seconds=0.01)
+class ManualClock:
+    """The drift monitor's ``time.monotonic``, moved by hand: a time-based rule is checked
+    at exact instants, not after sleeps a loaded machine may stretch."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    from types import SimpleNamespace
+
+    from augur.monitoring import drift
+
+    manual = ManualClock()
+    monkeypatch.setattr(drift, "time", SimpleNamespace(monotonic=manual.monotonic))
+    return manual
+
+
+def test_a_version_with_new_rows_is_due_once_update_seconds_passed(clock: ManualClock) -> None:
+    monitor = DriftMonitor(update_every=1000, update_seconds=30.0)
     monitor.set_reference("v1", normal_frame(100, seed=1))
-    assert monitor.due_versions() == []  # nothing new served
+    clock.advance(31.0)
+    assert monitor.due_versions() == []  # nothing new served: never due
     monitor.observe("v1", np.zeros(len(FEATURES)))
-    time.sleep(0.02)
+    assert monitor.due_versions() == ["v1"]  # one row, and more than 30 s since the last
+    monitor.update("v1")
+    monitor.observe("v1", np.zeros(len(FEATURES)))
+    clock.advance(29.9)
+    assert monitor.due_versions() == []  # fewer rows than update_every, and not 30 s yet
+    clock.advance(0.1)
     assert monitor.due_versions() == ["v1"]
     with pytest.raises(ValueError, match="empty"):
         monitor.set_reference("v2", pd.DataFrame(columns=FEATURES))
 
 
-def test_monitor_min_interval_bounds_recomputes() -> None:
-    monitor = DriftMonitor(update_every=1, update_seconds=0.01, min_interval_seconds=0.3)
+def test_min_interval_holds_back_a_due_version_until_it_passed(clock: ManualClock) -> None:
+    monitor = DriftMonitor(update_every=1, update_seconds=10.0, min_interval_seconds=300.0)
     monitor.set_reference("v1", normal_frame(100, seed=1))
     monitor.observe("v1", np.zeros(len(FEATURES)))
-    time.sleep(0.05)
+    clock.advance(299.0)
     assert monitor.due_versions() == []  # rows and seconds say due; the interval says wait
-    time.sleep(0.3)
+    clock.advance(1.0)
+    assert monitor.due_versions() == ["v1"]
+    monitor.update("v1")  # the interval counts from the last computation
+    monitor.observe("v1", np.zeros(len(FEATURES)))
+    clock.advance(299.0)
+    assert monitor.due_versions() == []
+    clock.advance(1.0)
     assert monitor.due_versions() == ["v1"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -119,23 +120,52 @@ def test_outcome_right_after_prediction_finds_it(log: PredictionLog) -> None:
     assert log.frame()["realized_return"].notna().sum() == 50
 
 
-def test_outcome_for_another_workers_buffered_prediction_joins_once_it_is_written(
-    url: str,
-) -> None:
-    # Two logs on one database, as two serving workers: the outcome reaches the one that
-    # did not log the prediction, while the other still holds it in its buffer.
-    import time
+class VirtualTime:
+    """The log module's ``time`` for log_outcome's wait: ``sleep`` moves a virtual clock
+    and runs what was scheduled for the instants it passes, so when the outcome was found
+    is checked in virtual seconds, whatever the machine's load."""
 
-    holder = PredictionLog(url, linger=0.3)
-    asked = PredictionLog(url, linger=0.6)  # looks for up to 4 lingers: 2.4 s
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._due: list[tuple[float, object]] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        for when, action in [d for d in self._due if d[0] <= self.now]:
+            self._due.remove((when, action))
+            action()  # type: ignore[operator]
+
+    def at(self, when: float, action: object) -> None:
+        self._due.append((when, action))
+
+
+def test_outcome_for_another_workers_row_joins_at_the_first_look_after_it_is_written(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two logs on one database, as two serving workers: the outcome reaches the one that
+    did not log the prediction while the other still holds it in its buffer. The asking
+    log looks again every 50 ms for up to four lingers: it joins the outcome at its first
+    look after the holder's writer wrote the row (not at the end of its wait), and gives
+    up on an id nobody logged only after the whole wait."""
+    from augur.monitoring import _prediction_log
+
+    holder = PredictionLog(url, start=False)  # its writer runs when the test says
+    asked = PredictionLog(url, linger=0.6, start=False)  # looks for up to 4 lingers: 2.4 s
+    clock = VirtualTime()
     try:
-        holder.log_prediction(record("elsewhere"))
-        t0 = time.monotonic()
-        assert asked.log_outcome("elsewhere", 0.01)
-        # found soon after the holder's writer wrote it (within its two lingers), not at
-        # the end of the asking log's wait
-        assert time.monotonic() - t0 < 1.5
-        assert not asked.log_outcome("never-logged", 0.01)
+        with monkeypatch.context() as virtual:
+            virtual.setattr(_prediction_log, "time", clock)
+            holder.log_prediction(record("elsewhere"))
+            clock.at(0.3, holder.flush)  # the holder's writer writes it within its linger
+            assert asked.log_outcome("elsewhere", 0.01)
+            assert holder.count() == 1
+            assert 0.3 <= clock.now <= 0.3 + _prediction_log._OUTCOME_POLL_SECONDS + 1e-9
+            start = clock.now
+            assert not asked.log_outcome("never-logged", 0.01)
+            assert clock.now - start == pytest.approx(4 * 0.6)
     finally:
         holder.close()
         asked.close()
@@ -582,8 +612,11 @@ def test_sqlite_log_keeps_only_the_indexes_its_reads_use(tmp_path: Path) -> None
 
 def test_writer_batches_a_steady_trickle(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows arriving while the writer writes wait for its next look: a request every
-    couple of milliseconds gives a few large transactions, not one per row or two."""
-    plog = PredictionLog(url, linger=0.05)
+    couple of milliseconds gives at most one transaction per linger (a few large ones),
+    not one per row or two. The bound is counted in lingers of the time the trickle took,
+    so a loaded machine that stretches it loosens the bound in step."""
+    linger = 0.05
+    plog = PredictionLog(url, linger=linger)
     sizes: list[int] = []
     insert = plog._insert_rows
 
@@ -593,18 +626,51 @@ def test_writer_batches_a_steady_trickle(url: str, monkeypatch: pytest.MonkeyPat
         return insert(batch)
 
     monkeypatch.setattr(plog, "_insert_rows", counted)
+    started = time.monotonic()
     for i in range(120):
         assert plog.log_prediction(record(f"t{i}"))
-        time.sleep(0.002)
+        time.sleep(0.002)  # the trickle's pace; nothing is asserted about time
     assert plog.flush()
+    lingers = (time.monotonic() - started) / linger
     assert sum(sizes) == 120 and plog.count() == 120
-    assert len(sizes) <= 20, sizes
+    assert len(sizes) <= lingers + 1, (sizes, lingers)  # + 1: the flush's own write
     assert plog.stats == LogStats(enqueued=120, written=120, dropped=0, failed=0, pending=0)
     plog.close()
 
 
+class WatchedWake(threading.Event):
+    """The writer's wake-up event, counting the waits without a timeout (an idle writer
+    asleep until a row arrives) and whether the writer is in one now."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.untimed = 0
+        self.asleep = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is not None:
+            return super().wait(timeout)
+        self.untimed += 1
+        self.asleep = True
+        try:
+            return super().wait()
+        finally:
+            self.asleep = False
+
+
+def _until(condition: object, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.005)
+
+
 def test_idle_writer_sleeps_until_a_row_arrives(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    plog = PredictionLog(url, linger=0.01)
+    """With nothing logged the writer sleeps on its event without a timeout (no polling);
+    a row wakes it, is left once as a tail (less than a chunk) and written at the next
+    look, and the writer goes back to sleep without looking again."""
+    plog = PredictionLog(url, linger=0.01, start=False)
+    wake = plog._wake = WatchedWake()
     looks: list[int] = []
     write_buffered = plog._write_buffered
 
@@ -613,25 +679,25 @@ def test_idle_writer_sleeps_until_a_row_arrives(url: str, monkeypatch: pytest.Mo
         write_buffered()
 
     monkeypatch.setattr(plog, "_write_buffered", counted)
-    time.sleep(0.3)
-    assert looks == []  # no polling while nothing is logged
+    plog.start()
+    _until(lambda: wake.asleep, "the idle writer asleep")
+    assert (wake.untimed, looks) == (1, [])  # asleep at once, without a look
     assert plog.log_prediction(record("first"))
-    deadline = time.monotonic() + 5
-    while plog.stats.written < 1 and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert plog.stats.written == 1  # written within about a linger, no flush needed
-    time.sleep(0.3)
-    assert looks == [1, 1]  # left once as a tail (less than a chunk), written at the next look
+    _until(lambda: plog.stats.written == 1, "the row written without a flush")
+    _until(lambda: wake.untimed == 2 and wake.asleep, "the writer asleep again")
+    assert looks == [1, 1]  # left once as a tail, written at the next look, then asleep
     plog.close()
 
 
 def test_sqlite_writer_under_load_writes_whole_chunks(tmp_path: Path) -> None:
     """Rows arriving faster than a chunk per linger go out in INSERTs of whole chunks
     (a few statement texts, each prepared once); a look's tail waits for the next look,
-    so only the final flush writes a statement smaller than a chunk."""
+    so only the final flush writes a statement smaller than a chunk. The load is paced
+    by the writer's looks (two bursts of 97 rows arrive after each), not by the clock:
+    a loaded machine cannot stretch it to fewer rows per look."""
     from augur.monitoring._prediction_log import _CHUNK
 
-    plog = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}", linger=0.05)
+    plog = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}", linger=0.05, start=False)
     sizes: list[int] = []
 
     @sa.event.listens_for(plog.engine, "before_cursor_execute")
@@ -639,9 +705,21 @@ def test_sqlite_writer_under_load_writes_whole_chunks(tmp_path: Path) -> None:
         if statement.startswith("INSERT INTO predictions"):
             sizes.append(len(parameters) // len(ROW_FIELDS))
 
-    for burst in range(31):
-        assert plog.log_predictions([record(f"b{burst}-{i}") for i in range(97)]) == 97
-        time.sleep(0.01)
+    bursts = iter(range(1, 31))
+    arrived = threading.Event()
+    write_buffered = plog._write_buffered
+
+    def look() -> None:
+        write_buffered()
+        for burst in itertools.islice(bursts, 2):  # arrive before the writer's next look
+            assert plog.log_predictions([record(f"b{burst}-{i}") for i in range(97)]) == 97
+            if burst == 30:
+                arrived.set()
+
+    plog._write_buffered = look  # type: ignore[method-assign]
+    plog.start()
+    assert plog.log_predictions([record(f"b0-{i}") for i in range(97)]) == 97
+    assert arrived.wait(60), "the writer did not take every burst"
     assert plog.flush()
     assert sum(sizes) == 3007 == plog.count() == plog.stats.written
     assert all(size & (size - 1) == 0 for size in sizes), sizes  # powers of two
@@ -673,10 +751,7 @@ def test_no_row_is_stranded_while_the_writer_goes_idle(url: str) -> None:
             t.join()
     finally:
         sys.setswitchinterval(interval)
-    deadline = time.monotonic() + 10
-    while plog.stats.written < 6000 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert plog.stats.written == 6000, plog.stats
+    _until(lambda: plog.stats.written == 6000, "all 6000 rows written", timeout=60)
     plog.close()
 
 
@@ -691,9 +766,7 @@ needs_sched_idle = pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCH
 
 
 def _writer_tid(plog: PredictionLog) -> int:
-    deadline = time.monotonic() + 5
-    while plog.writer_tid is None and time.monotonic() < deadline:
-        time.sleep(0.005)
+    _until(lambda: plog.writer_tid is not None, "the writer thread running")
     assert plog.writer_tid is not None
     return plog.writer_tid
 
@@ -727,9 +800,8 @@ def test_idle_writer_behind_goes_back_to_normal_priority_until_caught_up(
         plog.mind_backlog()
         assert os.sched_getscheduler(tid) == os.SCHED_OTHER and plog.writer_boosted
         assert plog.flush(timeout=10) and plog.count() == 16
-        deadline = time.monotonic() + 5  # the writer looks again after its write
-        while plog.writer_boosted and time.monotonic() < deadline:
-            time.sleep(0.005)
+        # the writer looks again after its write
+        _until(lambda: not plog.writer_boosted, "the writer back at idle priority")
         assert os.sched_getscheduler(tid) == os.SCHED_IDLE and not plog.writer_boosted
     finally:
         plog.close()
