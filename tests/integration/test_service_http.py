@@ -61,6 +61,10 @@ class Served:
     log: Path
     redis: RedisServer
     proc: subprocess.Popen[bytes]
+    # Every process under ``augur serve`` once it was ready (bentoml serve, its worker,
+    # the shadow process, ...): none of them may outlive a stop.
+    tree: list[Any]
+    stop_checked: bool = False  # the stop test has asserted the tree gone
 
 
 def _routes(tags: list[str], canary: float = 30.0, shadow: float = 100.0) -> dict[str, Any]:
@@ -155,9 +159,14 @@ def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
                 pytest.fail(f"the service was not ready in 240 s:\n{log.read_text()[-4000:]}")
             time.sleep(0.5)
         started = _tree(proc)  # the stop test stops it: its tree is known from here on
-        yield Served(url, settings, tags, routes, log, redis_server, proc)
+        served = Served(url, settings, tags, routes, log, redis_server, proc, started)
+        yield served
     finally:
-        _stop(proc, started)
+        left = _stop(proc, started)
+    # A stop that left processes behind fails here too when no test stopped the server
+    # (the stop test names them itself).
+    if left and not served.stop_checked:
+        pytest.fail(f"processes outlived the server's stop (killed): {left}")
 
 
 def _tree(proc: subprocess.Popen[bytes]) -> list[Any]:
@@ -169,23 +178,56 @@ def _tree(proc: subprocess.Popen[bytes]) -> list[Any]:
         return []
 
 
-def _stop(proc: subprocess.Popen[bytes], started: list[Any] | None = None) -> None:
-    """Stop the server as Ctrl-C does; then kill whatever of its process tree is left
-    (``bentoml serve``, its worker in a session of its own, the shadow process), should a
-    stop have failed half-way: none of it may outlive the module."""
+def _running(process: Any) -> bool:
+    """Whether a process recorded earlier still runs: the same process (psutil compares
+    its start time, so a reused pid is not it) and not a zombie (exited, unreaped)."""
     import psutil
 
-    tree = (started or []) + _tree(proc)
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _describe(process: Any) -> str:
+    try:
+        return f"{process.pid} {' '.join(process.cmdline())[:160]!r}"
+    except Exception:  # gone meanwhile, or unreadable
+        return str(process.pid)
+
+
+def _survivors(tree: list[Any], timeout: float) -> list[Any]:
+    """The processes of ``tree`` still running once ``timeout`` seconds passed (polled:
+    returns as soon as none is left)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [p for p in tree if _running(p)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen[bytes], started: list[Any] | None = None) -> list[str]:
+    """Stop the server as Ctrl-C does, then kill whatever of its process tree is left
+    (``bentoml serve``, its worker in a session of its own, the shadow process): a safety
+    net, so that nothing outlives the module. Returns what it had to kill."""
+    import psutil
+
+    tree = list(started or [])
+    tree += [p for p in _tree(proc) if p not in tree]  # and any started since
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=120)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    for child in tree:
+    left = _survivors(tree, timeout=30)
+    killed = [_describe(p) for p in left]
+    for child in left:
         with contextlib.suppress(psutil.NoSuchProcess):
             child.kill()  # psutil checks it is still the same process, not a reused pid
+    return killed
 
 
 @contextlib.contextmanager
@@ -212,7 +254,7 @@ def client(served: Served) -> Iterator[httpx.Client]:
         yield c
 
 
-def _predictions(served: Served, request_id: str, want: int, timeout: float = 10.0) -> list[tuple]:
+def _predictions(served: Served, request_id: str, want: int, timeout: float = 60.0) -> list[tuple]:
     """Rows of the prediction log for a request id (waits for the buffered writer)."""
     db = served.settings.home / "serving" / "predictions.db"
     deadline = time.monotonic() + timeout
@@ -334,19 +376,76 @@ def test_canary_share_and_stickiness_over_http(served: Served, client: httpx.Cli
         assert r.json()["model_version"] == seen[key]  # sticky per key, whatever the symbol
 
 
-def test_shadow_is_logged_but_absent_from_the_response(
+def _shadow_account(served: Served, client: httpx.Client) -> tuple[int, int, int, set[str]]:
+    """(mirrored, scored, dropped, shadow versions): every request the service scored is
+    mirrored (shadow 100 %) — its served row in the log; the shadow rows the shadow process
+    logged, and their versions; the mirrored requests counted as dropped on /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    db = served.settings.home / "serving" / "predictions.db"
+    with sqlite3.connect(db) as conn:
+        mirrored = conn.execute("SELECT COUNT(*) FROM predictions WHERE role != 'shadow'")
+        scored = conn.execute(
+            "SELECT model_version, COUNT(*) FROM predictions WHERE role = 'shadow' "
+            "GROUP BY model_version"
+        ).fetchall()
+        n_mirrored = mirrored.fetchone()[0]
+    dropped = sum(
+        sample.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for sample in family.samples
+        if sample.name == "augur_shadow_queue_dropped_total"
+    )
+    return n_mirrored, sum(n for _, n in scored), int(dropped), {v for v, _ in scored}
+
+
+def test_every_mirrored_request_is_scored_by_the_shadow_or_counted_as_dropped(
     served: Served, client: httpx.Client
 ) -> None:
+    """The shadow version never shows in an answer; each request the service scored is
+    either scored by the shadow and logged under its request id as role 'shadow', or
+    counted as dropped. The shadow process may still be working through the requests the
+    tests before mirrored (hundreds; it scores at idle priority, within a CPU budget and
+    only while the machine has CPU to spare): the log is polled until every one is
+    accounted for."""
     r = client.post("/decide", json={"symbol": "AAPL"}, headers={"X-Request-ID": "shadow-check-1"})
     assert r.status_code == 200
     assert served.tags[2] not in r.text, (served.tags, r.text)
     assert not {"shadow", "role"} & set(r.json()), r.text
-    # The shadow process may still be working through the requests mirrored by the tests
-    # before (hundreds, at its CPU budget of 3 % of a core): its row comes after them.
-    rows = _predictions(served, "shadow-check-1", want=2, timeout=60.0)
+    # The last request so far: once its served row is written, so is every earlier one.
+    assert _predictions(served, "shadow-check-1", want=1, timeout=60.0)
+    # The shadow scores only on CPU the machine leaves spare (idle priority, and not while
+    # less than 10 % is spare): other jobs saturating the machine stop it, by design. So
+    # it fails when nothing more was accounted for over 180 s in which at least a quarter
+    # of the machine was idle, or when not all is after 900 s whatever the load.
+    from augur.serving._shadow import SpareCpu
+
+    spare = SpareCpu(window=1.0)
+    start = last = time.monotonic()
+    stalled = 0.0  # seconds with CPU to spare and no change
+    account = None
+    while True:
+        mirrored, scored, dropped, versions = _shadow_account(served, client)
+        if scored + dropped >= mirrored:
+            break
+        now = time.monotonic()
+        if (scored, dropped) != account:
+            account, stalled = (scored, dropped), 0.0
+        elif spare.share() >= 0.25:
+            stalled += now - last
+        last = now
+        assert stalled < 180 and now - start < 900, (
+            f"of {mirrored} mirrored requests {scored} were scored and {dropped} dropped "
+            f"after {now - start:.0f} s ({stalled:.0f} s with CPU to spare and no change)"
+        )
+        time.sleep(0.5)
+    assert scored + dropped == mirrored, (mirrored, scored, dropped)
+    assert scored > 0 and versions == {served.tags[2]}, (scored, versions)
+    rows = _predictions(served, "shadow-check-1", want=2 if dropped == 0 else 1)
     roles = {role: version for role, version, _ in rows}
-    assert set(roles) in ({"primary", "shadow"}, {"canary", "shadow"}), rows
-    assert roles["shadow"] == served.tags[2]
+    assert set(roles) - {"shadow"} in ({"primary"}, {"canary"}), rows
+    if dropped == 0:  # nothing was shed: this request's shadow row is there
+        assert roles.get("shadow") == served.tags[2], rows
     metrics = client.get("/metrics").text
     assert "augur_shadow_comparisons_total" in metrics
     assert 'augur_request_latency_seconds_count{route="/decide"' in metrics
@@ -432,7 +531,7 @@ def test_in_process_wiring_on_the_real_stores(
         # on /metrics.
         plog = svc.pipeline.log
         assert plog is not None and svc.app.metrics is not None
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while plog.writer_tid is None and time.monotonic() < deadline:
             time.sleep(0.01)
         assert os.sched_getscheduler(plog.writer_tid) == os.SCHED_IDLE
@@ -577,7 +676,7 @@ def test_openapi_schema_conformance(served: Served) -> None:
 def test_routing_table_hot_reload_and_invalid_table(served: Served, client: httpx.Client) -> None:
     try:
         _write_json(served.routes, _routes(served.tags, canary=100.0, shadow=0.0))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while client.get("/models").json()["versions"][1]["weight"] != 100.0:
             assert time.monotonic() < deadline, "the new table was not picked up"
             time.sleep(0.1)
@@ -592,7 +691,7 @@ def test_routing_table_hot_reload_and_invalid_table(served: Served, client: http
         bad = _routes(served.tags, canary=100.0)
         bad["versions"][0]["weight"] = 50.0  # sums to 150
         _write_json(served.routes, bad)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while "routing table refused" not in served.log.read_text():
             assert time.monotonic() < deadline, "no log line for the invalid table"
             time.sleep(0.1)
@@ -600,7 +699,7 @@ def test_routing_table_hot_reload_and_invalid_table(served: Served, client: http
         assert client.get("/models").json()["versions"][1]["weight"] == 100.0  # last good kept
     finally:
         _write_json(served.routes, _routes(served.tags))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while client.get("/models").json()["versions"][1]["weight"] != 30.0:
             assert time.monotonic() < deadline
             time.sleep(0.1)
@@ -618,7 +717,7 @@ def test_redis_down_gives_503_then_recovers(served: Served, client: httpx.Client
         served.redis.start()
     # Our Redis keeps nothing on disk: put the features back, as a feature job would.
     _populate(served.settings)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while True:
         r = client.post("/decide", json={"symbol": "EURUSD"})
         if r.status_code == 200:
@@ -628,20 +727,30 @@ def test_redis_down_gives_503_then_recovers(served: Served, client: httpx.Client
     assert served.proc.poll() is None
 
 
-def test_stopping_the_service_keeps_the_mirrored_requests(
+def test_stopping_the_service_keeps_the_mirrored_requests_and_leaves_no_process(
     served: Served, client: httpx.Client
 ) -> None:
-    """Requests mirrored just before a stop are scored, not lost. The stop goes the way
-    Ctrl-C or Kubernetes stops it: a signal to ``augur serve``, and BentoML's process
-    manager sends its stop signal to every worker's children too — the shadow process
-    among them, which then must still score its backlog and flush its log. Runs last: the
-    server is gone afterwards."""
+    """Requests mirrored just before a stop are scored, not lost, and every process of the
+    service is gone afterwards. The stop goes the way Ctrl-C or Kubernetes stops it: a
+    signal to ``augur serve``, and BentoML's process manager sends its stop signal to
+    every worker's children too — the shadow process among them, which then must still
+    score its backlog, flush its log and exit. Runs last: the server is gone afterwards."""
     ids = [f"stop-{i}" for i in range(300)]
     for rid in ids:  # faster than the shadow's CPU budget scores them: a backlog forms
         r = client.post("/decide", json={"symbol": "EURUSD"}, headers={"X-Request-ID": rid})
         assert r.status_code == 200, r.text
+    tree = served.tree + [p for p in _tree(served.proc) if p not in served.tree]
+    assert tree, "no process under augur serve was recorded"
     served.proc.send_signal(signal.SIGINT)
-    served.proc.wait(timeout=60)
+    served.proc.wait(timeout=120)
+    # Generous: the shadow process scores its backlog at full speed before it exits.
+    survivors = _survivors(tree, timeout=120)
+    served.stop_checked = True
+    assert not survivors, (
+        "still running 120 s after augur serve exited: "
+        + "; ".join(_describe(p) for p in survivors)
+        + f" (of the service's processes: {'; '.join(_describe(p) for p in tree)})"
+    )
     db = served.settings.home / "serving" / "predictions.db"
     with sqlite3.connect(db) as conn:
         roles = dict(
