@@ -172,6 +172,183 @@ def test_bad_side_is_a_clear_error():
         decide(signal(), PositionContext(side="sideways"), RiskState(), MARKET, CONFIG)
 
 
+def test_decision_carries_the_signal_and_defaults():
+    sig = signal(direction=-1, probability=0.7, confidence=0.9, agreement=0.6, q05=-0.02)
+    d = decide(sig, PositionContext(), RiskState(), MARKET, CONFIG)
+    assert (d.direction, d.probability, d.confidence, d.agreement) == (-1, 0.7, 0.9, 0.6)
+    assert d.request_id == "" and d.model_version == "v1"
+    held = decide(signal(direction=1), long_at(1.10), RiskState(), MARKET, CONFIG)
+    assert held.action is Action.NO_ACTION and held.size == 0.0 and held.direction == 1
+
+
+def _texts(d) -> list[tuple[str, str]]:
+    return [(r.code, r.text) for r in d.reasons]
+
+
+def test_reason_texts_say_what_happened():
+    """The reasons reach the API caller verbatim: code and text, with the numbers."""
+    flat = PositionContext()
+    cases = [
+        (signal(direction=0), flat, RiskState(), MARKET, CONFIG),
+        (signal(confidence=0.2), flat, RiskState(), MARKET, CONFIG),
+        (signal(probability=0.3), flat, RiskState(), MARKET, CONFIG),
+        (signal(), flat, RiskState(consecutive_losses=4, bars_since_last_loss=4), MARKET, CONFIG),
+        (signal(), flat, RiskState(equity=0.85), MARKET, CONFIG),
+        (signal(), flat, RiskState(), dataclasses.replace(MARKET, volatility=0.002), CONFIG),
+        (signal(), flat, RiskState(), MARKET, CONFIG),
+    ]
+    expected = [
+        [("flat_signal", "the ensemble predicts no move (flat)")],
+        [("confidence_below_threshold", "confidence 0.200 < threshold 0.350")],
+        [("kelly_non_positive", "no edge: p=0.300, payoff ratio b=1.500")],
+        [("cooldown", "4 consecutive losses: cooling down for 20 more bar(s)")],
+        [
+            ("drawdown_scaling", "drawdown 15.0%: size x0.50"),
+            ("entered", "enter_long size 0.0458 (kelly 0.0917, p=0.620, b=1.50)"),
+        ],
+        [
+            ("volatility_scaling", "volatility regime: size x0.50"),
+            ("entered", "enter_long size 0.0458 (kelly 0.0917, p=0.620, b=1.50)"),
+        ],
+        [("entered", "enter_long size 0.0917 (kelly 0.0917, p=0.620, b=1.50)")],
+    ]
+    assert [_texts(decide(*case)) for case in cases] == expected
+
+
+def test_drawdown_limit_exactly_reached_blocks_before_sizing():
+    # 1 - 0.5 / 1.0 is exactly 0.5: the risk stage refuses it (not the sizing stage)
+    cfg = dataclasses.replace(CONFIG, max_drawdown=0.5, drawdown_scale_start=0.25)
+    d = decide(signal(), PositionContext(), RiskState(equity=0.5), MARKET, cfg)
+    assert d.action is Action.RISK_REJECTED and d.size == 0.0
+    assert _texts(d) == [("drawdown_limit", "drawdown 50.0% is at or beyond the limit 50.0%")]
+    # 1 - 0.8 rounds to just under 0.2: sizing finds no room left, and says so
+    d = decide(signal(), PositionContext(), RiskState(equity=0.8), MARKET, CONFIG)
+    assert d.action is Action.RISK_REJECTED and d.size == 0.0
+    assert _texts(d) == [("drawdown_limit", "drawdown 20.0% leaves no room for new size")]
+
+
+def test_cooldown_zero_disables_it():
+    cfg = dataclasses.replace(CONFIG, cooldown_losses=0)
+    risk = RiskState(consecutive_losses=5, bars_since_last_loss=0)
+    assert decide(signal(), PositionContext(), risk, MARKET, cfg).action is Action.ENTER_LONG
+
+
+def test_exposure_cap_texts_sizes_and_boundaries():
+    big = signal(probability=0.9, q95=0.05)
+    # the position cap (0.2) equals the symbol cap's room (0.2): not "limited" by it
+    d = decide(big, PositionContext(), RiskState(), MARKET, CONFIG)
+    assert d.size == pytest.approx(0.2) and codes(d) == ["entered"]
+    heat = RiskState(open_exposure={"A": 0.3, "B": -0.25})
+    d = decide(big, PositionContext(), heat, MARKET, CONFIG)
+    assert _texts(d)[0] == ("portfolio_heat", "size limited by the portfolio heat cap to 0.0500")
+    used = decide(big, PositionContext(), RiskState(open_exposure={"EURUSD": 0.2}), MARKET, CONFIG)
+    assert used.action is Action.RISK_REJECTED and used.size == 0.0
+    assert _texts(used) == [("exposure_cap", "symbol exposure cap is used up")]
+    own = decide(big, PositionContext(), RiskState(open_exposure={"EURUSD": 0.15}), MARKET, CONFIG)
+    assert _texts(own)[0] == ("exposure_cap", "size limited by the symbol exposure cap to 0.0500")
+    # the correlated cap counts this symbol's own exposure too: 0.3 - 0.1 - 0.15
+    risk = RiskState(
+        open_exposure={"EURUSD": 0.1, "GBPUSD": -0.15}, correlations={("EURUSD", "GBPUSD"): 0.9}
+    )
+    d = decide(big, PositionContext(), risk, MARKET, CONFIG)
+    assert d.size == pytest.approx(0.05)
+    assert _texts(d)[-2] == (
+        "correlated_exposure",
+        "size limited by the correlated exposure cap to 0.0500",
+    )
+    full = dataclasses.replace(risk, open_exposure={"EURUSD": 0.1, "GBPUSD": -0.2})
+    d = decide(big, PositionContext(), full, MARKET, CONFIG)
+    assert _texts(d)[-1] == ("correlated_exposure", "correlated exposure cap is used up")
+    # a room of exactly the dust size is used up, not a 1e-9 position
+    dust = dataclasses.replace(CONFIG, max_symbol_exposure=1e-9)
+    d = decide(big, PositionContext(), RiskState(), MARKET, dust)
+    assert d.action is Action.RISK_REJECTED and codes(d) == ["exposure_cap"]
+
+
+def test_correlation_is_looked_up_in_either_order_and_the_threshold_counts():
+    big = signal(probability=0.9, q95=0.05)
+    for pair in (("EURUSD", "GBPUSD"), ("GBPUSD", "EURUSD")):
+        risk = RiskState(open_exposure={"GBPUSD": 0.2}, correlations={pair: -0.8})
+        assert decide(big, PositionContext(), risk, MARKET, CONFIG).size == pytest.approx(0.1)
+    at_threshold = RiskState(
+        open_exposure={"GBPUSD": 0.2}, correlations={("EURUSD", "GBPUSD"): 0.7}
+    )
+    assert decide(big, PositionContext(), at_threshold, MARKET, CONFIG).size == pytest.approx(0.1)
+    below = RiskState(open_exposure={"GBPUSD": 0.2}, correlations={("EURUSD", "GBPUSD"): 0.69})
+    assert decide(big, PositionContext(), below, MARKET, CONFIG).size == pytest.approx(0.2)
+
+
+def test_dust_sizes_are_refused():
+    """Sizes at or below 1e-9 are zero: each stage that can produce one says why."""
+    even = signal(probability=0.75, q05=-0.01, q95=0.01)  # b = 1: full Kelly 0.5 exactly
+    full_kelly = dataclasses.replace(CONFIG, kelly_fraction=1.0, max_position_size=1.0)
+    # Kelly capped at exactly the dust size: no edge worth a trade
+    d = decide(
+        even,
+        PositionContext(),
+        RiskState(),
+        MARKET,
+        dataclasses.replace(full_kelly, max_position_size=1e-9),
+    )
+    assert codes(d) == ["kelly_non_positive"]
+    # 2e-9 of Kelly halved by the drawdown (exactly 0.5): no room left
+    cfg = dataclasses.replace(
+        full_kelly, max_position_size=2e-9, max_drawdown=0.75, drawdown_scale_start=0.25
+    )
+    d = decide(even, PositionContext(), RiskState(equity=0.5), MARKET, cfg)
+    assert d.action is Action.RISK_REJECTED and codes(d) == ["drawdown_limit"]
+    # the volatility regime shrinks 0.5 to exactly 1e-9, or far below it
+    for ref in (2e-9, 2e-12):
+        quiet = MarketContext(symbol="EURUSD", price=1.1, volatility=1.0, volatility_ref=ref)
+        d = decide(even, PositionContext(), RiskState(), quiet, full_kelly)
+        assert d.action is Action.RISK_REJECTED and d.size == 0.0
+        assert _texts(d)[-1] == ("size_zero", "risk scaling left no size")
+
+
+def test_exit_rules_edges():
+    """Exits need a known entry and price; disabled rules stay off; thresholds are inclusive."""
+    ret_cfg = dataclasses.replace(CONFIG, exit_units="return", stop_loss=0.5, take_profit=0.5)
+    no_signal = signal(confidence=0.0)
+
+    def exit_codes(position, price, cfg, volatility=0.001):
+        market = dataclasses.replace(MARKET, price=price, volatility=volatility)
+        return codes(decide(no_signal, position, RiskState(), market, cfg))
+
+    unknown_entry = PositionContext(side="long", size=0.1, entry_price=0.0, bars_held=1)
+    assert exit_codes(unknown_entry, 0.5, ret_cfg) == ["holding"]
+    assert exit_codes(long_at(1.0), 0.0, ret_cfg) == ["holding"]  # no price: no price exit
+    # exactly at the stop / the target (1.0 -> 0.5 and 1.5 are exact) exits
+    assert exit_codes(long_at(1.0), 0.5, ret_cfg) == ["stop_loss"]
+    assert exit_codes(long_at(1.0), 1.5, ret_cfg) == ["take_profit"]
+    # return units ignore the volatility: -0.5% is no 1% stop, whatever the volatility
+    cfg = dataclasses.replace(ret_cfg, stop_loss=0.01, take_profit=0.02)
+    assert exit_codes(long_at(1.0), 0.995, cfg) == ["holding"]
+    # volatility units without a volatility place no price exit
+    assert exit_codes(long_at(1.0), 0.5, CONFIG, volatility=0.0) == ["holding"]
+    # a disabled stop, take profit and time limit never fire
+    off = dataclasses.replace(CONFIG, stop_loss=0.0, take_profit=0.0, max_holding_bars=0)
+    assert exit_codes(long_at(1.0, bars=500), 0.5, off) == ["holding"]
+    assert exit_codes(long_at(1.0, bars=500), 1.5, off) == ["holding"]
+
+
+def test_exit_reason_texts():
+    market = dataclasses.replace(MARKET, price=1.10 * (1 - 0.0021))
+    d = decide(signal(confidence=0.0), long_at(1.10, bars=30), RiskState(), market, CONFIG)
+    assert _texts(d) == [
+        ("stop_loss", "position return -0.2100% hit the stop loss"),
+        ("time_limit", "held 30 bars, limit 24"),
+    ]
+    market = dataclasses.replace(MARKET, price=1.10 * (1 + 0.0031))
+    d = decide(signal(direction=-1), long_at(1.10), RiskState(), market, CONFIG)
+    assert _texts(d) == [
+        ("take_profit", "position return 0.3100% hit the take profit"),
+        ("signal_reversal", "a confident signal points the other way"),
+    ]
+    short = PositionContext(side="short", size=0.1, entry_price=1.10, bars_held=1)
+    d = decide(signal(direction=-1), short, RiskState(), MARKET, CONFIG)
+    assert _texts(d) == [("holding", "holding the short position; no exit rule triggered")]
+
+
 # --- properties --------------------------------------------------------------------
 
 unit = st.floats(0.0, 1.0, allow_nan=False)

@@ -47,3 +47,33 @@ def test_drawdown_and_volatility_scales():
     assert volatility_scale(0.0, 0.01, 2.0) == 1.0
     assert volatility_scale(0.02, 0.01, 2.0) == pytest.approx(0.5)
     assert volatility_scale(0.001, 0.01, 2.0) == 2.0
+
+
+def test_payoff_ratio_edges():
+    # one quantile zero is not "no quantile model": a missing downside caps, a missing upside is 0
+    assert payoff_ratio(1, 0.0, 0.02, 10.0) == 10.0
+    assert payoff_ratio(-1, -0.02, 0.0, 10.0) == 10.0
+    assert payoff_ratio(1, -0.02, 0.0, 10.0) == 0.0
+    # within 1e-12 of zero counts as zero; exactly 1e-12 does not (for the "both zero" test)
+    assert payoff_ratio(1, -1e-12, 0.0, 10.0) == 0.0
+    assert payoff_ratio(1, 0.0, 1e-12, 10.0) == 0.0
+    assert payoff_ratio(1, -0.01, 1e-12, 10.0) == 0.0  # an upside of 1e-12 is none
+    assert payoff_ratio(1, -1e-12, 5e-12, 10.0) == 10.0  # a downside of 1e-12 is none
+    # large ratios are capped at max_payoff_ratio
+    assert payoff_ratio(1, -0.001, 0.05, 10.0) == 10.0
+    assert payoff_ratio(-1, -0.05, 0.001, 7.0) == 7.0
+
+
+def test_kelly_edges():
+    assert kelly_size(1.0, 1e-12, 1.0, 1.0) == 0.0  # a payoff of 1e-12 is no payoff
+    assert kelly_size(1.0, 2e-12, 1.0, 1.0) == 1.0
+
+
+def test_scale_edges():
+    # at the limit the scale is 0, even when the scaling starts there
+    assert drawdown_scale(0.2, 0.2, 0.2) == 0.0
+    assert drawdown_scale(0.3, 0.1, 0.2) == 0.0
+    # a volatility (or reference) of 1e-12 is unknown: no scaling
+    assert volatility_scale(1e-12, 0.01, 2.0) == 1.0
+    assert volatility_scale(0.01, 1e-12, 2.0) == 1.0
+    assert volatility_scale(0.01, 2e-12, 2.0) == pytest.approx(2e-10)
