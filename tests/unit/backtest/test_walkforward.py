@@ -124,3 +124,105 @@ def test_more_bad_settings_and_fold_summary():
     summary = fold.describe()
     assert summary["fold"] == 1 and summary["test_rows"] == len(fold.test)
     assert summary["test_start"] == fold.test_start
+
+
+# --- exact folds on a small grid (each rule written out by hand) ------------------------
+
+HOURS = pd.date_range("2021-01-01", periods=20, freq="h", tz="UTC")
+TWO_AHEAD = HOURS + pd.Timedelta(hours=2)  # every label closes 2 bars later
+
+
+def _folds(wf: WalkForward) -> list[tuple[list[int], list[int], str, str]]:
+    return [
+        (f.train.tolist(), f.test.tolist(), f"{f.test_start:%H}", f"{f.test_end:%H}")
+        for f in wf.split(HOURS, TWO_AHEAD)
+    ]
+
+
+def test_expanding_folds_exactly():
+    # 40% of 20 bars trains only; 12 test bars in 3 blocks of 4; a 2-bar label reaching
+    # the test block purges the 2 training bars before it
+    assert _folds(WalkForward(n_folds=3, min_train_fraction=0.4)) == [
+        (list(range(6)), [8, 9, 10, 11], "08", "11"),
+        (list(range(10)), [12, 13, 14, 15], "12", "15"),
+        (list(range(14)), [16, 17, 18, 19], "16", "19"),
+    ]
+
+
+def test_rolling_folds_exactly():
+    # the last 4 bars before a 1-bar gap, then purged: [a-5, a-2) minus labels reaching a
+    wf = WalkForward(
+        n_folds=2, window="rolling", train_bars=4, embargo_bars=1, min_train_fraction=0.5
+    )
+    assert _folds(wf) == [
+        ([5, 6, 7], [10, 11, 12, 13, 14], "10", "14"),
+        ([10, 11, 12], [15, 16, 17, 18, 19], "15", "19"),
+    ]
+
+
+def test_train_after_test_folds_exactly():
+    # after the test block: from the bar after its last label closes (16h -> bar 17),
+    # plus the 1-bar embargo -> bars 18, 19
+    wf = WalkForward(n_folds=2, min_train_fraction=0.5, train_after_test=True, embargo_bars=1)
+    assert _folds(wf) == [
+        ([0, 1, 2, 3, 4, 5, 6, 7, 18, 19], [10, 11, 12, 13, 14], "10", "14"),
+        (list(range(13)), [15, 16, 17, 18, 19], "15", "19"),
+    ]
+
+
+def test_fold_times_are_utc_and_naive_input_is_utc():
+    folds = WalkForward(n_folds=2).split(HOURS, TWO_AHEAD)
+    naive = WalkForward(n_folds=2).split(HOURS.tz_localize(None), TWO_AHEAD.tz_localize(None))
+    other_zone = WalkForward(n_folds=2).split(
+        HOURS.tz_convert("Asia/Tokyo"), TWO_AHEAD.tz_convert("Asia/Tokyo")
+    )
+    for a, b, c in zip(folds, naive, other_zone, strict=True):
+        assert a.train.tolist() == b.train.tolist() == c.train.tolist()
+        assert a.test.tolist() == b.test.tolist() == c.test.tolist()
+        assert a.test_start == b.test_start == c.test_start
+        assert a.test_end == b.test_end == c.test_end
+        assert str(a.test_start.tz) == str(a.test_end.tz) == "UTC"
+    assert folds[1].describe() == {
+        "fold": 1,
+        "train_rows": len(folds[1].train),
+        "test_rows": len(folds[1].test),
+        "test_start": folds[1].test_start,
+        "test_end": folds[1].test_end,
+    }
+
+
+def test_boundaries_that_are_allowed():
+    # a label may close at its own timestamp (horizon 0)
+    assert len(WalkForward(n_folds=2).split(HOURS, HOURS)) == 2
+    # exactly as many test timestamps as folds, and a single training timestamp
+    ten = HOURS[:10]
+    folds = WalkForward(n_folds=9, min_train_fraction=0.1).split(ten, ten)
+    assert [f.test.tolist() for f in folds] == [[i] for i in range(1, 10)]
+    assert folds[0].train.tolist() == [0]
+    # a rolling window of one timestamp
+    rolling = WalkForward(n_folds=2, window="rolling", train_bars=1).split(HOURS, HOURS)
+    assert [f.train.tolist() for f in rolling] == [[7], [13]]
+
+
+def test_setting_and_input_messages():
+    cases = (
+        ({"min_train_fraction": 0.0}, "min_train_fraction must be in (0, 1), got 0.0"),
+        (
+            {"window": "rolling", "train_bars": 0},
+            "a rolling window needs train_bars >= 1 (distinct timestamps)",
+        ),
+    )
+    for kwargs, message in cases:
+        with pytest.raises(ValueError) as raised:
+            WalkForward(**kwargs)
+        assert str(raised.value) == message
+    with pytest.raises(ValueError) as raised:
+        WalkForward(n_folds=10).split(HOURS[:12], HOURS[:12])
+    assert str(raised.value) == (
+        "12 distinct timestamps are too few for 10 folds after a 40% initial training "
+        "period: use fewer folds or more data"
+    )
+    with pytest.raises(ValueError, match=r"^timestamp has missing values: drop those rows first$"):
+        WalkForward(n_folds=2).split(pd.Series(HOURS).where(HOURS.hour != 3), TWO_AHEAD)
+    with pytest.raises(ValueError, match=r"^label_time has missing values: drop those rows first$"):
+        WalkForward(n_folds=2).split(HOURS, pd.Series(TWO_AHEAD).where(HOURS.hour != 3))
