@@ -19,8 +19,10 @@ def three_symbols() -> pd.DataFrame:
     return synthetic_bars(240, symbols=("AAA", "BBB", "CCC"), seed=3)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ours(three_symbols: pd.DataFrame) -> pd.DataFrame:
+    # Function scope (1 ms): every test that reads it runs the engine itself, so mutation
+    # testing (which runs only the tests that execute a function) judges it by all of them.
     return compute_features(three_symbols, SPEC)
 
 
@@ -201,3 +203,86 @@ def test_parquet_style_columns_give_the_same_features(
     np.testing.assert_array_equal(out[SPEC.names].to_numpy(), ours[SPEC.names].to_numpy())
     assert list(out["symbol"]) == list(ours["symbol"])
     assert (out["timestamp"] == ours["timestamp"]).all()
+
+
+# --- input order, validation messages, edges ---------------------------------------------
+
+
+def _same_as_sorted(bars: pd.DataFrame, order: list[int]) -> None:
+    expected = compute_features(bars, SPEC)
+    pd.testing.assert_frame_equal(compute_features(bars.iloc[order], SPEC), expected)
+
+
+def test_any_row_order_gives_the_sorted_result() -> None:
+    """Orders a shuffle rarely produces: each looks almost sorted but is not."""
+    one = synthetic_bars(6, symbols=("AAA",))
+    two = synthetic_bars(4, symbols=("AAA", "BBB"))  # rows 0-3 AAA, 4-7 BBB
+    _same_as_sorted(one.iloc[:2], [1, 0])  # two rows, reversed
+    _same_as_sorted(one, [5, 4, 3, 2, 1, 0])  # one symbol, time reversed
+    _same_as_sorted(one, [0, 2, 1, 3, 4, 5])  # one late pair
+    _same_as_sorted(two, [0, 1, 2, 3, 7, 6, 5, 4])  # second symbol reversed
+    _same_as_sorted(two, [0, 4, 1, 5, 2, 6, 3, 7])  # interleaved by time (long format)
+
+
+def test_duplicates_are_found_wherever_they_are() -> None:
+    two = synthetic_bars(4, symbols=("AAA", "BBB"))
+    adjacent = pd.concat([two.iloc[:2], two.iloc[[1]], two.iloc[2:]], ignore_index=True)
+    with pytest.raises(ValueError, match="'timestamp' has a duplicate for symbol 'AAA'"):
+        compute_features(adjacent, SPEC)
+    second = pd.concat([two.iloc[::-1], two.iloc[[6]]], ignore_index=True)
+    with pytest.raises(ValueError, match="'timestamp' has a duplicate for symbol 'BBB'"):
+        compute_features(second, SPEC)
+
+
+def test_validation_messages_in_full() -> None:
+    bars = synthetic_bars(10)
+    cases = [
+        ([1, 2], "bars must be a pandas DataFrame, got list"),
+        (
+            bars.drop(columns=["low", "close"]),
+            "bars is missing column(s) 'low', 'close': the Bars contract is timestamp (UTC), "
+            "symbol, open, high, low, close, volume",
+        ),
+        (
+            bars.assign(timestamp=bars["timestamp"].dt.tz_localize(None)),
+            "column 'timestamp' must be timezone-aware datetimes (got dtype datetime64[ns]); "
+            "parse it with pd.to_datetime(..., utc=True)",
+        ),
+        (
+            bars.assign(symbol=bars["symbol"].where(bars.index != 2)),
+            "column 'symbol' has missing values: every bar needs a symbol",
+        ),
+    ]
+    for frame, message in cases:
+        with pytest.raises(ValueError) as raised:
+            compute_features(frame, SPEC)
+        assert str(raised.value) == message
+
+
+def test_prices_below_one_are_valid() -> None:
+    bars = synthetic_bars(40)
+    cheap = bars.assign(**{c: bars[c] / 1000 for c in ("open", "high", "low", "close")})
+    out = compute_features(cheap, SPEC)
+    ref = compute_features(bars, SPEC)
+    # scale-free features do not notice the unit
+    np.testing.assert_allclose(out["ret_1"], ref["ret_1"], rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(out["rsi_5"], ref["rsi_5"], rtol=1e-9, equal_nan=True)
+
+
+def test_one_bar_is_all_warm_up() -> None:
+    out = compute_features(synthetic_bars(1, symbols=("X",)), SPEC)
+    assert len(out) == 1
+    values = out[[n for n in SPEC.names if not n.startswith(("tod_", "dow_"))]]
+    assert values.isna().all().all()
+    assert out[["tod_sin", "tod_cos", "dow_sin", "dow_cos"]].notna().all().all()
+
+
+def test_calendar_uses_whole_seconds() -> None:
+    """A bar stamped 06:00:00.5 is a 06:00 bar (offline and online stamps may differ below 1 s)."""
+    bars = synthetic_bars(2, symbols=("X",))
+    bars["timestamp"] = pd.to_datetime(
+        ["2024-01-01 06:00:00.5", "2024-01-01 12:00:00.999"], utc=True
+    )
+    out = compute_features(bars, SPEC)
+    np.testing.assert_allclose(out["tod_cos"], [0.0, -1.0], atol=1e-12)
+    np.testing.assert_allclose(out["tod_sin"], [1.0, 0.0], atol=1e-12)

@@ -110,3 +110,18 @@ def test_training_frame_joins_features_and_labels() -> None:
     pd.testing.assert_frame_equal(frame, expected[frame.columns])
     # first usable row per symbol: the longest feature warm-up (vol_cluster_20: 21 bars)
     assert frame.groupby("symbol").size().to_dict() == {"AAA": 200 - 21 - 3, "BBB": 176}
+
+
+def test_labels_need_only_timestamp_symbol_and_close() -> None:
+    bars = _bars(CLOSES)[["timestamp", "symbol", "close"]]
+    labels = make_labels(bars, horizon=2, dead_zone=0.0, vol_window=2)
+    # vol_window=2 is allowed: sigma from the 2 returns ending at t (rows from t = 2)
+    assert list(labels["timestamp"]) == list(bars["timestamp"].iloc[2:6])
+
+
+def test_a_return_on_the_threshold_is_flat() -> None:
+    # dead_zone 0: the threshold is 0, and a forward return of exactly 0 is flat
+    closes = [100.0, 101.0, 100.0, 102.0, 102.0, 102.0, 99.0, 104.0]
+    labels = make_labels(_bars(closes), horizon=1, dead_zone=0.0, vol_window=2)
+    # t = 2..6: 100->102 up, 102->102 flat, 102->102 flat, 102->99 down, 99->104 up
+    assert labels["label"].tolist() == [1, 0, 0, -1, 1]
