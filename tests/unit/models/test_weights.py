@@ -55,3 +55,56 @@ def test_bad_update_arguments() -> None:
         dw.update(np.ones((2, 3)) / 3, 2)
     with pytest.raises(ValueError, match="decay"):
         DynamicWeights(["a"], decay=1.0)
+
+
+def test_weights_are_the_forgetting_product_of_probabilities() -> None:
+    """With no floor, weight_m ∝ prod_k p_m(y_k) ** (decay ** (steps after k)) (module doc)."""
+    probs = [
+        np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1]]),
+        np.array([[0.5, 0.4, 0.1], [0.2, 0.2, 0.6], [0.3, 0.3, 0.4]]),
+        np.array([[0.3, 0.3, 0.4], [0.1, 0.1, 0.8], [0.7, 0.2, 0.1]]),
+    ]
+    labels = [1, -1, 0]
+    decay = 0.7
+    dw = DynamicWeights(["a", "b", "c"], decay=decay, floor=0.0)
+    for step, (p, y) in enumerate(zip(probs, labels, strict=True)):
+        dw.update(p, y)
+        log_w = sum(
+            decay ** (step - k) * np.log(probs[k][:, labels[k] + 1]) for k in range(step + 1)
+        )
+        expected = np.exp(log_w) / np.exp(log_w).sum()
+        np.testing.assert_allclose(dw.weights, expected, rtol=1e-12)
+    # one step from equal weights: proportional to the probability of what happened
+    one = DynamicWeights(["a", "b", "c"], decay=0.3, floor=0.0)
+    np.testing.assert_allclose(one.update(probs[0], 1), np.array([0.5, 0.1, 0.1]) / 0.7)
+
+
+def test_floor_mixes_in_uniform_weights_and_defaults() -> None:
+    p = np.array([[0.1, 0.1, 0.8], [0.4, 0.4, 0.2]])
+    plain = DynamicWeights(["a", "b"], decay=0.5, floor=0.0).update(p, 1)
+    floored = DynamicWeights(["a", "b"], decay=0.5, floor=0.1).update(p, 1)
+    np.testing.assert_allclose(floored, 0.9 * plain + 0.1 / 2, rtol=1e-12)
+    np.testing.assert_allclose(plain, [0.8, 0.2], rtol=1e-12)
+    default = DynamicWeights(["a", "b"])
+    assert (default.decay, default.floor) == (0.95, 0.02)
+    np.testing.assert_allclose(default.update(p, 1), 0.98 * np.array([0.8, 0.2]) + 0.01)
+    assert default.as_dict() == dict(zip(["a", "b"], default.weights.tolist(), strict=True))
+    assert list(default.as_dict()) == ["a", "b"]
+
+
+def test_long_runs_of_bad_outcomes_stay_finite() -> None:
+    """Every member keeps giving ~0 to what happens: the weights stay a finite distribution."""
+    dw = DynamicWeights(["a", "b"], decay=0.99, floor=0.0)
+    wrong = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    for _ in range(500):
+        weights = dw.update(wrong, 1)
+    assert np.isfinite(weights).all() and weights.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(weights, [0.5, 0.5])
+
+
+def test_probabilities_are_clipped_to_the_unit_interval() -> None:
+    # a member at 1.2 (rounding noise) scores like one at 1.0, not better
+    dw = DynamicWeights(["a", "b"], decay=0.5, floor=0.0)
+    np.testing.assert_allclose(dw.update(np.array([[0, 0, 1.2], [0, 0, 1.0]]), 1), [0.5, 0.5])
+    with pytest.raises(ValueError, match=r"decay must be in \(0, 1\), got 0"):
+        DynamicWeights(["a"], decay=0)
