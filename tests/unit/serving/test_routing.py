@@ -12,6 +12,7 @@ import pytest
 
 from augur.serving._routing import (
     BUCKETS,
+    Route,
     Router,
     RoutingTable,
     RoutingTableError,
@@ -93,7 +94,7 @@ def test_yaml_and_atomic_write_round_trip(tmp_path: Path) -> None:
 def test_bucket_is_stable_and_in_range() -> None:
     # Fixed values: the split must not change between processes or releases.
     assert bucket_of("EURUSD", "route") == bucket_of("EURUSD", "route")
-    assert bucket_of("EURUSD", "route") != bucket_of("EURUSD", "shadow") or True
+    assert bucket_of("EURUSD", "route") != bucket_of("EURUSD", "shadow")  # independent salts
     assert all(0 <= bucket_of(f"k{i}") < BUCKETS for i in range(1000))
 
 
@@ -205,3 +206,66 @@ def test_pick_is_route_and_shadow_remembered_per_key(monkeypatch: pytest.MonkeyP
     bounded = Router(RoutingTable.model_validate(CANARY))
     assert [bounded.pick(k) for k in keys] == [router.pick(k) for k in keys]
     assert len(bounded._picked) <= 100
+
+
+# --- the split, exactly ------------------------------------------------------------------
+
+THREE = {
+    "versions": [
+        {"name": "a", "model_tag": "m:1", "weight": 50},
+        {"name": "b", "model_tag": "m:2", "weight": 30},
+        {"name": "c", "model_tag": "m:3", "weight": 20},
+    ],
+    "shadow": {"name": "s", "model_tag": "m:9", "percent": 50},
+}
+
+
+def test_bucket_values_are_pinned() -> None:
+    """The split must not move between processes or releases: these values are the contract."""
+    assert bucket_of("EURUSD", "route") == 3277
+    assert bucket_of("EURUSD", "shadow") == 6835
+    assert bucket_of("EURUSD") == 5014
+    # the salt is a BLAKE2b personalisation: only its first 16 bytes count
+    assert bucket_of("EURUSD", "a-salt-longer-than-16-bytes") == 1022
+    assert bucket_of("EURUSD", "a-salt-longer-th") == 1022
+
+
+def test_each_key_goes_where_its_bucket_says() -> None:
+    """Cumulative cuts at 50%, 80%, 100% of the buckets; shadow below 50%."""
+    router = Router(RoutingTable.model_validate(THREE))
+    for i in range(3000):
+        key = f"client-{i}"
+        b = bucket_of(key, "route")
+        expected = "a" if b < 5000 else "b" if b < 8000 else "c"
+        assert router.route(key).name == expected
+        assert (router.shadow(key) is not None) == (bucket_of(key, "shadow") < 5000)
+
+
+def test_keys_on_the_cut_lines() -> None:
+    router = Router(RoutingTable.model_validate(THREE))
+    on_the_line = {"key-10923": 4999, "key-2591": 5000, "key-6211": 7999, "key-12186": 8000}
+    assert {k: bucket_of(k, "route") for k in on_the_line} == on_the_line
+    assert [router.route(k) for k in on_the_line] == [
+        Route("a", "m:1", "primary"),
+        Route("b", "m:2", "canary"),
+        Route("b", "m:2", "canary"),
+        Route("c", "m:3", "canary"),
+    ]
+    assert bucket_of("key-34303", "shadow") == 4999 and bucket_of("key-4746", "shadow") == 5000
+    assert router.shadow("key-34303") == Route("s", "m:9", "shadow")
+    assert router.shadow("key-4746") is None
+
+
+def test_pick_remembers_and_forgets_at_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    import augur.serving._routing as routing
+
+    router = Router(RoutingTable.model_validate(CANARY))
+    first = router.pick("k1")
+    assert router.pick("k1") is first  # remembered, not recomputed
+    monkeypatch.setattr(routing, "PICKED_KEYS", 100)
+    bounded = Router(RoutingTable.model_validate(CANARY))
+    for i in range(100):
+        bounded.pick(f"p{i}")
+    assert len(bounded._picked) == 100
+    bounded.pick("one-more")  # the 101st key empties the memory first
+    assert len(bounded._picked) == 1
