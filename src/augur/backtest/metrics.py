@@ -81,16 +81,17 @@ class ClassificationMetrics:
 
 
 def _check_proba(y_true: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y_true).astype(int)
+    y = np.asarray(y_true)
     p = np.asarray(proba, dtype=float)
     if p.ndim != 2 or p.shape[1] != 3:
         raise ValueError(f"proba must have 3 columns (down, flat, up), got shape {p.shape}")
     if len(y) != len(p):
         raise ValueError(f"y_true has {len(y)} rows but proba has {len(p)}")
+    # checked before the cast to int, which would turn 0.5 into a silent 0 (flat)
     bad = ~np.isin(y, CLASSES)
     if bad.any():
         raise ValueError(f"row {int(np.flatnonzero(bad)[0])}: label must be -1, 0 or 1")
-    return y, p
+    return y.astype(int), p
 
 
 def brier_score(y_true: np.ndarray, proba: np.ndarray) -> float:

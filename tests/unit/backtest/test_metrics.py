@@ -406,3 +406,13 @@ def test_optimal_block_falls_back_to_one_without_a_finite_answer(monkeypatch):
     monkeypatch.setattr(arch.bootstrap, "optimal_block_length", no_answer)
     assert m._optimal_block(np.random.default_rng(0).normal(size=100)) == 1
 
+
+def test_labels_that_are_not_exactly_a_class_are_refused():
+    """0.5 is no label: it used to be truncated to 0 (flat) and scored silently."""
+    p = np.full((3, 3), 1 / 3)
+    for labels in ([1, 0.5, -1], [1.0, -0.9, 0.0]):
+        with pytest.raises(ValueError, match=r"^row 1: label must be -1, 0 or 1$"):
+            m.classification_metrics(np.array(labels), p)
+    # integral floats (e.g. a float column of labels) are fine
+    assert m.classification_metrics(np.array([1.0, 0.0, -1.0]), p).n == 3
+    assert m.brier_score(np.array([1.0, 0.0, -1.0]), p) == pytest.approx(2 / 3)
