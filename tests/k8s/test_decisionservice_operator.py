@@ -54,13 +54,20 @@ def wait_ready(kubectl: Kubectl, name: str, namespace: str, timeout: float = 90)
     def ready() -> dict[str, Any] | None:
         ds = kubectl.get("decisionservice", name, namespace)
         cond = condition(ds, "Ready")
+        seen.append(cond)
         gen_ok = (
             ds
             and (ds.get("status") or {}).get("observedGeneration") == ds["metadata"]["generation"]
         )
         return ds if cond and cond["status"] == "True" and gen_ok else None
 
-    return wait_for(f"DecisionService {namespace}/{name} Ready", ready, timeout=timeout)
+    seen: list[Any] = []
+    try:
+        return wait_for(f"DecisionService {namespace}/{name} Ready", ready, timeout=timeout)
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}; its last Ready condition: {seen[-1] if seen else None}"
+        ) from None
 
 
 def routes(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any]:
@@ -288,3 +295,82 @@ def test_a_second_operator_stays_passive_while_the_first_holds_the_peering(
         assert "Handler" not in standby.log_text()  # the standby never ran a handler
     finally:
         standby.stop()
+
+
+def test_every_option_renders_a_deployment_the_api_server_accepts(
+    kubectl: Kubectl, operator: Operator, namespace: str
+) -> None:
+    for secret, key in (
+        ("redis", "url"),
+        ("pg", "dsn"),
+        ("tok", "token"),
+        ("s3", "AWS_ACCESS_KEY_ID"),
+    ):
+        kubectl.run(
+            "create", "secret", "generic", secret, "-n", namespace, f"--from-literal={key}=x"
+        )
+    # A model store on a volume: a PersistentVolume bound to the claim the pods mount.
+    volume = {"accessModes": ["ReadOnlyMany"], "storageClassName": ""}
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": f"models-{namespace}"},
+            "spec": {**volume, "capacity": {"storage": "1Gi"}, "hostPath": {"path": "/tmp/models"}},
+        }
+    )
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "models", "namespace": namespace},
+            "spec": {
+                **volume,
+                "volumeName": f"models-{namespace}",
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }
+    )
+    body = decision_service(
+        "full",
+        namespace,
+        routingKey="symbol",
+        modelStore={"pvc": {"claimName": "models", "subPath": "augur"}, "credentialsSecret": "s3"},
+        featureStore={"redisUrl": {"name": "redis", "key": "url"}},
+        predictionLog={"url": {"name": "pg", "key": "dsn"}},
+        auth={"token": {"name": "tok", "key": "token"}},
+        decision={"confidenceThreshold": 0.45, "kellyFraction": 0.1, "exitUnits": "return"},
+        resources={"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+        imagePullPolicy="Always",
+    )
+    kubectl.apply(body)
+    wait_ready(kubectl, "full", namespace)
+    pod = kubectl.get("deployment", "full", namespace)["spec"]["template"]["spec"]  # type: ignore[index]
+    serve = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in serve["env"]}
+    assert json.loads(env["AUGUR_DECISION_OVERRIDES"]) == {
+        "confidence_threshold": 0.45,
+        "kelly_fraction": 0.1,
+        "exit_units": "return",
+    }
+    assert env["AUGUR_ROUTING_KEY"] == "symbol"
+    assert serve["resources"] == {
+        "requests": {"cpu": "250m", "memory": "512Mi"},
+        "limits": {"memory": "1Gi"},
+    }
+    assert {v["name"] for v in pod["volumes"]} == {"routes", "models", "model-store", "token"}
+    assert pod["initContainers"][0]["envFrom"] == [{"secretRef": {"name": "s3"}}]
+
+    # Settings the decision engine refuses: reported, and the running Deployment is kept.
+    body["spec"]["decision"] = {"maxDrawdown": 0.05}
+    kubectl.apply(body)
+    ds = wait_for(
+        "Ready=False with reason InvalidDecisionSettings",
+        lambda: (
+            (d := kubectl.get("decisionservice", "full", namespace))
+            and (condition(d, "Ready") or {}).get("reason") == "InvalidDecisionSettings"
+            and d
+        ),
+    )
+    assert "drawdown_scale_start" in condition(ds, "Ready")["message"]  # type: ignore[index]
+    assert kubectl.get("deployment", "full", namespace) is not None

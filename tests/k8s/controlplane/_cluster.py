@@ -44,6 +44,7 @@ CONTROLLERS = (
     "endpointslice-controller",
     "root-ca-certificate-publisher-controller",
     "node-lifecycle-controller",  # lifts the not-ready taint once kwok reports Ready
+    "persistentvolume-binder-controller",  # binds claims (a model store on a volume)
 )
 KWOK_STAGES = ("node/fast", "node/heartbeat", "pod/fast")
 
