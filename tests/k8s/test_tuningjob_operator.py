@@ -128,12 +128,12 @@ def test_a_tuning_job_runs_as_a_rayjob_and_promotes_its_winner(
     assert table[0].split() == ["NAME", "PHASE", "TRIALS", "BEST", "AGE"]
     assert table[1].split()[:4] == ["study1", "Succeeded", "6", "1.25"]
 
-    # Promotion happens once: another resync leaves the service as it is.
+    # Promotion happens once: the TuningJob reconciled again (its resync ran three more
+    # times) leaves the service as it is.
     generation = ds["metadata"]["generation"]
-    operator_resyncs = 3
-    import time
-
-    time.sleep(2.0 * operator_resyncs)  # a few resync periods (AUGUR_OPERATOR_RESYNC_SECONDS=2)
+    line = f"[{namespace}/study1] Timer 'resync' succeeded"
+    resyncs = operator.log_text().count(line)
+    wait_for("three more resyncs", lambda: operator.log_text().count(line) >= resyncs + 3)
     again = kubectl.get("decisionservice", "target", namespace)
     assert again is not None and again["metadata"]["generation"] == generation
 

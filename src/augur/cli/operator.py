@@ -58,7 +58,7 @@ def run(
         )
         raise typer.Exit(2) from None
     port = settings.operator_health_port if health_port is None else health_port
-    kopf.configure(verbose=False)
+    kopf.configure(verbose=False, log_prefix=True)  # each line names its object: [ns/name]
     kopf.run(
         clusterwide=not namespace,
         namespaces=namespace or (),
