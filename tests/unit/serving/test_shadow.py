@@ -207,75 +207,126 @@ def test_pause_keeps_the_shadow_within_its_cpu_budget() -> None:
     assert pause_after(0.0001, 0.0001, 0.5) == DRAIN_PAUSE_SECONDS  # never busier than that
 
 
-def _one_ms_of_cpu(scored: list[float]) -> Callable[[bytes], None]:
-    """A scorer that spends 1 ms of CPU per task and notes when each one ended."""
+class _VirtualTime:
+    """A wall clock and a CPU clock that move only when told: ``sleep`` advances the wall
+    clock (and is noted), ``work`` spends CPU (and as much wall time). Installed as the
+    shadow module's ``time``, it lets serve_tasks' budget arithmetic be checked exactly,
+    whatever the machine's load."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.wall
+
+    def thread_time(self) -> float:
+        return self.cpu
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.wall += seconds
+
+    def work(self, seconds: float) -> None:
+        self.cpu += seconds
+        self.wall += seconds
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from types import SimpleNamespace
+
+        from augur.serving import _shadow
+
+        monkeypatch.setattr(
+            _shadow, "time", SimpleNamespace(monotonic=self.monotonic, sleep=self.sleep)
+        )
+
+
+def _one_ms_of_cpu(clock: _VirtualTime, scored: list[float]) -> Callable[[bytes], None]:
+    """A scorer that spends 1 ms of (virtual) CPU per task and notes when each one ended."""
 
     def score(_payload: bytes) -> None:
-        t = time.thread_time()
-        while time.thread_time() - t < 0.001:
-            pass
-        scored.append(time.monotonic())
+        clock.work(0.001)
+        scored.append(clock.monotonic())
 
     return score
 
 
-def test_a_budgeted_shadow_scores_in_bursts_and_leaves_the_rest_waiting() -> None:
+def _bursts(scored: list[float]) -> list[int]:
+    """How many tasks each wake-up scored: a run of tasks 1 ms apart is one burst."""
+    sizes = [1]
+    for a, b in itertools.pairwise(scored):
+        if b - a > 0.0015:
+            sizes.append(1)
+        else:
+            sizes[-1] += 1
+    return sizes
+
+
+def test_a_budgeted_shadow_scores_in_bursts_and_leaves_the_rest_waiting(monkeypatch) -> None:
     """A shadow on a 10% budget with 200 tasks of 1 ms each waiting: it scores about
     what 10% of a core allows (not all 200), at most a burst per wake-up, and the rest
-    stays in the pipe (where the worker's next writes find it full)."""
+    stays in the pipe (where the worker's next writes find it full). On virtual clocks:
+    the budget arithmetic is checked exactly, without wall time."""
     from multiprocessing import Pipe
 
     from augur.serving._shadow import BURST_CPU_SECONDS, serve_tasks
 
+    clock = _VirtualTime()
+    clock.install(monkeypatch)
     reader, writer = Pipe(duplex=False)
     for i in range(200):
         writer.send_bytes(b"task %d" % i)
+    writer.close()  # the worker goes away: the loop ends once the pipe is drained
     scored: list[float] = []
 
-    score = _one_ms_of_cpu(scored)
-    runner = threading.Thread(
-        target=serve_tasks, args=(reader, score, 0.10, time.thread_time), daemon=True
-    )
-    t0 = time.monotonic()
-    runner.start()
-    time.sleep(0.6)
-    done = len(scored)
-    writer.close()  # the worker goes away: the loop ends once the pipe is drained
-    runner.join(30)
-    assert not runner.is_alive()
+    serve_tasks(reader, _one_ms_of_cpu(clock, scored), 0.10, clock.thread_time)
+    assert len(scored) == 200  # and scored the rest (slowly) before ending
     # 10% of a core for 0.6 s is ~60 ms: ~60 tasks, give or take a burst.
     per_burst = BURST_CPU_SECONDS / 0.001 + 1
+    done = sum(1 for t in scored if t <= 0.6)
     assert 6 <= done <= 0.6 * 0.10 / 0.001 + 2 * per_burst, done
-    pauses = [b - a for a, b in itertools.pairwise(scored) if b - a > 0.015]
-    assert len(pauses) >= 3  # it slept between bursts (with no budget: one drain, no pause)
-    assert time.monotonic() - t0 > 1.0  # and scored the rest (slowly) before ending
-    assert len(scored) == 200
+    bursts = _bursts(scored)
+    assert max(bursts) <= per_burst and len(bursts) >= 3, bursts  # scored in bursts
+    # it slept between bursts (with no budget: one drain, no pause), each pause long
+    # enough to bring the burst within the budget
+    assert len(clock.sleeps) >= len(bursts) - 1
+    assert min(clock.sleeps) >= 0.015, clock.sleeps
+    # over the whole backlog it kept to its 10% (and did not starve far below it)
+    assert 0.08 <= clock.cpu / clock.wall <= 0.10 + 1e-9, (clock.cpu, clock.wall)
+    assert clock.wall > 1.0
 
 
-def test_a_stopping_shadow_drains_at_full_speed() -> None:
+def test_a_stopping_shadow_drains_at_full_speed(monkeypatch) -> None:
     """Once stopping, the budget no longer holds it back: the same 200 tasks of 1 ms
     that take a 10 % budget seconds are scored in one go."""
     from multiprocessing import Pipe
 
-    from augur.serving._shadow import serve_tasks
+    from augur.serving._shadow import DRAIN_PAUSE_SECONDS, serve_tasks
 
+    clock = _VirtualTime()
+    clock.install(monkeypatch)
     reader, writer = Pipe(duplex=False)
     for i in range(200):
         writer.send_bytes(b"task %d" % i)
     writer.close()
     scored: list[float] = []
 
-    score = _one_ms_of_cpu(scored)
-    t0 = time.monotonic()
-    serve_tasks(reader, score, 0.10, time.thread_time, stopping=lambda: True)
+    serve_tasks(
+        reader, _one_ms_of_cpu(clock, scored), 0.10, clock.thread_time, stopping=lambda: True
+    )
     assert len(scored) == 200
-    assert not [b - a for a, b in itertools.pairwise(scored) if b - a > 0.015]  # no pauses
-    assert time.monotonic() - t0 < 1.0
+    assert _bursts(scored) == [200]  # no pauses
+    assert clock.sleeps in ([], [DRAIN_PAUSE_SECONDS])  # at most the one drain pause
+    assert clock.wall < 1.0
 
 
-def test_a_full_pipe_makes_the_next_tasks_drop_before_they_are_packed() -> None:
+def test_a_full_pipe_makes_the_next_tasks_drop_before_they_are_packed(monkeypatch) -> None:
     from augur.serving._shadow import FULL_BACKOFF_SECONDS
 
+    clock = _VirtualTime()
+    clock.wall = 1000.0
+    clock.install(monkeypatch)
     drops: list[int] = []
     process = ShadowProcess(["a"], maxsize=4, on_drop=drops.append)
     r = _unread_pipe(process)
@@ -286,7 +337,9 @@ def test_a_full_pipe_makes_the_next_tasks_drop_before_they_are_packed() -> None:
         assert not process.has_room()  # found full: callers drop without packing
         process.drop(3)  # the caller counts what it dropped unpacked, once per batch
         assert process.dropped == sum(drops) == 4 and drops == [1, 3]
-        time.sleep(FULL_BACKOFF_SECONDS * 2)
+        clock.sleep(FULL_BACKOFF_SECONDS / 2)
+        assert not process.has_room()  # still backing off
+        clock.sleep(FULL_BACKOFF_SECONDS)
         assert process.has_room()  # and try again a moment later
     finally:
         os.close(r)
@@ -386,35 +439,57 @@ def test_a_gated_shadow_waits_for_spare_cpu_and_drains_when_stopping(monkeypatch
     reader, writer = Pipe(duplex=False)
     scored: list[bytes] = []
     tid: list[int] = []
+    consulted = [0]  # how often the loop asked for the spare share
+
+    def spare() -> float:
+        consulted[0] += 1
+        return busy.share()
+
+    def score(payload: bytes) -> None:
+        scored.append(payload)
+        if len(scored) == 20:  # busy again before the loop next looks at the gate
+            busy.share = lambda: 0.02  # type: ignore[method-assign]
 
     def shadow() -> None:
         tid.append(threading.get_native_id())
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         serve_tasks(
             reader,
-            scored.append,
-            spare=lambda: busy.share(),
+            score,
+            spare=spare,
             min_spare=0.1,
             stopping=stopping_check(os.getppid()),
+        )
+
+    def wait_until(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting until {what}"
+            time.sleep(0.005)
+
+    def held_for(n: int) -> None:
+        """Wait until the loop consulted the gate ``n`` more times (each time it found
+        too little spare CPU and left the pipe alone), or scored anything meanwhile."""
+        seen, had = consulted[0], len(scored)
+        wait_until(
+            lambda: consulted[0] >= seen + n or len(scored) != had,
+            f"the gate was consulted {n} more times",
         )
 
     runner = threading.Thread(target=shadow, daemon=True)
     runner.start()
     for i in range(20):
         writer.send_bytes(b"task %d" % i)
-    time.sleep(0.3)
+    held_for(3)
     assert scored == []  # busy machine: everything waits in the pipe
     busy.share = lambda: 0.5  # type: ignore[method-assign]
-    deadline = time.monotonic() + 5
-    while len(scored) < 20 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(scored) >= 20, "the 20 tasks were scored")
     assert len(scored) == 20  # spare CPU again: scored
-    busy.share = lambda: 0.02  # type: ignore[method-assign]
-    time.sleep(0.05)
+    held_for(1)  # back at the gate (busy again since the 20th task)
     writer.send_bytes(b"late")
-    time.sleep(0.2)
+    held_for(3)
     assert len(scored) == 20
     set_thread_idle(tid[0], False)  # what stop() does before it closes the pipe
     writer.close()
-    runner.join(5)
+    runner.join(30)
     assert not runner.is_alive() and scored[-1] == b"late"

@@ -159,12 +159,25 @@ def test_progress_bar_reads_progress_file(tmp_path: Path) -> None:
         json.dumps({"trials_done": 3, "trials_total": 6, "best": 1.25, "started": time.time()})
     )
     out = io.StringIO()
-    stop = threading.Event()
+
+    class Stop(threading.Event):
+        """The watcher's stop event, noting when the watcher first waits on it: by then it
+        has read the file once and updated its bar. (To a console that is not a terminal
+        rich writes the bar only when it stops, so there is no output to poll before.)"""
+
+        polled = threading.Event()
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.polled.set()
+            return super().wait(timeout)
+
+    stop = Stop()
     watcher = threading.Thread(target=_watch, args=(path, 6, stop, Console(file=out, width=120)))
     watcher.start()
-    time.sleep(1.2)
+    assert stop.polled.wait(timeout=30)  # it read the progress file and updated the bar
     stop.set()
-    watcher.join(timeout=5)
+    watcher.join(timeout=30)
+    assert not watcher.is_alive()
     text = out.getvalue()
     assert "3/6" in text and "best 1.2500" in text
 
