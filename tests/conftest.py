@@ -241,6 +241,29 @@ def postgres_db(postgres_server: str) -> Iterator[str]:
         admin.dispose()
 
 
+def ar1_bars(n: int, phi: float, seed: int = 0, symbol: str = "AAA") -> pd.DataFrame:
+    """Hourly OHLCV bars whose 1-bar log returns are AR(1) with coefficient ``phi``: a little
+    predictable, like a real edge (``phi = 0``: independent returns, nothing to predict)."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    ret = lfilter([1.0], [1.0, -phi], rng.normal(0, 0.004, n))
+    close = 100 * np.exp(np.cumsum(ret))
+    open_ = np.r_[close[0], close[:-1]]
+    spread = np.abs(rng.normal(0, 0.001, n)) * close
+    return pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2021-01-04", periods=n, freq="h", tz="UTC"),
+            "symbol": symbol,
+            "open": open_,
+            "high": np.maximum(open_, close) + spread,
+            "low": np.minimum(open_, close) - spread,
+            "close": close,
+            "volume": rng.integers(100, 1000, n).astype(float),
+        }
+    )
+
+
 def synthetic_bars(
     n: int = 500, symbols: tuple[str, ...] = ("AAA", "BBB"), seed: int = 0, freq: str = "h"
 ) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from augur.backtest.evaluation import (
 )
 from augur.backtest.report import write_report
 from augur.decision import DecisionConfig
+from tests.conftest import ar1_bars
 
 TINY = {
     "rf_n_estimators": 8,
@@ -33,24 +34,7 @@ def momentum_bars(
     n: int = 700, symbol: str = "AAA", seed: int = 1, phi: float = 0.35
 ) -> pd.DataFrame:
     """Hourly bars whose 1-bar returns are AR(1): a little predictable, like a real edge."""
-    from scipy.signal import lfilter
-
-    rng = np.random.default_rng(seed)
-    ret = lfilter([1.0], [1.0, -phi], rng.normal(0, 0.004, n))
-    close = 100 * np.exp(np.cumsum(ret))
-    open_ = np.r_[close[0], close[:-1]]
-    spread = np.abs(rng.normal(0, 0.001, n)) * close
-    return pd.DataFrame(
-        {
-            "timestamp": pd.date_range("2021-01-04", periods=n, freq="h", tz="UTC"),
-            "symbol": symbol,
-            "open": open_,
-            "high": np.maximum(open_, close) + spread,
-            "low": np.minimum(open_, close) - spread,
-            "close": close,
-            "volume": rng.integers(100, 1000, n).astype(float),
-        }
-    )
+    return ar1_bars(n, phi, seed=seed, symbol=symbol)
 
 
 def evaluate_recording_fits(bars: pd.DataFrame, config: EvaluationConfig):

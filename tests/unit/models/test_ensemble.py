@@ -8,6 +8,7 @@ import pytest
 
 from augur.decision import Signal
 from augur.models import MEMBERS, Ensemble
+from tests.conftest import ar1_bars
 from tests.unit.models._ensemble_fixtures import small_params
 
 
@@ -131,27 +132,9 @@ N_BARS = 1200
 HORIZON = 1  # one-bar-ahead labels: AR(1) sign persistence is what there is to learn
 
 
-def ar1_bars(phi: float, n: int = N_BARS, seed: int = 0) -> pd.DataFrame:
-    """Hourly OHLCV bars whose 1-bar log returns are AR(1) with coefficient ``phi``
-    (``phi = 0``: independent returns, nothing to predict)."""
-    from scipy.signal import lfilter
-
-    rng = np.random.default_rng(seed)
-    ret = lfilter([1.0], [1.0, -phi], rng.normal(0, 0.004, n))
-    close = 100 * np.exp(np.cumsum(ret))
-    open_ = np.r_[close[0], close[:-1]]
-    spread = np.abs(rng.normal(0, 0.001, n)) * close
-    return pd.DataFrame(
-        {
-            "timestamp": pd.date_range("2021-01-04", periods=n, freq="h", tz="UTC"),
-            "symbol": "AAA",
-            "open": open_,
-            "high": np.maximum(open_, close) + spread,
-            "low": np.minimum(open_, close) - spread,
-            "close": close,
-            "volume": rng.integers(100, 1000, n).astype(float),
-        }
-    )
+def process_bars(phi: float, n: int = N_BARS, seed: int = 0) -> pd.DataFrame:
+    """Bars of an AR(1) process with coefficient ``phi`` (0: nothing to predict)."""
+    return ar1_bars(n, phi, seed=seed)
 
 
 def out_of_sample_skill(bars: pd.DataFrame) -> dict[str, float]:
@@ -180,7 +163,7 @@ def test_ensemble_beats_the_majority_class_out_of_sample_on_a_predictable_proces
     """Returns with sign persistence (AR(1), phi = 0.6) are learnable from the features:
     out of sample the ensemble beats chance and the best constant guess by a clear margin
     (~14 points here; a few standard errors ~0.02 of 460 held-out rows)."""
-    skill = out_of_sample_skill(ar1_bars(phi=0.6))
+    skill = out_of_sample_skill(process_bars(phi=0.6))
     assert skill["n"] > 400
     assert skill["accuracy"] > max(skill["majority"], 1 / 3) + 0.08, (
         f"out-of-sample accuracy {skill['accuracy']:.3f} is not clearly above the majority "
@@ -191,7 +174,7 @@ def test_ensemble_beats_the_majority_class_out_of_sample_on_a_predictable_proces
 def test_ensemble_claims_no_edge_on_unpredictable_returns() -> None:
     """Independent returns: out of sample the ensemble is no better than the best constant
     guess (accuracy within a band around the majority-class share)."""
-    skill = out_of_sample_skill(ar1_bars(phi=0.0))
+    skill = out_of_sample_skill(process_bars(phi=0.0))
     assert skill["n"] > 400
     assert skill["majority"] - 0.07 <= skill["accuracy"] <= skill["majority"] + 0.04, (
         f"out-of-sample accuracy {skill['accuracy']:.3f} vs the majority class's "
