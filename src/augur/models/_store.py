@@ -10,6 +10,8 @@ half-written version behind.
 Where the store lives: ``store_dir`` when given, else ``$BENTOML_HOME`` (what
 ``bentoml serve`` reads), else ``Settings.models_dir`` (``$AUGUR_HOME/bentoml``).
 BentoML is imported inside the functions (core code imports no BentoML at module level).
+Every read and write goes through BentoML's public ``bentoml.models`` functions; the one
+private piece is :func:`_model_store` (see there why).
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from augur.models._ensemble import Ensemble
 
 _ARTIFACT = "ensemble.pkl"
 _KIND = "augur-ensemble"
+
+#: The BentoML release whose private ``ModelStore`` :func:`_model_store` was checked
+#: against; a unit test fails when the installed BentoML differs, so an upgrade re-checks
+#: whether a public way to name a store by path exists yet.
+BENTOML_CHECKED = "1.4.39"
 
 
 class FeatureSpecMismatchError(RuntimeError):
@@ -65,6 +72,15 @@ def store_path(store_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def _model_store(store_dir: str | os.PathLike[str] | None) -> Any:
+    """The BentoML model store under ``store_path(store_dir)``, for the ``_model_store``
+    argument of the ``bentoml.models`` functions.
+
+    Private API, on purpose: BentoML's public functions use one store per process, fixed
+    from ``$BENTOML_HOME`` the first time BentoML reads it, and BentoML 1.4 has no public
+    way to open a store by path. Augur addresses several stores in one process (a pull
+    from a shared store into a pod's, tests' temporary stores), so it builds BentoML's
+    ``ModelStore`` here and nowhere else (checked against :data:`BENTOML_CHECKED`).
+    """
     from bentoml._internal.models.model import ModelStore
 
     models = store_path(store_dir) / "models"
@@ -125,14 +141,12 @@ def save_ensemble(
         {k: v for k, v in ctx.items() if k not in metadata and k not in ("data_start", "data_end")}
     )
     metadata = _plain(metadata)
-    store = _model_store(store_dir)
     with (
         bentoml.models.create(
             name,
             labels={"kind": _KIND, **(labels or {})},
             metadata=metadata,
-            module="augur.models",
-            _model_store=store,
+            _model_store=_model_store(store_dir),
         ) as model,
         open(model.path_of(_ARTIFACT), "wb") as fh,
     ):
@@ -148,11 +162,12 @@ def save_ensemble(
 
 
 def _get(tag: str, store_dir: str | os.PathLike[str] | None) -> Any:
+    """The stored ``bentoml.models.Model`` for ``tag``; :class:`ModelNotFoundError` if none."""
+    import bentoml
     from bentoml.exceptions import NotFound
 
-    store = _model_store(store_dir)
     try:
-        return store.get(tag)
+        return bentoml.models.get(tag, _model_store=_model_store(store_dir))
     except NotFound as exc:
         raise ModelNotFoundError(
             f"no model {tag!r} in the model store at {store_path(store_dir)}: "
@@ -211,11 +226,11 @@ def list_models(
     name: str | None = None, *, store_dir: str | os.PathLike[str] | None = None
 ) -> list[ModelRecord]:
     """Stored Augur ensembles (all names, or one), newest first."""
+    import bentoml
     from bentoml.exceptions import NotFound
 
-    store = _model_store(store_dir)
     try:
-        models = store.list(name)
+        models = bentoml.models.list(name, _model_store=_model_store(store_dir))
     except NotFound:
         return []
     records = [

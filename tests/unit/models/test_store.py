@@ -120,3 +120,25 @@ def test_a_model_trained_without_holdout_can_be_saved(tmp_path) -> None:
     tag = save_ensemble(result.ensemble, "noholdout", store_dir=tmp_path)
     [rec] = list_models("noholdout", store_dir=tmp_path)
     assert rec.tag == tag and "holdout_start" not in rec.metadata
+
+
+def test_the_private_bentoml_store_api_is_the_one_checked() -> None:
+    """``_model_store`` is the one private BentoML use (no public way to open a store by
+    path). On a BentoML upgrade this fails: check whether a public way exists now, and
+    that ``ModelStore(path)`` and the ``_model_store`` argument still work, then bump
+    ``BENTOML_CHECKED``."""
+    import inspect
+    from importlib.metadata import version
+
+    import bentoml
+    from bentoml._internal.models.model import ModelStore
+
+    from augur.models._store import BENTOML_CHECKED
+
+    assert version("bentoml") == BENTOML_CHECKED, (
+        f"BentoML {version('bentoml')} is installed; augur.models._store._model_store was "
+        f"checked against {BENTOML_CHECKED}: re-check it (see this test's docstring)"
+    )
+    assert callable(ModelStore)
+    for fn in (bentoml.models.create, bentoml.models.get, bentoml.models.list):
+        assert "_model_store" in inspect.signature(fn).parameters, fn.__name__
