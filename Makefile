@@ -71,10 +71,12 @@ kind-up: setup ## (needs Docker, kind, helm) Augur on a kind cluster: KubeRay, i
 k8s-test: k8s-build ## run only the k8s tier (operators against a real control plane)
 	$(PY) -m pytest tests/k8s tests/unit/cluster $(PYTEST_ARGS)
 
-lint: setup ## ruff + mypy
+# The layers (import-linter): contracts in pyproject.toml, [tool.importlinter].
+lint: setup ## ruff + mypy + the import layers (lint-imports)
 	$(VENV)/bin/ruff check src tests benchmarks bentos tuning feature_repo operators scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks bentos tuning feature_repo operators scripts
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo --cache-dir $(AUGUR_HOME)/import-linter-cache
 
 # Mutation testing (mutmut) of the modules that decide money, each against only its own
 # unit tests: decision, walk-forward, metrics, features, dynamic weights, the routing split.
