@@ -4,7 +4,7 @@ and the session time zone, the schema created by racing workers, dropped connect
 and `augur report serving` reading the log from the server.
 
 The behaviour tests shared with SQLite run on both backends in
-tests/unit/monitoring/test_prediction_log.py; the multi-process test in
+tests/unit/monitoring/log/; the multi-process test in
 tests/integration/test_monitoring_log.py."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from augur.cli.report import register
 from augur.monitoring import PredictionLog, summarize, write_serving_report
-from tests.unit.monitoring.test_prediction_log import record
+from tests.unit.monitoring.log.conftest import record
 from tests.unit.monitoring.test_report import PLOT_DIV, fill_log_and_drift
 
 pytestmark = pytest.mark.integration

@@ -12,15 +12,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from augur.monitoring._prediction_log import (
-        ROLES,
-        LogStats,
-        PredictionLog,
-        PredictionRecord,
-        UnknownRequestError,
-        default_log_url,
-        features_digest,
-    )
     from augur.monitoring._report import write_serving_report
     from augur.monitoring.analysis import ServingSummary, summarize
     from augur.monitoring.drift import (
@@ -33,15 +24,24 @@ if TYPE_CHECKING:
         reference_sample,
         save_reference,
     )
+    from augur.monitoring.log import (
+        ROLES,
+        LogStats,
+        PredictionLog,
+        PredictionRecord,
+        UnknownRequestIdError,
+        default_log_url,
+        features_digest,
+    )
 
 _EXPORTS: dict[str, str] = {
-    "ROLES": "augur.monitoring._prediction_log",
-    "LogStats": "augur.monitoring._prediction_log",
-    "PredictionLog": "augur.monitoring._prediction_log",
-    "PredictionRecord": "augur.monitoring._prediction_log",
-    "UnknownRequestError": "augur.monitoring._prediction_log",
-    "default_log_url": "augur.monitoring._prediction_log",
-    "features_digest": "augur.monitoring._prediction_log",
+    "ROLES": "augur.monitoring.log",
+    "LogStats": "augur.monitoring.log",
+    "PredictionLog": "augur.monitoring.log",
+    "PredictionRecord": "augur.monitoring.log",
+    "UnknownRequestIdError": "augur.monitoring.log",
+    "default_log_url": "augur.monitoring.log",
+    "features_digest": "augur.monitoring.log",
     "REFERENCE_FILENAME": "augur.monitoring.drift",
     "DriftGauges": "augur.monitoring.drift",
     "DriftMonitor": "augur.monitoring.drift",
@@ -65,7 +65,7 @@ __all__ = [
     "PredictionLog",
     "PredictionRecord",
     "ServingSummary",
-    "UnknownRequestError",
+    "UnknownRequestIdError",
     "default_log_url",
     "detect_drift",
     "features_digest",

@@ -43,7 +43,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from augur.config import Settings
-    from augur.monitoring._prediction_log import PredictionLog
+    from augur.monitoring.log import PredictionLog
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,200 @@
+""":class:`PredictionLog`, the prediction/outcome log as the service and the report use
+it: it opens the database, hands predictions to the background writer, joins outcomes
+to logged requests (waiting briefly when another worker may still hold the prediction),
+stores drift statistics, and answers the reads."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from augur.monitoring.log import _queries
+from augur.monitoring.log._engine import open_engine
+from augur.monitoring.log._insert import insert_drift, insert_outcome, insert_predictions
+from augur.monitoring.log._schema import PredictionRecord
+from augur.monitoring.log._writer import BatchWriter, LogStats, WriterPriority
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# How often log_outcome looks again for a prediction another worker has yet to write.
+_OUTCOME_POLL_SECONDS = 0.05
+
+
+class UnknownRequestIdError(KeyError):
+    """An outcome named a request id that was never logged (the service answers 404)."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return (
+            f"unknown request_id {self.request_id!r}: no prediction was logged under it "
+            "(use the request_id returned by /decide)"
+        )
+
+
+class PredictionLog:
+    """Prediction and outcome log behind a non-blocking buffered writer.
+
+    ``url`` is a SQLAlchemy URL (``sqlite:///path.db``, ``postgresql+psycopg://…``);
+    tables are created when missing. :meth:`log_prediction` enqueues and never blocks
+    (a full buffer of ``max_queue`` records drops the record, counted in
+    ``stats.dropped`` and reported to ``on_drop``); a background thread writes the buffer
+    in batches of up to ``batch_size`` records, ``linger`` seconds after the first one
+    arrives. :meth:`flush` waits until everything enqueued so far is written;
+    :meth:`close` flushes and stops the writer. Safe to share between threads.
+
+    ``writer_priority="idle"`` (the service's default) runs the writer thread in Linux's
+    ``SCHED_IDLE`` class: its inserts use CPU time the request path leaves, and a waking
+    request preempts it at once. A writer that falls behind returns to normal priority
+    until it has caught up, when the system lets it (``CAP_SYS_NICE``); otherwise it
+    warns, and a full buffer drops records.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_queue: int = 10_000,
+        batch_size: int = 512,
+        linger: float = 0.05,
+        start: bool = True,
+        writer_priority: WriterPriority = "normal",
+        on_drop: Callable[[], None] | None = None,
+    ) -> None:
+        self._writer = BatchWriter(
+            self._insert_batch,
+            max_queue=max_queue,
+            batch_size=batch_size,
+            linger=linger,
+            priority=writer_priority,
+            on_drop=on_drop,
+        )
+        self.url = url
+        self.engine = open_engine(url)  # after the writer has checked its settings
+        if start:
+            self.start()
+
+    # --- predictions --------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the background writer (done by the constructor unless ``start=False``)."""
+        self._writer.start()
+
+    def log_prediction(self, record: PredictionRecord) -> bool:
+        """Enqueue one prediction; never blocks. False (and counted) when the buffer is
+        full. Raises ``RuntimeError`` once the log is closed."""
+        if not isinstance(record, PredictionRecord):
+            raise TypeError(f"log_prediction takes a PredictionRecord, got {type(record).__name__}")
+        return self._writer.put(record)
+
+    def log_predictions(self, records: Iterable[PredictionRecord]) -> int:
+        """Enqueue many predictions; returns how many were accepted."""
+        return sum(self.log_prediction(r) for r in records)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything enqueued so far is written (or failed). False on timeout."""
+        return self._writer.flush(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush, stop the writer thread and release the connections. Idempotent."""
+        if self._writer.closed:
+            return
+        self._writer.flush(timeout)
+        self._writer.stop(timeout)
+        self.engine.dispose()
+
+    def __enter__(self) -> PredictionLog:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def stats(self) -> LogStats:
+        """Writer counters: enqueued, written, dropped (buffer full), failed (refused by
+        the database, or a failed batch), pending."""
+        return self._writer.stats
+
+    @property
+    def writer_tid(self) -> int | None:
+        """The writer thread's native id, once it runs."""
+        return self._writer.tid
+
+    @property
+    def writer_boosted(self) -> bool:
+        """An idle-priority writer back at normal priority while it catches up."""
+        return self._writer.boosted
+
+    def mind_backlog(self) -> None:
+        """The writer's look after each write: the priority of a writer that fell behind,
+        and warnings about drops (see :class:`PredictionLog`)."""
+        self._writer.mind_backlog()
+
+    def _insert_batch(self, batch: list[PredictionRecord]) -> tuple[int, int]:
+        return insert_predictions(self.engine, batch)
+
+    # --- outcomes -----------------------------------------------------------------------
+    def log_outcome(self, request_id: str, realized_return: float, caller: str = "") -> bool:
+        """Join a realised return to a logged prediction (synchronous).
+
+        Returns False when no prediction carries ``request_id`` (the service answers 404);
+        :meth:`record_outcome` raises :class:`UnknownRequestIdError` instead. Posting again
+        for the same request replaces the earlier outcome (idempotent retries).
+        """
+        if not isinstance(realized_return, int | float) or not math.isfinite(realized_return):
+            raise ValueError(f"realized_return must be a finite number, got {realized_return!r}")
+        value = float(realized_return)
+        if insert_outcome(self.engine, request_id, value, caller):
+            return True
+        # The prediction may still be in this log's buffer (or be written just now):
+        # flush once and look again before calling the id unknown.
+        self.flush(timeout=5.0)
+        if insert_outcome(self.engine, request_id, value, caller):
+            return True
+        # Another worker process's writer may hold it for up to two lingers: look again
+        # until then (and a little longer: its insert takes time too).
+        deadline = time.monotonic() + 4 * self._writer.linger
+        while time.monotonic() < deadline:
+            time.sleep(min(_OUTCOME_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            if insert_outcome(self.engine, request_id, value, caller):
+                return True
+        return False
+
+    def record_outcome(self, request_id: str, realized_return: float, caller: str = "") -> None:
+        """Like :meth:`log_outcome` but raises :class:`UnknownRequestIdError`."""
+        if not self.log_outcome(request_id, realized_return, caller):
+            raise UnknownRequestIdError(request_id)
+
+    # --- drift, reads, retention ----------------------------------------------------------
+    def log_drift(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Store drift statistics (one row per model version and feature); synchronous."""
+        return insert_drift(self.engine, rows)
+
+    def drift_frame(self) -> pd.DataFrame:
+        """The latest drift statistics per model version (empty frame when none)."""
+        return _queries.drift_frame(self.engine)
+
+    def frame(self, since: datetime | None = None) -> pd.DataFrame:
+        """Every logged prediction (since ``since``) with its outcome, if any.
+
+        Columns: the prediction fields, plus ``realized_return``, ``outcome_ts`` and
+        ``caller`` (NaN/None where no outcome was reported). Sorted by ``ts``.
+        """
+        return _queries.frame(self.engine, since)
+
+    def prune(self, before: datetime) -> int:
+        """Delete predictions (and their outcomes, and drift rows) older than ``before``.
+
+        The log otherwise grows forever; run this from a periodic job. Returns the
+        number of predictions deleted.
+        """
+        return _queries.prune(self.engine, before)
+
+    def count(self) -> int:
+        """Number of logged predictions (all roles)."""
+        return _queries.count(self.engine)

@@ -1,0 +1,246 @@
+"""The log's background writer: :meth:`BatchWriter.put` appends a record to a bounded
+buffer and returns at once (a full buffer drops the record, counted), and a thread
+writes the buffer in batches, one transaction each, so writes never sit on the request
+path. The thread may run at Linux's idle priority, on CPU time the requests leave."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from augur._cpu import set_thread_idle
+from augur.monitoring.log._schema import PredictionRecord
+
+log = logging.getLogger(__name__)
+
+WriterPriority = Literal["normal", "idle"]
+WRITER_PRIORITIES: tuple[str, ...] = get_args(WriterPriority)
+
+Write = Callable[[list[PredictionRecord]], tuple[int, int]]
+"""Writes a batch; returns (written, failed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogStats:
+    """Counters of the buffered writer."""
+
+    enqueued: int
+    written: int
+    dropped: int
+    failed: int
+    pending: int
+
+
+class BatchWriter:
+    """A bounded buffer of records and the thread that writes it in batches.
+
+    ``write`` is called on the writer thread with up to ``batch_size`` records; an
+    exception from it fails that batch (counted and logged), never the writer. Once a
+    record arrives the thread waits ``linger`` seconds for more, then writes what is
+    buffered. ``priority="idle"`` runs the thread in ``SCHED_IDLE``; when a quarter of
+    the buffer is waiting (no CPU is left idle) it returns to normal priority until it
+    has caught up, if the system lets it (``CAP_SYS_NICE``), and warns otherwise.
+    """
+
+    def __init__(
+        self,
+        write: Write,
+        *,
+        max_queue: int = 10_000,
+        batch_size: int = 512,
+        linger: float = 0.05,
+        priority: WriterPriority = "normal",
+        on_drop: Callable[[], None] | None = None,
+    ) -> None:
+        if max_queue < 1 or batch_size < 1:
+            raise ValueError("max_queue and batch_size must be >= 1")
+        if priority not in WRITER_PRIORITIES:
+            raise ValueError(
+                f"writer_priority must be one of {WRITER_PRIORITIES}, got {priority!r}"
+            )
+        self._write_batch = write
+        self.max_queue = max_queue
+        self.batch_size = batch_size
+        self.linger = linger
+        self.priority = priority
+        self._on_drop = on_drop
+        # The request path appends, the writer pops from the other end: both are atomic on
+        # a deque, so enqueueing takes no lock.
+        self._queue: deque[PredictionRecord] = deque()
+        self._lock = threading.Lock()  # the counters, and taking records off the buffer
+        # Set by a record that finds the writer idle (an idle writer sleeps on it: an idle
+        # log costs nothing), and by flush and stop (write now, do not linger).
+        self._wake = threading.Event()
+        self._idle = False
+        self._hurry = False  # a flush is waiting: no linger before the next write
+        self._stopping = False
+        self.closed = False
+        self._taken = 0  # records the writer has taken off the buffer
+        self._settled = 0  # ... and written or failed
+        self._written = 0
+        self._dropped = 0
+        self._failed = 0
+        self._thread: threading.Thread | None = None
+        self.tid: int | None = None  # the writer thread's native id, once it runs
+        self.boosted = False  # an idle writer back at normal priority, catching up
+        self._warned_at = -math.inf
+        self._warned_drops = 0
+
+    def start(self) -> None:
+        """Start the writer thread (again, if it has stopped)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run, name="augur-prediction-log", daemon=True
+            )
+            self._thread.start()
+
+    def put(self, record: PredictionRecord) -> bool:
+        """Enqueue one record; never blocks. False (and counted) when the buffer is full."""
+        if self.closed:
+            raise RuntimeError("PredictionLog is closed")
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            with self._lock:
+                self._dropped += 1
+            if self._on_drop is not None:
+                self._on_drop()
+            return False
+        queue.append(record)
+        # Append, then look: the writer marks itself idle, then looks at the buffer, then
+        # sleeps — one of the two always sees the other.
+        if self._idle:
+            self._wake.set()
+        return True
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything enqueued so far is written (or failed). False on timeout.
+        Without a running writer thread the records are written on the calling thread."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self._queue and self._taken == self._settled:
+                    return True
+            if time.monotonic() > deadline:
+                return False
+            if self._thread is None or not self._thread.is_alive():
+                while self._queue:
+                    self._write_buffered()
+                continue
+            self._hurry = True
+            self._wake.set()
+            time.sleep(0.002)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Refuse new records, write what is buffered and end the thread."""
+        self.closed = True
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def stats(self) -> LogStats:
+        with self._lock:
+            return LogStats(
+                enqueued=self._taken + len(self._queue),
+                written=self._written,
+                dropped=self._dropped,
+                failed=self._failed,
+                pending=len(self._queue),
+            )
+
+    def _run(self) -> None:
+        # Batching: the first record to find the writer idle wakes it; it waits ``linger``
+        # seconds for the batch to fill, then writes what is buffered, one transaction per
+        # batch (a commit per request would cost the database far more). Only that first
+        # record wakes it: a writer woken by every append is a thread switch per request
+        # on the request path. A record is written within about two lingers.
+        wake = self._wake
+        self.tid = threading.get_native_id()
+        if self.priority == "idle" and not set_thread_idle(self.tid, True):
+            log.info("prediction log: no SCHED_IDLE here; the writer runs at normal priority")
+        while not (self._stopping and not self._queue):
+            self._idle = True
+            if not self._queue and not self._stopping:
+                wake.wait()  # idle until a record arrives (or flush/stop)
+            self._idle = False
+            wake.clear()
+            # let the batch fill (unless a flush or stop is waiting)
+            if not (self._stopping or self._hurry) and wake.wait(self.linger):
+                wake.clear()
+            self._write_buffered()
+            self.mind_backlog()
+
+    def mind_backlog(self) -> None:
+        """An idle-priority writer that falls behind (a quarter of the buffer waiting: no
+        CPU is left idle) goes back to normal priority until the buffer is nearly empty;
+        drops and a refused priority are warned about, at most once a minute."""
+        backlog = len(self._queue)
+        tid = self.tid
+        if self.priority == "idle" and tid is not None:
+            if not self.boosted and backlog >= self.max_queue // 4:
+                if set_thread_idle(tid, False):
+                    self.boosted = True
+                    log.info("prediction log: %d rows waiting, writer at normal priority", backlog)
+                else:
+                    self._warn(
+                        f"{backlog} rows waiting and the writer may not leave idle priority "
+                        "(no CAP_SYS_NICE): add CPU, or set "
+                        "AUGUR_PREDICTION_LOG_WRITER_PRIORITY=normal"
+                    )
+            elif self.boosted and backlog <= self.max_queue // 64:
+                self.boosted = not set_thread_idle(tid, True)
+        dropped = self._dropped
+        if dropped > self._warned_drops and self._warn(
+            f"{dropped} rows dropped so far: the buffer ({self.max_queue} rows) was full"
+        ):
+            self._warned_drops = dropped
+
+    def _warn(self, message: str) -> bool:
+        now = time.monotonic()
+        if now - self._warned_at < 60:
+            return False
+        self._warned_at = now
+        log.warning("prediction log: %s", message)
+        return True
+
+    def _write_buffered(self) -> None:
+        """Write the records buffered now, ``batch_size`` at a time. Records that arrive
+        meanwhile wait for the next look: draining until empty would write a record or
+        two per transaction while requests keep coming."""
+        self._hurry = False
+        n = len(self._queue)
+        while n > 0:
+            batch = self._take(min(n, self.batch_size))
+            if not batch:
+                break
+            n -= len(batch)
+            self._write(batch)
+
+    def _take(self, n: int) -> list[PredictionRecord]:
+        """``n`` records off the buffer, counted as taken in the same step (so ``flush``
+        never sees a record in neither place)."""
+        queue = self._queue
+        with self._lock:
+            batch = [queue.popleft() for _ in range(min(n, len(queue)))]
+            self._taken += len(batch)
+        return batch
+
+    def _write(self, batch: list[PredictionRecord]) -> None:
+        written, failed = 0, len(batch)
+        try:
+            written, failed = self._write_batch(batch)
+        except Exception:
+            # The log must never take the service down: count and carry on.
+            log.exception("prediction log: writing %d rows failed", len(batch))
+        finally:
+            with self._lock:  # one step: flush returns only once the counters are in
+                self._written += written
+                self._failed += failed
+                self._settled += len(batch)
