@@ -42,6 +42,8 @@ DS_CASES = [
     ("versions.1.name", "stable", "Duplicate value"),
     # At most one shadow: a list of shadows is not a DecisionService.
     ("shadow", [{"modelTag": TAGS[2]}, {"modelTag": "augur-ensemble:dddd"}], "spec.shadow"),
+    # The shadow container's CPU limit is what keeps it off the serving container's CPU.
+    ("shadow.resources", {"requests": {"cpu": "100m"}}, "shadow.resources.limits.cpu is required"),
 ]
 
 
@@ -60,6 +62,7 @@ def test_a_valid_decision_service_is_accepted(kubectl: Kubectl) -> None:
     # The API server applied the schema's defaults.
     assert created["spec"]["routingKey"] == "request"
     assert created["spec"]["shadow"]["name"] == "shadow"
+    assert created["spec"]["shadow"]["resources"]["limits"]["cpu"] == "500m"
     assert created["spec"]["autoscaling"]["targetCPUUtilizationPercentage"] == 70
 
 

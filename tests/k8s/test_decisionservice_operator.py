@@ -183,6 +183,67 @@ def test_changing_weights_changes_only_the_routing_table(
     )
 
 
+def test_the_shadow_runs_in_its_own_container_until_it_is_removed(
+    kubectl: Kubectl, operator: Operator, namespace: str
+) -> None:
+    body = decision_service("sh", namespace)
+    body["spec"]["shadow"]["resources"] = {
+        "requests": {"cpu": "50m", "memory": "256Mi"},
+        "limits": {"cpu": "250m", "memory": "512Mi"},
+    }
+    kubectl.apply(body)
+    wait_ready(kubectl, "sh", namespace)
+    socket = {"name": "AUGUR_SHADOW_SOCKET", "value": "/run/augur-shadow/shadow.sock"}
+
+    def pod_spec() -> dict[str, Any]:
+        dep = kubectl.get("deployment", "sh", namespace)
+        assert dep is not None
+        return dep["spec"]["template"]["spec"]
+
+    pod = pod_spec()
+    serve, shadow = pod["containers"]
+    assert (serve["name"], shadow["name"]) == ("decision", "shadow")
+    assert shadow["command"] == ["augur", "serve-shadow"]
+    assert shadow["resources"]["limits"]["cpu"] == "250m"
+    assert socket in serve["env"] and socket in shadow["env"]
+    assert "shadow-socket" in {v["name"] for v in pod["volumes"]}
+    # The pods the scheduler placed carry the shadow container and its limit too.
+    pods = wait_for(
+        "a pod with the shadow container",
+        lambda: [
+            p
+            for p in kubectl.list("pods", namespace, "augur.dev/decisionservice=sh")
+            if [c["name"] for c in p["spec"]["containers"]] == ["decision", "shadow"]
+        ],
+    )
+    assert pods[0]["spec"]["containers"][1]["resources"]["limits"]["cpu"] == "250m"
+    # The HPA scales on the serving container's CPU alone.
+    hpa = kubectl.get("hpa", "sh", namespace)
+    assert hpa is not None
+    assert [(m["type"], m["containerResource"]["container"]) for m in hpa["spec"]["metrics"]] == [
+        ("ContainerResource", "decision")
+    ]
+
+    # Removing the shadow prunes its container, volumes and env (server-side apply).
+    kubectl.run(
+        "patch", "decisionservice", "sh", "-n", namespace, "--type=json",
+        "-p", json.dumps([{"op": "remove", "path": "/spec/shadow"}]),
+    )  # fmt: skip
+    wait_for(
+        "the Deployment without the shadow container",
+        lambda: [c["name"] for c in pod_spec()["containers"]] == ["decision"],
+    )
+    pod = pod_spec()
+    assert {v["name"] for v in pod["volumes"]} == {"routes", "models"}
+    (serve,) = pod["containers"]
+    assert not {"AUGUR_SHADOW_SOCKET", "AUGUR_PREDICTION_LOG_URL"} & {
+        e["name"] for e in serve["env"]
+    }
+    assert {m["name"] for m in serve["volumeMounts"]} == {"routes", "models"}
+    ds = wait_ready(kubectl, "sh", namespace)
+    assert ds["status"]["shadow"] == ""
+
+
 def test_deleting_it_garbage_collects_every_child(
     kubectl: Kubectl, operator: Operator, namespace: str
 ) -> None:
@@ -358,7 +419,9 @@ def test_every_option_renders_a_deployment_the_api_server_accepts(
         "requests": {"cpu": "250m", "memory": "512Mi"},
         "limits": {"memory": "1Gi"},
     }
-    assert {v["name"] for v in pod["volumes"]} == {"routes", "models", "model-store", "token"}
+    assert {v["name"] for v in pod["volumes"]} == {
+        "routes", "models", "model-store", "token", "shadow-socket",
+    }  # fmt: skip
     assert pod["initContainers"][0]["envFrom"] == [{"secretRef": {"name": "s3"}}]
 
     # Settings the decision engine refuses: reported, and the running Deployment is kept.

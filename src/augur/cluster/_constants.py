@@ -23,6 +23,13 @@ MODELS_DIR = "/var/lib/augur/bentoml"
 TOKEN_DIR = "/etc/augur/token"
 SERVING_PORT = 3000
 
+# The serving pod's containers, and what its shadow container shares with the serving one.
+SERVING_CONTAINER = "decision"
+SHADOW_CONTAINER = "shadow"
+SHADOW_SOCKET_DIR = "/run/augur-shadow"
+SHADOW_SOCKET = f"{SHADOW_SOCKET_DIR}/shadow.sock"
+PREDICTION_LOG_DIR = "/var/lib/augur/prediction-log"
+
 # Where the tuning driver finds its study.
 STUDY_DIR = "/etc/augur/study"
 STUDY_FILE = "study.yaml"

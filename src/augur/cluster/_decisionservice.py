@@ -5,6 +5,10 @@ does), a Service, an ``autoscaling/v2`` HPA, a PodDisruptionBudget and the routi
 ConfigMap the pods mount. Weights and the shadow's share live only in the ConfigMap, which
 the service re-reads: changing them never restarts a pod. The model tags the pods fetch
 live in the pod template, so a version to fetch rolls the Deployment.
+
+With a shadow, each pod has a second container, ``shadow`` (``augur serve-shadow``), with
+its own CPU limit: the serving container sends it the mirrored requests as datagrams on a
+Unix socket in a volume only the two share.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 from typing import Any
 
 from augur.cluster import _constants as c
+from augur.cluster._base import SecretKeyRef
 from augur.cluster._decisionservice_resource import DecisionService
 from augur.serving import RoutingTable
 
@@ -80,7 +85,36 @@ def _model_store_uri(ds: DecisionService) -> str:
     return store.uri
 
 
+def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def _prediction_log_env(ds: DecisionService) -> list[dict[str, Any]]:
+    """Where both containers log. Without a configured log each container would keep its
+    own SQLite file, so with a shadow they share one on a pod volume."""
+    spec = ds.spec
+    if spec.prediction_log is not None:
+        return [_secret_env("AUGUR_PREDICTION_LOG_URL", spec.prediction_log.url)]
+    if spec.shadow is not None:
+        url = f"sqlite:///{c.PREDICTION_LOG_DIR}/predictions.db"
+        return [{"name": "AUGUR_PREDICTION_LOG_URL", "value": url}]
+    return []
+
+
+def _overrides_env(ds: DecisionService) -> list[dict[str, Any]]:
+    decision = ds.spec.decision
+    overrides: dict[str, Any] = decision.model_dump(exclude_none=True) if decision else {}
+    if not overrides:
+        return []
+    return [{"name": "AUGUR_DECISION_OVERRIDES", "value": json.dumps(overrides)}]
+
+
+def _shadow_socket_env() -> dict[str, Any]:
+    return {"name": "AUGUR_SHADOW_SOCKET", "value": c.SHADOW_SOCKET}
+
+
 def _env(ds: DecisionService) -> list[dict[str, Any]]:
+    """The serving container's environment."""
     spec = ds.spec
     env: list[dict[str, Any]] = [
         {"name": "AUGUR_ROUTING_TABLE", "value": f"{c.ROUTES_DIR}/{c.ROUTES_FILE}"},
@@ -88,31 +122,50 @@ def _env(ds: DecisionService) -> list[dict[str, Any]]:
         {"name": "BENTOML_HOME", "value": c.MODELS_DIR},
     ]
     if spec.feature_store is not None:
-        ref = spec.feature_store.redis_url
         env += [
             {"name": "AUGUR_ONLINE_STORE", "value": "redis"},
-            {
-                "name": "AUGUR_REDIS_URL",
-                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
-            },
+            _secret_env("AUGUR_REDIS_URL", spec.feature_store.redis_url),
         ]
-    if spec.prediction_log is not None:
-        ref = spec.prediction_log.url
-        env.append(
-            {
-                "name": "AUGUR_PREDICTION_LOG_URL",
-                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
-            }
-        )
+    env += _prediction_log_env(ds)
     if spec.auth is not None:
         env.append(
             {"name": "AUGUR_SERVING_TOKEN_FILE", "value": f"{c.TOKEN_DIR}/{spec.auth.token.key}"}
         )
-    if spec.decision is not None:
-        overrides = spec.decision.model_dump(exclude_none=True)
-        if overrides:
-            env.append({"name": "AUGUR_DECISION_OVERRIDES", "value": json.dumps(overrides)})
+    env += _overrides_env(ds)
+    if spec.shadow is not None:
+        env.append(_shadow_socket_env())
     return env
+
+
+def _shadow_container(ds: DecisionService) -> dict[str, Any]:
+    """``augur serve-shadow``: the model store, prediction log and decision overrides of
+    the serving container, but not its routing table (each mirrored request names its
+    version), online store (it carries its features) or token."""
+    spec = ds.spec
+    assert spec.shadow is not None
+    mounts = [
+        # Read-only: the shadow cannot alter the versions the serving container loads.
+        {"name": "models", "mountPath": c.MODELS_DIR, "readOnly": True},
+        {"name": "shadow-socket", "mountPath": c.SHADOW_SOCKET_DIR},
+    ]
+    if spec.prediction_log is None:
+        mounts.append({"name": "prediction-log", "mountPath": c.PREDICTION_LOG_DIR})
+    # No port and no probe: the command serves nothing to probe; if it exits, the kubelet
+    # restarts the container, and meanwhile the serving container drops and counts.
+    return {
+        "name": c.SHADOW_CONTAINER,
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": ["augur", "serve-shadow"],
+        "env": [
+            {"name": "BENTOML_HOME", "value": c.MODELS_DIR},
+            *_prediction_log_env(ds),
+            *_overrides_env(ds),
+            _shadow_socket_env(),
+        ],
+        "volumeMounts": mounts,
+        "resources": spec.shadow.resources.model_dump(),
+    }
 
 
 def _pod_template(ds: DecisionService) -> dict[str, Any]:
@@ -143,6 +196,15 @@ def _pod_template(ds: DecisionService) -> dict[str, Any]:
     if spec.auth is not None:
         volumes.append({"name": "token", "secret": {"secretName": spec.auth.token.name}})
         serve_mounts.append({"name": "token", "mountPath": c.TOKEN_DIR, "readOnly": True})
+    if spec.shadow is not None:
+        # Only the socket, in memory; only these two containers mount it (it carries pickles).
+        volumes.append(
+            {"name": "shadow-socket", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+        )
+        serve_mounts.append({"name": "shadow-socket", "mountPath": c.SHADOW_SOCKET_DIR})
+        if spec.prediction_log is None:
+            volumes.append({"name": "prediction-log", "emptyDir": {}})
+            serve_mounts.append({"name": "prediction-log", "mountPath": c.PREDICTION_LOG_DIR})
     fetch: dict[str, Any] = {
         "name": "fetch-models",
         "image": spec.image,
@@ -156,7 +218,7 @@ def _pod_template(ds: DecisionService) -> dict[str, Any]:
         fetch["envFrom"] = [{"secretRef": {"name": spec.model_store.credentials_secret}}]
     probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5}
     serve = {
-        "name": "decision",
+        "name": c.SERVING_CONTAINER,
         "image": spec.image,
         "imagePullPolicy": spec.image_pull_policy,
         "ports": [{"name": "http", "containerPort": c.SERVING_PORT, "protocol": "TCP"}],
@@ -170,11 +232,14 @@ def _pod_template(ds: DecisionService) -> dict[str, Any]:
             "failureThreshold": 6,
         },
     }
+    containers = [serve]
+    if spec.shadow is not None:
+        containers.append(_shadow_container(ds))
     return {
         "metadata": {"labels": labels(name)},
         "spec": {
             "initContainers": [fetch],
-            "containers": [serve],
+            "containers": containers,
             "volumes": volumes,
             "terminationGracePeriodSeconds": 30,
         },
@@ -231,11 +296,13 @@ def render_children(body: dict[str, Any]) -> list[dict[str, Any]]:
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
         "minReplicas": spec.autoscaling.min_replicas,
         "maxReplicas": spec.autoscaling.max_replicas,
+        # The serving container's CPU alone: a busy shadow must not add pods.
         "metrics": [
             {
-                "type": "Resource",
-                "resource": {
+                "type": "ContainerResource",
+                "containerResource": {
                     "name": "cpu",
+                    "container": c.SERVING_CONTAINER,
                     "target": {
                         "type": "Utilization",
                         "averageUtilization": spec.autoscaling.target_cpu_utilization_percentage,

@@ -80,6 +80,23 @@ class Shadow(KubeModel):
             cel("self >= 0 && self <= 100", "shadow.mirrorPercent must be between 0 and 100")
         ),
     )
+    resources: ResourceRequirements = Field(
+        default_factory=lambda: ResourceRequirements(
+            requests={"cpu": "100m", "memory": "384Mi"}, limits={"cpu": "500m", "memory": "768Mi"}
+        ),
+        description="CPU and memory of the shadow container in each serving pod; a CPU limit "
+        "is required. The default caps it at half a core, with memory for a second ensemble "
+        "while a new shadow version loads.",
+        json_schema_extra=validations(
+            # The kubelet's CPU limit is what keeps the shadow off the serving container's
+            # CPU: without one it could take every idle core of the node.
+            cel(
+                "has(self.limits) && 'cpu' in self.limits",
+                "shadow.resources.limits.cpu is required: it bounds the CPU the shadow "
+                "container may take from the node (e.g. limits: {cpu: 500m})",
+            ),
+        ),
+    )
 
 
 class Autoscaling(KubeModel):
@@ -101,7 +118,8 @@ class Autoscaling(KubeModel):
         default=70,
         ge=1,
         le=100,
-        description="Average CPU use (percent of requests) to keep.",
+        description="Average CPU use of the serving containers, in percent of their CPU "
+        "request, to keep (the shadow container's CPU does not count).",
     )
 
 
@@ -207,7 +225,8 @@ class DecisionServiceSpec(KubeModel):
         default_factory=lambda: ResourceRequirements(
             requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "2Gi"}
         ),
-        description="CPU and memory of each serving pod.",
+        description="CPU and memory of each pod's serving container (a shadow has its own: "
+        "shadow.resources).",
     )
 
 

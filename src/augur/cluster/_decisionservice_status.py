@@ -148,7 +148,8 @@ def decision_service_status(
                 ready >= 1,
                 "ShadowMirrored" if ready >= 1 else "NoReadyReplicas",
                 f"{shadow.model_tag} scores {shadow.mirror_percent}% of requests off the request "
-                "path",
+                f"path, in each pod's shadow container (CPU limit "
+                f"{shadow.resources.limits.get('cpu', 'none')})",
             )
     primary = ds.spec.versions[0]
     return DecisionServiceStatus(

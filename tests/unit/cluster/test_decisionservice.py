@@ -105,7 +105,96 @@ def test_the_deployment_leaves_replicas_to_the_hpa() -> None:
     assert "replicas" not in children["Deployment"]["spec"]
     hpa = children["HorizontalPodAutoscaler"]["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 5)
-    assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    assert hpa["metrics"][0]["containerResource"]["target"]["averageUtilization"] == 70
+
+
+def containers(children: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    pod = by_kind(children)["Deployment"]["spec"]["template"]["spec"]
+    return {c["name"]: c for c in pod["containers"]}
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_a_shadow_runs_in_its_own_container_with_a_cpu_limit() -> None:
+    pod = containers(render_children(body()))
+    assert list(pod) == ["decision", "shadow"]
+    shadow = pod["shadow"]
+    assert shadow["command"] == ["augur", "serve-shadow"]
+    assert shadow["image"] == pod["decision"]["image"]
+    assert shadow["resources"]["limits"]["cpu"] == "500m"
+    assert "ports" not in shadow and "readinessProbe" not in shadow
+
+    sized = body()
+    sized["spec"]["shadow"]["resources"] = {"requests": {"cpu": "50m"}, "limits": {"cpu": "1"}}
+    assert containers(render_children(sized))["shadow"]["resources"] == {
+        "requests": {"cpu": "50m"},
+        "limits": {"cpu": "1"},
+    }
+
+
+def test_both_containers_share_the_shadow_socket_and_nothing_else_of_the_route() -> None:
+    children = render_children(
+        body(
+            featureStore={"redisUrl": {"name": "redis", "key": "url"}},
+            predictionLog={"url": {"name": "pg", "key": "dsn"}},
+            auth={"token": {"name": "tok", "key": "token"}},
+            decision={"confidenceThreshold": 0.4},
+        )
+    )
+    pod = by_kind(children)["Deployment"]["spec"]["template"]["spec"]
+    (socket_volume,) = [v for v in pod["volumes"] if v["name"] == "shadow-socket"]
+    assert socket_volume["emptyDir"]["medium"] == "Memory"
+    serve, shadow = containers(children)["decision"], containers(children)["shadow"]
+    for container in (serve, shadow):
+        assert env_of(container)["AUGUR_SHADOW_SOCKET"]["value"] == "/run/augur-shadow/shadow.sock"
+        assert {"name": "shadow-socket", "mountPath": "/run/augur-shadow"} in container[
+            "volumeMounts"
+        ]
+    # The shadow logs where the serving container logs, with the same risk overrides...
+    for name in ("AUGUR_PREDICTION_LOG_URL", "AUGUR_DECISION_OVERRIDES", "BENTOML_HOME"):
+        assert env_of(shadow)[name] == env_of(serve)[name]
+    # ...and gets neither the routing table, the online store nor the token.
+    assert set(env_of(shadow)) == {
+        "BENTOML_HOME", "AUGUR_PREDICTION_LOG_URL", "AUGUR_DECISION_OVERRIDES",
+        "AUGUR_SHADOW_SOCKET",
+    }  # fmt: skip
+    assert {m["name"] for m in shadow["volumeMounts"]} == {"models", "shadow-socket"}
+    assert {"name": "models", "mountPath": "/var/lib/augur/bentoml", "readOnly": True} in shadow[
+        "volumeMounts"
+    ]
+
+
+def test_without_a_prediction_log_both_containers_log_to_one_pod_local_file() -> None:
+    children = render_children(body())
+    serve, shadow = containers(children)["decision"], containers(children)["shadow"]
+    url = "sqlite:////var/lib/augur/prediction-log/predictions.db"
+    assert env_of(serve)["AUGUR_PREDICTION_LOG_URL"]["value"] == url
+    assert env_of(shadow)["AUGUR_PREDICTION_LOG_URL"]["value"] == url
+    for container in (serve, shadow):
+        assert {"name": "prediction-log", "mountPath": "/var/lib/augur/prediction-log"} in (
+            container["volumeMounts"]
+        )
+
+
+def test_without_a_shadow_the_pod_has_only_the_serving_container() -> None:
+    no_shadow = body()
+    del no_shadow["spec"]["shadow"]
+    children = render_children(no_shadow)
+    pod = by_kind(children)["Deployment"]["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["decision"]
+    assert {v["name"] for v in pod["volumes"]} == {"routes", "models"}
+    serve = pod["containers"][0]
+    assert not {"AUGUR_SHADOW_SOCKET", "AUGUR_PREDICTION_LOG_URL"} & set(env_of(serve))
+    assert {m["name"] for m in serve["volumeMounts"]} == {"routes", "models"}
+
+
+def test_the_hpa_scales_on_the_serving_container_cpu_alone() -> None:
+    (metric,) = by_kind(render_children(body()))["HorizontalPodAutoscaler"]["spec"]["metrics"]
+    assert metric["type"] == "ContainerResource"
+    assert metric["containerResource"]["name"] == "cpu"
+    assert metric["containerResource"]["container"] == "decision"
 
 
 def test_secrets_and_settings_reach_the_serving_container() -> None:
