@@ -8,9 +8,8 @@ module wires it into BentoML:
   ``/readyz``, ``/metrics``, ``/docs.json``);
 - the entry ASGI app (``_EntryService.to_asgi``) checks the bearer token for every path
   except health/readiness and sends the hot routes straight to the mounted app, around
-  BentoML's generic per-request middlewares (access log, OTel, timeout, traffic metrics).
-  The service does its own request id, metrics and tracing for them; measured in
-  ``benchmarks/bench_serving.py`` this raised the no-op ceiling several-fold.
+  BentoML's generic per-request middlewares (access log, OTel, timeout, traffic metrics);
+  the service does its own request id, metrics and tracing for them.
 
 Run: ``augur serve`` (or ``bentoml serve service:DecisionService`` in this directory).
 Settings: ``AUGUR_*`` environment variables (see ``augur.config.Settings``).
@@ -108,9 +107,8 @@ class DecisionService:
         # BentoML's worker logging passes warnings only; our info lines (table reloads,
         # the outcome audit trail with the caller) must reach the log too.
         logging.getLogger("augur").setLevel(logging.INFO)
-        # One BLAS thread per worker: the workers already use the cores, and a batched
-        # ensemble call with a threaded BLAS (numpy's gemm in the SVM member) was 10x
-        # slower under load than single-threaded (measured: 16 ms vs 1.2 ms for 4 rows).
+        # One BLAS thread per worker: the workers already use the cores, and a threaded
+        # BLAS (numpy's gemm in the SVM member) fights them for it under load.
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=1)

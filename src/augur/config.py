@@ -80,10 +80,9 @@ class Settings(BaseSettings):
     prediction_log_writer_priority: Literal["idle", "normal"] = Field(
         default="idle",
         description="CPU priority of each serving worker's prediction-log writer thread. "
-        "'idle' (Linux SCHED_IDLE): inserts use CPU the requests leave, so a batch of "
-        "SQLite work never takes a core from a request (measured: /decide throughput +6 percent, "
-        "p99 2.6 -> 2.0 ms); a writer that falls behind returns to normal priority when allowed "
-        "(CAP_SYS_NICE) until it catches up. 'normal': an ordinary thread.",
+        "'idle' (Linux SCHED_IDLE): inserts use CPU the requests leave; a writer that falls "
+        "behind returns to normal priority when allowed (CAP_SYS_NICE) until it catches up. "
+        "'normal': an ordinary thread.",
     )
     drift_window: int = Field(
         default=500,
@@ -103,8 +102,8 @@ class Settings(BaseSettings):
     drift_min_interval_seconds: float = Field(
         default=10.0,
         ge=0,
-        description="Never recompute drift more often than this (a recompute is ~0.2 s of a "
-        "worker's CPU; under load, rows arrive far faster than drift can change).",
+        description="Never recompute drift more often than this (a recompute takes a worker's "
+        "CPU; under load, rows arrive far faster than drift can change).",
     )
 
     # --- serving ----------------------------------------------------------------------
@@ -164,34 +163,26 @@ class Settings(BaseSettings):
         description="Score shadow traffic in a child process at the lowest CPU priority "
         "(never competes with requests for the worker's GIL). False: a thread in the worker.",
     )
-    shadow_cpu_budget: float = Field(
-        default=0.03,
-        ge=0.0,
-        le=1.0,
-        description="Share of one core each worker's shadow process may use (it scores in "
-        "short bursts and sleeps between them; what does not fit is dropped and counted). "
-        "0.03 scores a few hundred mirrored requests a second per worker (~350 measured on a 2-core "
-        "VM). 0: no budget, idle CPU only.",
-    )
-    shadow_min_spare_cpu: float = Field(
-        default=0.10,
-        ge=0.0,
-        le=1.0,
-        description="The shadow process scores only while at least this share of the "
-        "machine's CPU is spare (idle, or its own) and, in a container with a CPU limit, "
-        "this share of the limit is unused by the container's other processes (its "
-        "cgroup's quota and usage). Below it, mirrored requests wait in its "
-        "pipe, and once that is full they are dropped and counted: under saturation, the "
-        "shadow is shed first. 0: score whenever the budget allows.",
+    shadow_socket: Path | None = Field(
+        default=None,
+        description="In a cluster: the Unix socket of the pod's shadow container (augur "
+        "serve-shadow), on a volume both containers mount. Set: mirrored requests are sent "
+        "there, and the shadow's CPU is bounded by its container's limit. Unset: "
+        "AUGUR_SHADOW_PROCESS decides.",
     )
     prediction_cache_size: int = Field(
         default=4096,
         ge=0,
         description="Ensemble outputs remembered per worker, keyed by model version and the "
         "exact feature vector (features change once per bar; the ensemble is a pure "
-        "function of them), and as many answers to plain requests (no position, account "
-        "or price), per version and symbol until the next bar. 0: score and decide every "
-        "request.",
+        "function of them). 0: score every request.",
+    )
+    decide_batch_max: int = Field(
+        default=32,
+        ge=1,
+        description="Most /decide requests a worker answers together: the requests that "
+        "arrive while it is busy share one feature read and one ensemble call per model "
+        "version. 1: each request alone.",
     )
     store_retry_after_seconds: int = Field(
         default=2, ge=1, description="Retry-After sent with a 503 when the online store is down."

@@ -53,8 +53,7 @@ def _write_table(
 ) -> Path:
     """Write ``<home>/serving/routes.json`` from the options (tags resolved in the store)."""
     os.environ.setdefault("BENTOML_HOME", str(settings.models_dir.resolve()))
-    from augur.serving import RoutingTableError, write_routing_table
-    from augur.serving._service import resolve_tag
+    from augur.serving import RoutingTableError, resolve_tag, write_routing_table
 
     try:
         primary = resolve_tag(model or f"{settings.model_name}:latest")
@@ -171,6 +170,47 @@ def register(app: typer.Typer) -> None:
             proc.send_signal(signal.SIGINT)
             code = proc.wait()
         raise typer.Exit(code)
+
+    @app.command("serve-shadow")
+    def serve_shadow(
+        socket_path: Annotated[
+            Path | None,
+            typer.Option(
+                "--socket",
+                help="Unix socket to receive mirrored requests on (default: "
+                "AUGUR_SHADOW_SOCKET, which the serving container sends to).",
+            ),
+        ] = None,
+    ) -> None:
+        """Score the requests a DecisionService mirrors to its shadow version.
+
+        Runs as the pod's shadow container, beside the serving container: its CPU is
+        bounded by the container's limit. Each mirrored request is decided with the shadow
+        version and logged (role 'shadow') under the request's id. Stops on SIGTERM after
+        scoring what is queued."""
+        import threading
+
+        from augur.config import get_settings
+        from augur.features.spec import FeatureSpec
+        from augur.serving import serve_socket, shadow_scorer
+
+        settings = get_settings()
+        path = socket_path or settings.shadow_socket
+        if path is None:
+            Console(stderr=True).print(
+                "[red]no socket[/]: pass --socket PATH or set AUGUR_SHADOW_SOCKET"
+            )
+            raise typer.Exit(2)
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        scorer = shadow_scorer(list(FeatureSpec.from_settings(settings).names), settings)
+        Console().print(f"scoring mirrored requests from {path} (SIGTERM to stop)")
+        try:
+            scored = serve_socket(path, scorer, stop)
+        finally:
+            scorer.close()
+        Console().print(f"stopped after scoring {scored} mirrored requests")
 
 
 __all__ = ["bento_dir", "register", "serve_command"]

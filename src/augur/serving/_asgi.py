@@ -1,10 +1,7 @@
-"""The HTTP layer of the decision service as a plain ASGI app (no web framework).
-
-Why plain ASGI: the hot path (``POST /decide``) does a few hundred microseconds of real
-work, so framework overhead per request shows up directly in throughput. Here a request
-costs one dict lookup for the route, one ``model_validate_json`` of the body and one
-``model_dump_json`` of the answer. The same app is mounted into the Bento; the Bento's
-entry point also sends the hot routes straight here (see ``bentos/decision``).
+"""The HTTP layer of the decision service: a plain ASGI app (routes, request ids, body
+limits, error → status, metrics), mounted into the Bento, whose entry point also sends the
+hot routes straight here (see ``bentos/decision``). Plain ASGI because the request path
+is short: a framework's per-request work would be a visible share of it.
 
 Error mapping (never a stack trace in a response): malformed body → 422 naming the field;
 unknown symbol or request id → 404; body over the limit → 413; online store unreachable
@@ -14,25 +11,21 @@ the request id to look up in the log.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import uuid6
 from pydantic import BaseModel, ValidationError
 
+from augur.monitoring import UnknownRequestIdError
 from augur.serving._auth import OPEN_PATHS, BearerAuth
-from augur.serving._pipeline import (
-    DecisionPipeline,
-    StoreUnavailableError,
-    UnknownRequestIdError,
-    UnknownSymbolError,
-)
+from augur.serving._batcher import NaturalBatcher
+from augur.serving._errors import PredictionLogOffError, StoreUnavailableError, UnknownSymbolError
+from augur.serving._pipeline import DecisionPipeline
 from augur.serving._schemas import (
     DecideBatchRequest,
     DecideRequest,
@@ -87,37 +80,10 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-class RequestIds:
-    """Fresh request ids: UUIDv7 (RFC 9562) as 32 hex digits — time-ordered, unique.
-
-    Layout: 48-bit Unix milliseconds, version 7, then 74 bits of which the high 42 are a
-    counter (started at a random point, the RFC's "fixed-length dedicated counter") and
-    the low 32 a random number drawn once per process, so the workers of one service
-    never collide. Why not ``uuid4``: the prediction log's primary key is the request
-    id, and random keys land all over its B-tree — measured on SQLite, an insert into a
-    600,000-row log cost ~3x a time-ordered one — and ``uuid4`` reads ``os.urandom`` on
-    every request. (Python 3.14's ``uuid.uuid7`` makes this class unnecessary.)
-    """
-
-    def __init__(self) -> None:
-        self._seed()
-        os.register_at_fork(after_in_child=self._seed)  # a forked worker draws its own
-
-    def _seed(self) -> None:
-        seed = int.from_bytes(os.urandom(10), "big")
-        self._node = seed & 0xFFFF_FFFF
-        self._count = itertools.count(seed >> 48)
-
-    def __call__(self) -> str:
-        ms = time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF
-        n = next(self._count) & 0x3FF_FFFF_FFFF  # 42 bits
-        return (
-            f"{ms:012x}7{n >> 30:03x}"  # unix_ts_ms, ver, rand_a (counter high 12 bits)
-            f"{0x8000_0000_0000_0000 | (n & 0x3FFF_FFFF) << 32 | self._node:016x}"
-        )
-
-
-new_request_id = RequestIds()
+def new_request_id() -> str:
+    """A fresh request id: a UUIDv7 (RFC 9562) as 32 hex digits. Time-ordered, so the
+    prediction log's primary key grows at the end of its index."""
+    return uuid6.uuid7().hex
 
 
 def request_id_of(scope: Scope) -> str:
@@ -155,65 +121,6 @@ def error_body(err: HTTPError, request_id: str) -> bytes:
     )
 
 
-class NaturalBatcher:
-    """Groups the ``/decide`` requests that arrive together into one pipeline call.
-
-    No timer: the first request of a batch schedules its flush ``turns`` event-loop turns
-    ahead (``call_soon``), so the batch is whatever was parsed meanwhile — under load, the
-    requests that queued while the previous batch ran. One turn catches the requests read
-    in the same poll; the second also those read in the next poll, which the first turn's
-    flush runs just ahead of (measured at 8 clients on two workers: 1.5–2.7 requests per
-    batch with one turn, 2.7–3.4 with two, and 0.69x → 0.76x of the no-op's throughput).
-    One client sees two extra loop turns (microseconds); many clients share one feature
-    read and one ensemble call per model version.
-    """
-
-    def __init__(
-        self, fn: Callable[[list[Any]], list[Any]], max_batch: int = 32, turns: int = 2
-    ) -> None:
-        if turns < 1:
-            raise ValueError("turns must be >= 1")
-        self._fn = fn
-        self._max = max_batch
-        self._turns = turns
-        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
-        self._scheduled = False
-        self.batches = 0
-        self.items = 0
-
-    async def submit(self, item: Any) -> Any:
-        """The result for ``item`` (an exception is returned, not raised)."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((item, fut))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._wait, loop, self._turns - 1)
-        return await fut
-
-    def _wait(self, loop: asyncio.AbstractEventLoop, turns: int) -> None:
-        if turns > 0:
-            loop.call_soon(self._wait, loop, turns - 1)
-        else:
-            self._flush()
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending[: self._max], self._pending[self._max :]
-        if self._pending:
-            asyncio.get_running_loop().call_soon(self._flush)
-        else:
-            self._scheduled = False
-        self.batches += 1
-        self.items += len(batch)
-        try:
-            results = self._fn([item for item, _ in batch])
-        except Exception as exc:
-            results = [exc] * len(batch)
-        for (_, fut), result in zip(batch, results, strict=True):
-            if not fut.done():
-                fut.set_result(result)
-
-
 class DecisionApp:
     """ASGI app serving ``/decide``, ``/decide_batch``, ``/outcome``, ``/models``,
     ``/openapi.json``. Any other path answers 404 (the Bento routes those elsewhere)."""
@@ -224,6 +131,7 @@ class DecisionApp:
         *,
         max_body_bytes: int = 64 * 1024,
         max_batch_symbols: int = 256,
+        max_batch_requests: int = 32,
         retry_after_seconds: int = 2,
         metrics: Any = None,
         openapi: dict[str, Any] | None = None,
@@ -237,9 +145,11 @@ class DecisionApp:
         self._handlers = {
             path: (method, getattr(self, name)) for path, (method, name) in ROUTES.items()
         }
-        self.batcher = NaturalBatcher(pipeline.decide_many)
-        self._lat: dict[tuple[str, str], Any] = {}
-        self._count: dict[tuple[str, int], Any] = {}
+        self.batcher = (
+            NaturalBatcher(pipeline.decide_many, max_batch=max_batch_requests)
+            if max_batch_requests > 1
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -271,20 +181,7 @@ class DecisionApp:
             )
             await send_json(send, 500, error_body(internal, request_id), request_id)
         if self.metrics is not None and entry is not None:
-            self._observe(path, version, status, time.perf_counter() - t0)
-
-    def _observe(self, route: str, version: str, status: int, seconds: float) -> None:
-        # Cached label children: .labels() is a dict lookup plus locking per call.
-        key = (route, version)
-        child = self._lat.get(key)
-        if child is None:
-            child = self._lat[key] = self.metrics.latency.labels(route, version)
-        child.observe(seconds)
-        ckey = (route, status)
-        counter = self._count.get(ckey)
-        if counter is None:
-            counter = self._count[ckey] = self.metrics.requests.labels(route, str(status))
-        counter.inc()
+            self.metrics.request_served(path, version, status, time.perf_counter() - t0)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         declared = _header(scope, b"content-length")
@@ -328,7 +225,7 @@ class DecisionApp:
 
     def _store_down(self, exc: Exception) -> HTTPError:
         if self.metrics is not None:
-            self.metrics.store_errors.inc()
+            self.metrics.store_failed()
         log.warning("online store unavailable: %s", exc)
         return HTTPError(
             503,
@@ -340,14 +237,17 @@ class DecisionApp:
     # --- handlers: (scope, body, request_id) -> (status, json bytes, version label) ---------
     async def _decide(self, scope: Scope, body: bytes, request_id: str) -> tuple[int, bytes, str]:
         req = self._parse(DecideRequest, body)
-        out = await self.batcher.submit((req, request_id))
+        if self.batcher is not None:
+            out = await self.batcher.submit((req, request_id))
+        else:
+            (out,) = self.pipeline.decide_many([(req, request_id)])
         if isinstance(out, UnknownSymbolError):
             raise HTTPError(404, "unknown_symbol", str(out))
         if isinstance(out, StoreUnavailableError):
             raise self._store_down(out)
         if isinstance(out, Exception):
             raise out
-        return 200, out.body, out.model_version
+        return 200, out.model_dump_json().encode(), out.model_version
 
     async def _decide_batch(
         self, scope: Scope, body: bytes, request_id: str
@@ -387,7 +287,7 @@ class DecisionApp:
         try:
             # A synchronous database write: off the event loop, other requests keep flowing.
             out = await anyio.to_thread.run_sync(self.pipeline.record_outcome, req, who)
-        except UnknownRequestIdError as exc:
+        except (UnknownRequestIdError, PredictionLogOffError) as exc:
             raise HTTPError(404, "unknown_request_id", str(exc)) from None
         except ValueError as exc:
             raise HTTPError(422, "validation_error", f"realized_return: {exc}") from None

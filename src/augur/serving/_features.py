@@ -1,5 +1,5 @@
 """Adapter from the Feast online store (:class:`augur.features.store.OnlineFeatures`) to the
-pipeline's :class:`~augur.serving._pipeline.FeatureReader`: same vectors, the service's
+pipeline's :class:`~augur.serving._ports.FeatureReader`: same vectors, the service's
 own error types (unknown symbol → 404, store unreachable → 503)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from augur.serving._pipeline import StoreUnavailableError
+from augur.serving._errors import StoreUnavailableError
 
 if TYPE_CHECKING:
     from augur.config import Settings

@@ -134,9 +134,6 @@ def write_routing_table(table: RoutingTable | dict[str, Any], path: str | Path) 
     return p
 
 
-PICKED_KEYS = 65_536  # routing keys whose (route, shadow) a Router remembers
-
-
 def bucket_of(key: str, salt: str = "") -> int:
     """Stable bucket in [0, BUCKETS) of a key: same key, same bucket, in every process.
 
@@ -176,18 +173,10 @@ class Router:
         shadow = table.shadow
         self._shadow = Route(shadow.name, shadow.model_tag, "shadow") if shadow else None
         self._shadow_cut = round(shadow.percent * BUCKETS / 100.0) if shadow else 0
-        self._picked: dict[str, tuple[Route, Route | None]] = {}
 
     def pick(self, key: str) -> tuple[Route, Route | None]:
-        """``(route(key), shadow(key))``, remembered per key: the two hashes are the same
-        for every request with this key under this table (a reload builds a new
-        Router). Keys are client-chosen, so at most ``PICKED_KEYS`` are kept."""
-        picked = self._picked.get(key)
-        if picked is None:
-            if len(self._picked) >= PICKED_KEYS:
-                self._picked.clear()
-            picked = self._picked[key] = (self.route(key), self.shadow(key))
-        return picked
+        """``(route(key), shadow(key))``."""
+        return self.route(key), self.shadow(key)
 
     def route(self, key: str) -> Route:
         """The serving version for ``key`` (weights in proportion, sticky per key)."""
@@ -207,6 +196,20 @@ class Router:
         if self._shadow is None or bucket_of(key, "shadow") >= self._shadow_cut:
             return None
         return self._shadow
+
+
+class StaticRouting:
+    """A fixed routing table (no file): the embedded default, tests and the benchmark."""
+
+    path: Path | None = None
+
+    def __init__(self, table: RoutingTable) -> None:
+        self.router = Router(table)
+        self.loaded_at = datetime.now(UTC)
+
+    @property
+    def table(self) -> RoutingTable:
+        return self.router.table
 
 
 class RoutingTableFile:
@@ -315,6 +318,7 @@ __all__ = [
     "RoutingTableError",
     "RoutingTableFile",
     "ShadowRoute",
+    "StaticRouting",
     "VersionRoute",
     "bucket_of",
     "load_routing_table",

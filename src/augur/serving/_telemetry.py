@@ -112,6 +112,23 @@ class ServingMetrics:
             registry=reg,
         )
 
+    # --- the request path's Metrics port -----------------------------------------------
+    def decided(self, action: str, version: str, role: str, n: int = 1) -> None:
+        self.decisions.labels(action, version, role).inc(n)
+
+    def shadow_compared(self, version: str, agreed: bool) -> None:
+        self.shadow_comparisons.labels(version, "true" if agreed else "false").inc()
+
+    def outcome_posted(self, matched: bool) -> None:
+        self.outcomes.labels("true" if matched else "false").inc()
+
+    def store_failed(self) -> None:
+        self.store_errors.inc()
+
+    def request_served(self, route: str, version: str, status: int, seconds: float) -> None:
+        self.latency.labels(route, version).observe(seconds)
+        self.requests.labels(route, str(status)).inc()
+
 
 _default: ServingMetrics | None = None
 

@@ -15,31 +15,25 @@ import numpy as np
 import pytest
 
 from augur.decision import Signal
-from augur.serving._pipeline import StoreUnavailableError
+from augur.serving._memory import MemoryFeatures
 
 NAMES = ["ret_mean_20", "vol_20", "eff_ratio_20", "mom_20"]
 NOW = datetime(2024, 1, 2, 12, tzinfo=UTC)
 
 
-class MemoryFeatures:
-    """Feature rows in a dict; ``down = True`` simulates an unreachable store."""
+class SampleFeatures(MemoryFeatures):
+    """Four symbols: two fresh rows, a stale one and one with a missing value."""
 
     def __init__(self) -> None:
-        self.feature_names = list(NAMES)
-        self.rows: dict[str, tuple[np.ndarray, datetime | None]] = {
-            "AAA": (np.array([0.002, 0.01, 0.6, 0.03]), NOW - timedelta(minutes=30)),
-            "BBB": (np.array([-0.003, 0.02, 0.4, -0.05]), NOW - timedelta(minutes=30)),
-            "OLD": (np.array([0.001, 0.01, 0.5, 0.01]), NOW - timedelta(days=2)),
-            "NAN": (np.array([np.nan, 0.01, 0.5, 0.01]), NOW - timedelta(minutes=5)),
-        }
-        self.down = False
-        self.reads = 0
-
-    def get(self, symbols: Sequence[str]) -> dict[str, tuple[np.ndarray, datetime | None]]:
-        self.reads += 1
-        if self.down:
-            raise StoreUnavailableError("redis at 127.0.0.1:1 refused the connection")
-        return {s: self.rows[s] for s in symbols if s in self.rows}
+        super().__init__(
+            NAMES,
+            {
+                "AAA": (np.array([0.002, 0.01, 0.6, 0.03]), NOW - timedelta(minutes=30)),
+                "BBB": (np.array([-0.003, 0.02, 0.4, -0.05]), NOW - timedelta(minutes=30)),
+                "OLD": (np.array([0.001, 0.01, 0.5, 0.01]), NOW - timedelta(days=2)),
+                "NAN": (np.array([np.nan, 0.01, 0.5, 0.01]), NOW - timedelta(minutes=5)),
+            },
+        )
 
 
 @dataclass
@@ -117,8 +111,8 @@ LinearModel.volatility_ref = 0.01  # type: ignore[attr-defined]
 
 
 @pytest.fixture
-def memory_features() -> MemoryFeatures:
-    return MemoryFeatures()
+def memory_features() -> SampleFeatures:
+    return SampleFeatures()
 
 
 @pytest.fixture

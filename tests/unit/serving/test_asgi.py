@@ -13,8 +13,9 @@ from augur.monitoring import PredictionLog
 from augur.serving._asgi import DecisionApp, entry_app
 from augur.serving._auth import BearerAuth
 from augur.serving._openapi import openapi_document
-from augur.serving._pipeline import DecisionPipeline, ModelRegistry, StaticRouting
-from augur.serving._routing import RoutingTable
+from augur.serving._pipeline import DecisionPipeline
+from augur.serving._registry import ModelRegistry
+from augur.serving._routing import RoutingTable, StaticRouting
 from augur.serving._telemetry import ServingMetrics
 from tests.unit.serving.conftest import NOW
 
@@ -242,7 +243,7 @@ async def test_batcher_waits_its_loop_turns_for_later_requests() -> None:
     waits two turns, and makes a batch of its own when it waits one."""
     import asyncio
 
-    from augur.serving._asgi import NaturalBatcher
+    from augur.serving._batcher import NaturalBatcher
 
     for turns, expected in ((1, [[0], [1]]), (2, [[0, 1]])):
         seen: list[list[int]] = []
@@ -267,7 +268,7 @@ def test_fresh_request_ids_are_time_ordered_uuid7() -> None:
     import time
     import uuid
 
-    from augur.serving._asgi import RequestIds, new_request_id
+    from augur.serving._asgi import new_request_id
 
     ids = [new_request_id() for _ in range(5000)]
     assert len(set(ids)) == len(ids)
@@ -275,5 +276,22 @@ def test_fresh_request_ids_are_time_ordered_uuid7() -> None:
     first = uuid.UUID(ids[0])
     assert (first.version, first.variant) == (7, uuid.RFC_4122)
     assert abs(int(ids[0][:12], 16) - time.time() * 1000) < 60_000  # Unix milliseconds
-    # another worker process draws its own random low bits: no collision in the same ms
-    assert RequestIds()()[-8:] != ids[-1][-8:]
+
+
+async def test_batching_off_answers_each_request_alone(tmp_path, memory_features, models) -> None:
+    """AUGUR_DECIDE_BATCH_MAX=1: no batcher; every request is its own feature read."""
+    registry = ModelRegistry(models.__getitem__, memory_features.feature_names, DecisionConfig())
+    pipeline = DecisionPipeline(
+        features=memory_features,
+        models=registry,
+        routing=StaticRouting(RoutingTable.single("m:1")),
+        decide=decide,
+        max_feature_age_seconds=3 * 3600,
+    )
+    app = DecisionApp(pipeline, max_batch_requests=1)
+    assert app.batcher is None
+    import asyncio
+
+    async with client(app) as c:
+        answers = await asyncio.gather(*[c.post("/decide", json=EXAMPLE) for _ in range(4)])
+    assert [r.status_code for r in answers] == [200] * 4 and memory_features.reads == 4

@@ -1,4 +1,4 @@
-"""The decide-for-symbol pipeline: routing, staleness, decision parity, logging, shadow."""
+"""The request pipeline: routing, staleness, decision parity, logging, shadow, outcomes."""
 
 from __future__ import annotations
 
@@ -9,21 +9,16 @@ import numpy as np
 import pytest
 
 from augur.decision import DecisionConfig, MarketContext, PositionContext, RiskState, decide
-from augur.monitoring import PredictionLog
-from augur.serving._pipeline import (
-    Answer,
-    DecisionPipeline,
-    ModelRegistry,
-    StaticRouting,
-    StoreUnavailableError,
-    UnknownRequestIdError,
-    UnknownSymbolError,
-    features_digest,
-)
-from augur.serving._routing import RoutingTable
+from augur.monitoring import PredictionLog, UnknownRequestIdError, features_digest
+from augur.serving._errors import PredictionLogOffError, StoreUnavailableError, UnknownSymbolError
+from augur.serving._memory import FixedClock, MemoryDrift, MemoryMetrics, MemoryShadow
+from augur.serving._pipeline import DecisionPipeline
+from augur.serving._registry import ModelRegistry
+from augur.serving._routing import RoutingTable, StaticRouting
 from augur.serving._schemas import DecideBatchRequest, DecideRequest, OutcomeRequest
 from augur.serving._shadow import ShadowQueue
-from tests.unit.serving.conftest import NOW, LinearModel, MemoryFeatures
+from augur.serving._shadow_scorer import ShadowScorer
+from tests.unit.serving.conftest import NOW, LinearModel, SampleFeatures
 
 TABLE = RoutingTable.model_validate(
     {
@@ -53,6 +48,7 @@ def make(
     cache=4096,
     overrides=None,
     routing_key="request",
+    **ports,
 ):
     registry = ModelRegistry(
         models.__getitem__, features.feature_names, DecisionConfig(), overrides=overrides
@@ -67,11 +63,12 @@ def make(
         shadow=shadow,
         prediction_cache_size=cache,
         routing_key=routing_key,
+        **ports,
     )
 
 
 def test_decision_matches_the_engine_called_directly(
-    memory_features: MemoryFeatures, models
+    memory_features: SampleFeatures, models
 ) -> None:
     p = make(memory_features, models, RoutingTable.single("m:1"))
     req = DecideRequest.model_validate(
@@ -99,9 +96,8 @@ def test_decision_matches_the_engine_called_directly(
 
 
 def test_a_requests_price_never_leaks_into_the_rows_market(memory_features, models) -> None:
-    """The market context at the row's own price is built once per row and remembered; a
-    request with a price of its own gets its own, and the next request without one the
-    row's again (here the row carries no price: no stop or target can be placed)."""
+    """A request with a price of its own is decided at it, and the next request without
+    one at the row's again (here the row carries no price: no stop or target is placed)."""
     p = make(memory_features, models, RoutingTable.single("m:1"))
     position = {"side": "long", "size": 0.1, "entry_price": 1.0, "opened_at": NOW.isoformat()}
 
@@ -151,7 +147,8 @@ def test_routing_key_decides_the_version_and_sticks(memory_features, models) -> 
 
 
 def test_primary_and_shadow_logged_with_the_request_id(memory_features, models, plog) -> None:
-    shadow = ShadowQueue(16)
+    registry = ModelRegistry(models.__getitem__, memory_features.feature_names, DecisionConfig())
+    shadow = ShadowQueue(ShadowScorer(registry, decide, plog).score, 16)
     shadow.start()
     p = make(memory_features, models, plog=plog, shadow=shadow)
     out = p.decide(
@@ -178,23 +175,6 @@ def test_primary_and_shadow_logged_with_the_request_id(memory_features, models, 
     assert set(rows.features_digest) == {features_digest(x)}
     assert "m:3" not in out.model_dump_json()  # the shadow never shows in the answer
     shadow.stop()
-
-
-def test_a_full_shadow_process_drops_a_batch_with_one_count(memory_features, models) -> None:
-    """Mirrored requests a full shadow pipe cannot take are dropped unpacked and counted
-    once per batch: one increment of the counter for all of them."""
-    from augur.serving._shadow import ShadowProcess
-
-    counted: list[int] = []
-    shadow = ShadowProcess(["a"], on_drop=counted.append)  # no child: never has room
-    shadow._full_until = time.monotonic() + 60  # as after its pipe was found full
-    p = make(memory_features, models, shadow=shadow)
-    reqs = [DecideRequest(symbol=s, as_of=NOW) for s in ["AAA", "BBB", "AAA", "OLD"]]
-    p.decide_many([(r, f"r{i}") for i, r in enumerate(reqs)])
-    # "OLD" is refused (stale) before scoring: nothing of it is mirrored.
-    assert counted == [3] and shadow.dropped == 3 and shadow.submitted == 0
-    p.decide(reqs[0], "r9")
-    assert counted == [3, 1] and shadow.dropped == 4
 
 
 def _stored_outcomes(plog: PredictionLog) -> list[tuple[str, float, str]]:
@@ -232,7 +212,7 @@ def test_outcome_is_stored_against_its_request_and_an_unknown_id_stores_nothing(
     assert _stored_outcomes(plog) == [("req-7", 0.0125, "desk")]  # nothing stored for it
 
     no_log = make(memory_features, models)
-    with pytest.raises(UnknownRequestIdError, match="log is off"):
+    with pytest.raises(PredictionLogOffError, match="log is off"):
         no_log.record_outcome(OutcomeRequest(request_id="req-7", realized_return=0.0), "desk")
 
 
@@ -270,10 +250,10 @@ def test_many_requests_share_one_read_and_one_batched_call(memory_features, mode
     many = p.decide_many([(r, f"r{i}") for i, r in enumerate(reqs)])
     assert memory_features.reads == 1 and models["m:1"].batch_calls == 1
     assert isinstance(many[3], UnknownSymbolError)
-    assert many[4].decision_out().reasons[0].code == "stale_features"
+    assert many[4].reasons[0].code == "stale_features"
     for i in (0, 1, 2):
         one = p.decide(reqs[i], f"r{i}")
-        assert many[i].decision_out() == one  # batched == one by one
+        assert many[i] == one  # batched == one by one
     memory_features.down = True
     assert all(isinstance(r, StoreUnavailableError) for r in p.decide_many([(reqs[0], "x")]))
 
@@ -290,7 +270,9 @@ def test_repeated_features_are_scored_once_per_version(memory_features, models) 
     again = p.decide(req, "b")
     assert _model_calls(models["m:1"]) == calls  # same features: looked up, not rescored
     assert again.model_dump(exclude={"request_id"}) == first.model_dump(exclude={"request_id"})
-    assert (p.memo_hits, p.memo_misses) == (1, 1)
+    assert (p.scorer.hits, p.scorer.misses) == (1, 1)
+    stats = p.models_info().caches["predictions"]
+    assert stats.enabled and (stats.hits, stats.misses) == (1, 1)
     x, ts = memory_features.rows["AAA"]
     memory_features.rows["AAA"] = (x * 1.5, ts)  # a new bar: new features, scored again
     p.decide(req, "c")
@@ -304,89 +286,13 @@ def test_prediction_cache_off_scores_every_request(memory_features, models) -> N
     for i in range(3):
         p.decide(req, f"r{i}")
     assert _model_calls(models["m:1"]) == before + 3
-
-
-def test_plain_requests_reuse_the_decision_until_the_row_changes(
-    memory_features: MemoryFeatures, models, monkeypatch
-) -> None:
-    """A request without a position, account or price is decided on the row alone: the
-    decision engine runs once per (version, symbol, row), and every answer is byte for
-    byte what a pipeline without the memo sends. Anything of the request's own, a new bar,
-    or features gone stale in the meantime is decided afresh."""
-    calls: list[str] = []
-
-    def counting(*args, **kwargs):
-        calls.append(args[-1])
-        return decide(*args, **kwargs)
-
-    p = make(memory_features, models, RoutingTable.single("m:1"))
-    p._decide = counting
-    fresh = make(memory_features, models, RoutingTable.single("m:1"), cache=0)
-
-    def both(req: DecideRequest, rid: str) -> bytes:
-        (ours,) = p.decide_many([(req, rid)])
-        (truth,) = fresh.decide_many([(req, rid)])
-        assert ours.body == truth.body and ours.model_version == truth.model_version == "m:1"
-        return ours.body
-
-    plain = DecideRequest(symbol="AAA", as_of=NOW)
-    first = both(plain, "r1")
-    assert both(plain, "r2") != first and calls == ["r1"]  # the same answer but its id
-    assert p.decide(plain, "r3").request_id == "r3" and calls == ["r1"]
-    own = [
-        {"position": {"side": "long", "size": 0.1, "entry_price": 1.0, "opened_at": NOW}},
-        {"account": {"equity": 0.9, "peak_equity": 1.0}},
-        {"price": 1.5},
-    ]
-    for i, extra in enumerate(own):
-        both(DecideRequest(symbol="AAA", as_of=NOW, **extra), f"own{i}")
-    assert calls == ["r1", "own0", "own1", "own2"]
-    both(plain, "r4")
-    assert len(calls) == 4
-
-    # another symbol on the very same features: its own decision, its own answer
-    memory_features.rows["BBB"] = memory_features.rows["AAA"]
-    assert b'"symbol":"BBB"' in both(DecideRequest(symbol="BBB", as_of=NOW), "b1")
-    assert calls[-1] == "b1"
-
-    x, ts = memory_features.rows["AAA"]
-    memory_features.rows["AAA"] = (x * -3.0, ts)  # a new bar
-    both(plain, "r5")
-    assert calls[-1] == "r5"
-    later = DecideRequest(symbol="AAA", as_of=NOW + timedelta(days=1))  # stale by then
-    assert b"stale_features" in both(later, "r6") and calls[-1] == "r5"
-    assert (p.decision_hits, p.decision_misses) == (3, 3)
-    stats = p.models_info().caches["decisions"]
-    assert stats.enabled and (stats.hits, stats.misses) == (3, 3)
-    assert not fresh.models_info().caches["decisions"].enabled
-
-
-def test_an_answer_splits_around_its_request_id() -> None:
-    body = b'{"reasons":[{"text":"\\"request_id\\":\\"x1\\""}],"request_id":"x1","n":1}'
-    answer = Answer(body, "m:1")
-    parts = answer.split_at("x1")
-    assert parts is not None
-    head, tail = parts
-    assert head + b"x1" + tail == body and tail == b'","n":1}'
-    assert head.endswith(b'}],"request_id":"')
-    assert Answer(b'{"request_id":"a\\"b"}', "m:1").split_at('a"b') is None  # escaped
-
-
-def test_a_request_id_json_must_escape_is_answered_not_remembered(memory_features, models) -> None:
-    p = make(memory_features, models, RoutingTable.single("m:1"))
-    req = DecideRequest(symbol="AAA", as_of=NOW)
-    (odd,) = p.decide_many([(req, 'say "hi"')])
-    assert odd.decision_out().request_id == 'say "hi"'
-    (plain,) = p.decide_many([(req, "r2")])
-    assert plain.decision_out().request_id == "r2" and p.decision_hits == 0
+    assert not p.models_info().caches["predictions"].enabled
 
 
 def test_a_new_row_for_a_symbol_is_checked_and_digested_afresh(
-    memory_features: MemoryFeatures, models, plog
+    memory_features: SampleFeatures, models, plog
 ) -> None:
-    """The pipeline works out a row's finiteness, digest and memo key once per row object
-    (a cached online row is one array until the next bar): a new row for the same symbol
-    must be looked at again, not inherit the last row's facts."""
+    """A new row for a symbol is checked and digested again, never taken for the last."""
     p = make(memory_features, models, RoutingTable.single("m:1"), plog=plog)
     first = p.decide(DecideRequest(symbol="AAA", as_of=NOW), "facts-1")
     assert first.reasons[0].code != "missing_features"
@@ -407,10 +313,9 @@ def test_a_new_row_for_a_symbol_is_checked_and_digested_afresh(
 
 
 def test_the_logged_row_puts_every_value_in_its_column(
-    memory_features: MemoryFeatures, models, plog
+    memory_features: SampleFeatures, models, plog
 ) -> None:
-    """The request path hands the log a bare tuple (ROW_FIELDS order): each value must
-    arrive in its own column."""
+    """Each value of the decision arrives in its own column of the log."""
     p = make(memory_features, models, RoutingTable.single("m:1"), plog=plog)
     req = DecideRequest(symbol="BBB", as_of=NOW, routing_key="client-7")
     before, started = datetime.now(UTC), time.perf_counter()
@@ -440,10 +345,10 @@ def test_the_logged_row_puts_every_value_in_its_column(
 
 @pytest.mark.parametrize("cache", [4096, 0])
 def test_decision_overrides_replace_every_versions_thresholds(
-    memory_features: MemoryFeatures, models, cache
+    memory_features: SampleFeatures, models, cache
 ) -> None:
-    """AAA's confidence (~0.77) passes the default gate (0.35) and not an overridden 0.9;
-    the decision memo holds the overridden config (made once, when the version loads)."""
+    """AAA's confidence (~0.77) passes the default gate (0.35) and not an overridden 0.9,
+    with the prediction memo on or off."""
     req = DecideRequest(symbol="AAA", as_of=NOW)
     table = RoutingTable.single("m:1")
     plain = make(memory_features, models, table, cache=cache).decide(req, "r0")
@@ -452,19 +357,17 @@ def test_decision_overrides_replace_every_versions_thresholds(
     strict = make(
         memory_features, models, table, cache=cache, overrides={"confidence_threshold": 0.9}
     )
-    for i in range(3):  # the first decided, then remembered (with the memo on)
-        (answer,) = strict.decide_many([(req, f"r{i + 1}")])
-        out = answer.decision_out()
+    for i in range(3):
+        (out,) = strict.decide_many([(req, f"r{i + 1}")])
         assert out.action == "no_action" and out.size == 0.0
         assert [r.code for r in out.reasons] == ["confidence_below_threshold"]
         assert out.confidence == plain.confidence  # same signal: only the gate moved
-    assert strict.decision_hits == (2 if cache else 0)
     assert strict.models.tags == ["m:1"]
     assert strict.models["m:1"].config == DecisionConfig(confidence_threshold=0.9)
 
 
 def test_decision_overrides_apply_on_top_of_a_versions_own_config(
-    memory_features: MemoryFeatures, models
+    memory_features: SampleFeatures, models
 ) -> None:
     """A version with its own decision config keeps the fields the overrides do not name;
     /models shows what each loaded version decides with."""
@@ -491,7 +394,7 @@ def test_decision_overrides_apply_on_top_of_a_versions_own_config(
 
 
 def test_decision_overrides_a_version_cannot_take_fail_its_load_naming_it(
-    memory_features: MemoryFeatures, models
+    memory_features: SampleFeatures, models
 ) -> None:
     own = LinearModel(1.0)
     own.decision_config = DecisionConfig(max_drawdown=0.5, drawdown_scale_start=0.3)
@@ -529,7 +432,7 @@ def test_routing_key_setting_request_splits_by_the_requests_key(memory_features,
 
 
 def test_routing_key_setting_symbol_pins_each_symbol_to_one_version(
-    memory_features: MemoryFeatures, models, plog
+    memory_features: SampleFeatures, models, plog
 ) -> None:
     """'symbol': the request's routing_key is ignored (/decide, /decide_batch, the log):
     every request for a symbol meets the version its symbol hashes to, and the symbols
@@ -567,3 +470,87 @@ def test_routing_key_setting_symbol_pins_each_symbol_to_one_version(
 def test_an_unknown_routing_key_setting_is_refused(memory_features, models) -> None:
     with pytest.raises(ValueError, match="'client'"):
         make(memory_features, models, routing_key="client")
+
+
+# ------------------------------------------------------------- the ports, in memory
+
+
+def test_the_use_case_reaches_the_world_only_through_its_ports(memory_features, models) -> None:
+    """With in-memory ports: one feature read, one log row per scored request (at the
+    clock's time), each bar shown to drift once per version, counts by (action, version,
+    role), the mirrored share handed to the shadow with the primary's action."""
+    from augur.serving._memory import MemoryPredictionLog
+
+    clock, sink, drift = FixedClock(NOW), MemoryPredictionLog(), MemoryDrift()
+    metrics, shadow = MemoryMetrics(), MemoryShadow()
+    p = make(
+        memory_features,
+        models,
+        RoutingTable.model_validate(
+            {
+                "versions": [{"name": "stable", "model_tag": "m:1", "weight": 100}],
+                "shadow": {"name": "next", "model_tag": "m:3", "percent": 100},
+            }
+        ),
+        plog=sink,
+        shadow=shadow,
+        drift=drift,
+        metrics=metrics,
+        clock=clock,
+    )
+    reqs = [DecideRequest(symbol=s) for s in ("AAA", "BBB", "AAA", "OLD")]  # as_of: the clock
+    outs = p.decide_many([(r, f"q{i}") for i, r in enumerate(reqs)])
+    assert memory_features.reads == 1
+    assert [o.reasons[0].code == "stale_features" for o in outs] == [False, False, False, True]
+    assert [r.request_id for r in sink.predictions] == ["q0", "q1", "q2"]  # refused: unscored
+    assert {r.ts for r in sink.predictions} == {NOW}
+    assert [len(rows) for rows in drift.rows.values()] == [2]  # AAA and BBB, once each
+    decided = {k[1:]: n for k, n in metrics.counts.items() if k[0] == "decided"}
+    assert sum(decided.values()) == 4 and decided[("no_action", "m:1", "primary")] >= 1
+    assert [t.request_id for t in shadow.tasks] == ["q0", "q1", "q2"]
+    assert [t.primary_action for t in shadow.tasks] == [o.action for o in outs[:3]]
+    assert shadow.tasks[0].digest == features_digest(memory_features.rows["AAA"][0])
+    # the clock moves on: the same rows are now stale, and nothing more is scored
+    clock.advance(24 * 3600)
+    (late,) = p.decide_many([(reqs[0], "q9")])
+    assert late.reasons[0].code == "stale_features" and len(sink.predictions) == 3
+    # an outcome joins only a logged request
+    assert p.record_outcome(OutcomeRequest(request_id="q1", realized_return=0.01), "me")
+    with pytest.raises(UnknownRequestIdError):
+        p.record_outcome(OutcomeRequest(request_id="q3", realized_return=0.01), "me")
+    assert sink.outcomes == [("q1", 0.01, "me")]
+    assert metrics.counts[("outcome", True)] == 1 and metrics.counts[("outcome", False)] == 1
+
+
+def test_a_full_shadow_never_delays_or_changes_an_answer(memory_features, models) -> None:
+    shadow = MemoryShadow(capacity=1)
+    with_shadow = make(memory_features, models, shadow=shadow)
+    without = make(
+        memory_features,
+        models,
+        RoutingTable.model_validate({"versions": [v.model_dump() for v in TABLE.versions]}),
+    )
+    reqs = [
+        (DecideRequest(symbol="AAA", as_of=NOW, routing_key=f"k{i}"), f"r{i}") for i in range(5)
+    ]
+    assert with_shadow.decide_many(reqs) == without.decide_many(reqs)
+    assert len(shadow.tasks) == 1 and shadow.dropped == 4
+
+
+def test_the_shadow_scorer_logs_compares_and_counts(memory_features, models) -> None:
+    """A mirrored request scored by the shadow version: its row under the request's id
+    with role 'shadow', and whether its action agreed with the primary's."""
+    from augur.serving._memory import MemoryPredictionLog
+
+    shadow, sink, metrics = MemoryShadow(), MemoryPredictionLog(), MemoryMetrics()
+    p = make(memory_features, models, shadow=shadow)
+    p.decide(DecideRequest(symbol="AAA", as_of=NOW, routing_key="k"), "mirrored-1")
+    (task,) = shadow.tasks
+    registry = ModelRegistry(models.__getitem__, memory_features.feature_names, DecisionConfig())
+    scorer = ShadowScorer(registry, decide, sink, metrics, clock=FixedClock(NOW))
+    decision = scorer.score(task)
+    (row,) = sink.predictions
+    assert (row.request_id, row.role, row.model_version) == ("mirrored-1", "shadow", "m:3")
+    assert row.features_digest == task.digest and row.action == decision.action.value
+    agreed = decision.action.value == task.primary_action
+    assert metrics.counts[("shadow_compared", "m:3", agreed)] == 1

@@ -196,16 +196,10 @@ def test_first_table_must_be_valid(tmp_path: Path) -> None:
         RoutingTableFile(p)
 
 
-def test_pick_is_route_and_shadow_remembered_per_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    import augur.serving._routing as routing
-
+def test_pick_is_route_and_shadow() -> None:
     router = Router(RoutingTable.model_validate(CANARY))
     keys = [f"p{i}" for i in range(600)]
     assert [router.pick(k) for k in keys] == [(router.route(k), router.shadow(k)) for k in keys]
-    monkeypatch.setattr(routing, "PICKED_KEYS", 100)  # client-chosen keys: bounded
-    bounded = Router(RoutingTable.model_validate(CANARY))
-    assert [bounded.pick(k) for k in keys] == [router.pick(k) for k in keys]
-    assert len(bounded._picked) <= 100
 
 
 # --- the split, exactly ------------------------------------------------------------------
@@ -254,18 +248,3 @@ def test_keys_on_the_cut_lines() -> None:
     assert bucket_of("key-34303", "shadow") == 4999 and bucket_of("key-4746", "shadow") == 5000
     assert router.shadow("key-34303") == Route("s", "m:9", "shadow")
     assert router.shadow("key-4746") is None
-
-
-def test_pick_remembers_and_forgets_at_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    import augur.serving._routing as routing
-
-    router = Router(RoutingTable.model_validate(CANARY))
-    first = router.pick("k1")
-    assert router.pick("k1") is first  # remembered, not recomputed
-    monkeypatch.setattr(routing, "PICKED_KEYS", 100)
-    bounded = Router(RoutingTable.model_validate(CANARY))
-    for i in range(100):
-        bounded.pick(f"p{i}")
-    assert len(bounded._picked) == 100
-    bounded.pick("one-more")  # the 101st key empties the memory first
-    assert len(bounded._picked) == 1

@@ -34,7 +34,7 @@ def test_prediction_log_drops_are_exposed(tmp_path) -> None:  # type: ignore[no-
 
     from augur.monitoring import PredictionLog
     from augur.serving._telemetry import ServingMetrics
-    from tests.unit.monitoring.test_prediction_log import record
+    from tests.unit.monitoring.log.conftest import record
 
     registry = CollectorRegistry()
     metrics = ServingMetrics(registry)
@@ -44,7 +44,31 @@ def test_prediction_log_drops_are_exposed(tmp_path) -> None:  # type: ignore[no-
         start=False,
         on_drop=metrics.log_dropped.inc,
     )
-    row = record("r").row()
-    assert [plog.log_row(row) for _ in range(3)] == [True, False, False]
+    assert [plog.log_prediction(record("r")) for _ in range(3)] == [True, False, False]
     assert "augur_prediction_log_dropped_total 2.0" in generate_latest(registry).decode()
     plog.close()
+
+
+def test_the_request_paths_counts_reach_prometheus() -> None:
+    """The Metrics port's calls, as /metrics shows them."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from augur.serving._telemetry import ServingMetrics
+
+    registry = CollectorRegistry()
+    m = ServingMetrics(registry)
+    m.decided("enter_long", "m:1", "primary", 3)
+    m.shadow_compared("m:3", agreed=False)
+    m.outcome_posted(matched=True)
+    m.store_failed()
+    m.request_served("/decide", "m:1", 200, 0.004)
+    text = generate_latest(registry).decode()
+    for line in (
+        'augur_decisions_total{action="enter_long",role="primary",version="m:1"} 3.0',
+        'augur_shadow_comparisons_total{agreed="false",shadow_version="m:3"} 1.0',
+        'augur_outcomes_total{matched="true"} 1.0',
+        "augur_online_store_errors_total 1.0",
+        'augur_requests_total{route="/decide",status="200"} 1.0',
+        'augur_request_latency_seconds_count{route="/decide",version="m:1"} 1.0',
+    ):
+        assert line in text, line

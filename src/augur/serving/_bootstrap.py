@@ -1,0 +1,259 @@
+"""The composition root of the decision service: settings → adapters (online features,
+model store, routing table, prediction log, drift, shadow, metrics, tracer) → the request
+pipeline → the ASGI app.
+
+The Bento (``bentos/decision/service.py``) calls :func:`build_service` once per worker;
+tests and the benchmark pass their own parts. The shadow's own process or container
+builds its scorer here too (:func:`shadow_scorer`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from augur.config import Settings, get_settings
+from augur.serving._asgi import DecisionApp
+from augur.serving._auth import BearerAuth, load_auth
+from augur.serving._openapi import openapi_document
+from augur.serving._pipeline import DecisionPipeline
+from augur.serving._ports import FeatureReader
+from augur.serving._registry import ModelRegistry, model_store_loader, resolve_tag
+from augur.serving._routing import RoutingTable, RoutingTableFile, StaticRouting
+from augur.serving._shadow import ShadowProcess, ShadowQueue, ShadowSocket
+from augur.serving._shadow_scorer import ShadowScorer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServingApp:
+    """The wired service of one worker: the ASGI app, its auth, its pipeline, and what to
+    close at shutdown."""
+
+    app: DecisionApp
+    auth: BearerAuth
+    pipeline: DecisionPipeline
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def ready(self) -> bool:
+        """Every version of the routing table in force is loaded."""
+        return all(t in self.pipeline.models for t in self.pipeline.routing.table.model_tags())
+
+    def close(self) -> None:
+        """Stop the table watcher and the shadow, flush the prediction log."""
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception:
+                log.exception("closing the decision service")
+        self._closers.clear()
+
+
+def open_prediction_log(settings: Settings, on_drop: Callable[[], None] | None = None) -> Any:
+    """The prediction log: ``AUGUR_PREDICTION_LOG_URL``, else SQLite under the home."""
+    from augur.monitoring import PredictionLog, default_log_url
+
+    return PredictionLog(
+        default_log_url(settings),
+        writer_priority=settings.prediction_log_writer_priority,
+        on_drop=on_drop,
+    )
+
+
+def build_service(
+    settings: Settings | None = None,
+    *,
+    features: FeatureReader | None = None,
+    loader: Callable[[str], Any] | None = None,
+    decide: Callable[..., Any] | None = None,
+    decision_config: Any = None,
+    prediction_log: Any = "default",
+    drift: Any = "default",
+    metrics: Any = "default",
+    routing_table: RoutingTable | None = None,
+    examples: dict[str, dict[str, Any]] | None = None,
+    shadow_worker: bool = True,
+) -> ServingApp:
+    """Wire the service from settings; any part can be passed in instead.
+
+    ``prediction_log``/``drift``/``metrics``: ``"default"`` builds the real one from the
+    settings, ``None`` turns it off. ``routing_table`` fixes the table (no file watching);
+    else ``settings.routing_table`` is watched, else everything goes to
+    ``<model_name>:latest`` resolved in the model store.
+    """
+    settings = settings or get_settings()
+    closers: list[Callable[[], None]] = []
+    try:
+        auth = load_auth(settings)  # first: a bad token file fails the start, naming it
+        if metrics == "default":
+            from augur.serving._telemetry import default_metrics
+
+            metrics = default_metrics()
+        if prediction_log == "default":
+            on_drop = metrics.log_dropped.inc if metrics is not None else None
+            prediction_log = open_prediction_log(settings, on_drop)
+        if prediction_log is not None:
+            closers.append(prediction_log.close)
+        if drift == "default":
+            drift = _drift_monitor(settings, prediction_log)
+            closers.append(drift.stop)
+        if features is None:
+            from augur.serving._features import OnlineFeatureReader
+
+            reader = OnlineFeatureReader(settings)
+            closers.append(reader.close)
+            features = reader
+        if decide is None:
+            from augur.decision import decide as decide_fn
+
+            decide = decide_fn
+        assert decide is not None
+        if decision_config is None:
+            from augur.decision import DecisionConfig
+
+            decision_config = DecisionConfig()
+        if settings.decision_overrides:
+            log.info("decision overrides for every version: %s", settings.decision_overrides)
+        models = ModelRegistry(
+            loader or model_store_loader(drift),
+            features.feature_names,
+            decision_config,
+            overrides=settings.decision_overrides,
+        )
+        routing = _routing(settings, routing_table, models, closers)
+        shadow = None
+        if shadow_worker:
+            in_thread = ShadowScorer(models, decide, prediction_log, metrics)
+            shadow = _shadow(settings, routing, metrics, list(features.feature_names), in_thread)
+            closers.append(shadow.stop)
+        from augur.serving._telemetry import make_tracer
+
+        pipeline = DecisionPipeline(
+            features=features,
+            models=models,
+            routing=routing,
+            decide=decide,
+            max_feature_age_seconds=settings.max_feature_age_seconds,
+            bar_seconds=settings.bar_seconds,
+            prediction_log=prediction_log,
+            drift=drift,
+            shadow=shadow,
+            metrics=metrics,
+            tracer=make_tracer(settings.otlp_endpoint),
+            prediction_cache_size=settings.prediction_cache_size,
+            routing_key=settings.routing_key,
+        )
+        app = DecisionApp(
+            pipeline,
+            max_body_bytes=settings.max_body_bytes,
+            max_batch_symbols=settings.max_batch_symbols,
+            max_batch_requests=settings.decide_batch_max,
+            retry_after_seconds=settings.store_retry_after_seconds,
+            metrics=metrics,
+            openapi=openapi_document(examples),
+        )
+        return ServingApp(app=app, auth=auth, pipeline=pipeline, _closers=closers)
+    except BaseException:
+        # Stop what was already started (threads, the log) before reporting the failure.
+        for close in reversed(closers):
+            try:
+                close()
+            except Exception:
+                log.exception("closing a part of a service that failed to start")
+        raise
+
+
+def _drift_monitor(settings: Settings, prediction_log: Any) -> Any:
+    from augur.monitoring import DriftGauges, DriftMonitor
+
+    drift = DriftMonitor(
+        window=settings.drift_window,
+        # A recompute tests every feature: at most once per window of fresh rows.
+        update_every=max(settings.drift_update_rows, settings.drift_window),
+        update_seconds=settings.drift_update_seconds,
+        min_interval_seconds=settings.drift_min_interval_seconds,
+        gauges=DriftGauges.default(),
+        log=prediction_log,
+    )
+    drift.start()
+    return drift
+
+
+def _routing(
+    settings: Settings,
+    table: RoutingTable | None,
+    models: ModelRegistry,
+    closers: list[Callable[[], None]],
+) -> RoutingTableFile | StaticRouting:
+    """The fixed table given, else the watched file, else the latest model version."""
+    if table is not None:
+        return StaticRouting(table)
+    if settings.routing_table is None:
+        return StaticRouting(RoutingTable.single(resolve_tag(f"{settings.model_name}:latest")))
+    watcher = RoutingTableFile(
+        settings.routing_table,
+        interval=settings.routing_reload_seconds,
+        on_change=lambda t: models.ensure(t.model_tags()),
+    )
+    watcher.start()
+    closers.append(watcher.stop)
+    return watcher
+
+
+def _shadow(
+    settings: Settings,
+    routing: RoutingTableFile | StaticRouting,
+    metrics: Any,
+    feature_names: list[str],
+    in_thread: ShadowScorer,
+) -> ShadowSocket | ShadowProcess | ShadowQueue:
+    """The shadow runner the settings ask for (see :mod:`augur.serving._shadow`)."""
+    on_drop = metrics.shadow_dropped.inc if metrics is not None else None
+    if settings.shadow_socket is not None:
+        return ShadowSocket(settings.shadow_socket, on_drop=on_drop)
+    if not settings.shadow_process:
+        queue = ShadowQueue(in_thread.score, settings.shadow_queue_size, on_drop)
+        queue.start()
+        return queue
+    process = ShadowProcess(
+        functools.partial(shadow_scorer, feature_names), settings.shadow_queue_size, on_drop
+    )
+    if routing.table.shadow is not None:
+        process.start([routing.table.shadow.model_tag])
+    if isinstance(routing, RoutingTableFile):
+        # A reloaded table may bring the first shadow: the process starts then.
+        load_models = routing.on_change
+
+        def on_change(table: RoutingTable) -> None:
+            if load_models is not None:
+                load_models(table)
+            if table.shadow is not None:
+                process.start([table.shadow.model_tag])
+
+        routing.on_change = on_change
+    return process
+
+
+def shadow_scorer(feature_names: list[str], settings: Settings | None = None) -> ShadowScorer:
+    """The scorer of the shadow's process or container: its own model store reads,
+    prediction log and metrics (Prometheus multiprocess files locally, so its counts show
+    on the service's ``/metrics``)."""
+    from augur.decision import DecisionConfig, decide
+    from augur.serving._telemetry import default_metrics
+
+    settings = settings or get_settings()
+    models = ModelRegistry(
+        model_store_loader(None),
+        feature_names,
+        DecisionConfig(),
+        # The service's decision overrides apply to the shadow's decisions too.
+        overrides=settings.decision_overrides,
+    )
+    return ShadowScorer(models, decide, open_prediction_log(settings), default_metrics())
+
+
+__all__ = ["ServingApp", "build_service", "open_prediction_log", "shadow_scorer"]

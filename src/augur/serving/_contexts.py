@@ -1,0 +1,94 @@
+"""What the decision engine is told about one request: whether its features may be used
+at all, the market as the feature row describes it, and the caller's position and account.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+import numpy as np
+
+from augur.decision import MarketContext, PositionContext, Reason, RiskState
+from augur.models._confidence import confidence_features
+from augur.serving._schemas import AccountIn, PositionIn
+
+# Where a bar's price is read from when the request gives none (the first present wins).
+PRICE_FEATURES = ("close", "price")
+
+
+def refusal(x: np.ndarray, ts: datetime | None, now: datetime, max_age: float) -> Reason | None:
+    """Why no model may look at these features (stale, missing, from the future)."""
+    if ts is None:
+        return Reason("stale_features", "the online store has no event time for the features")
+    age = (now - ts).total_seconds()
+    if age > max_age:
+        return Reason("stale_features", f"features are {age:.0f}s old, the limit is {max_age:.0f}s")
+    if age < 0:
+        return Reason(
+            "features_after_as_of",
+            f"features are from {ts.isoformat()}, after as_of {now.isoformat()}",
+        )
+    if not np.isfinite(x).all():
+        return Reason("missing_features", "some features are missing (warm-up or gaps)")
+    return None
+
+
+class MarketReader:
+    """The market context of a feature row: its volatility and trend features (the ones
+    the ensemble's confidence reads, one choice for training, tuning and serving) and its
+    price unless the request gives one."""
+
+    def __init__(self, feature_names: Sequence[str]) -> None:
+        names = list(feature_names)
+        self._vol, self._trend = (
+            names.index(name) if name else None for name in confidence_features(names)
+        )
+        self._price = next((names.index(n) for n in PRICE_FEATURES if n in names), None)
+
+    def __call__(
+        self, symbol: str, x: np.ndarray, ts: datetime | None, price: float | None
+    ) -> MarketContext:
+        if price is None:
+            price = float(x[self._price]) if self._price is not None else 0.0
+        return MarketContext(
+            symbol=symbol,
+            price=price,
+            timestamp=ts,
+            volatility=float(x[self._vol]) if self._vol is not None else 0.0,
+            trend_strength=float(x[self._trend]) if self._trend is not None else 0.0,
+        )
+
+
+def position_context(
+    position: PositionIn | None, now: datetime, bar_seconds: float
+) -> PositionContext:
+    """The caller's position; ``bars_held`` counts whole bars since it was opened."""
+    if position is None:
+        return PositionContext()
+    held = 0
+    if position.opened_at is not None:
+        held = max(0, math.floor((now - position.opened_at).total_seconds() / bar_seconds))
+    return PositionContext(
+        position.side, position.size, position.entry_price, position.opened_at, held
+    )
+
+
+def risk_state(account: AccountIn | None) -> RiskState:
+    """The caller's account as the risk manager reads it (a fresh account when none)."""
+    if account is None:
+        return RiskState()
+    state = RiskState(
+        equity=account.equity,
+        peak_equity=account.peak_equity,
+        consecutive_losses=account.consecutive_losses,
+        open_exposure=dict(account.open_exposure),
+    )
+    if account.bars_since_last_loss is None:  # not sent: the engine's "long ago"
+        return state
+    return replace(state, bars_since_last_loss=account.bars_since_last_loss)
+
+
+__all__ = ["PRICE_FEATURES", "MarketReader", "position_context", "refusal", "risk_state"]

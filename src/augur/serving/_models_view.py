@@ -1,0 +1,56 @@
+"""``GET /models``: the routing table in force, which versions are loaded, the decision
+thresholds each decides with, and the answering worker's caches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from augur.serving._registry import ModelRegistry
+from augur.serving._routing import RoutingTableFile, StaticRouting
+from augur.serving._schemas import CacheStats, ModelsResponse, VersionOut
+from augur.serving._scoring import Scorer
+
+
+def models_view(
+    routing: RoutingTableFile | StaticRouting, models: ModelRegistry, features: Any, scorer: Scorer
+) -> ModelsResponse:
+    table = routing.table
+    versions = [
+        VersionOut(
+            name=v.name,
+            model_tag=v.model_tag,
+            weight=v.weight,
+            role="primary" if i == 0 else "canary",
+            loaded=v.model_tag in models,
+            decision_config=models.thresholds(v.model_tag),
+        )
+        for i, v in enumerate(table.versions)
+    ]
+    if table.shadow is not None:
+        versions.append(
+            VersionOut(
+                name=table.shadow.name,
+                model_tag=table.shadow.model_tag,
+                percent=table.shadow.percent,
+                role="shadow",
+                loaded=table.shadow.model_tag in models,
+                decision_config=models.thresholds(table.shadow.model_tag),
+            )
+        )
+    stats = getattr(features, "cache_stats", None)  # only the online store's reader has one
+    enabled, hits, misses = stats() if stats is not None else (False, 0, 0)
+    return ModelsResponse(
+        routing_table=table.model_dump(exclude_none=True),
+        versions=versions,
+        source=str(routing.path) if routing.path else "embedded",
+        loaded_at=routing.loaded_at,
+        caches={
+            "features": CacheStats(enabled=enabled, hits=hits, misses=misses),
+            "predictions": CacheStats(
+                enabled=scorer.memo_size > 0, hits=scorer.hits, misses=scorer.misses
+            ),
+        },
+    )
+
+
+__all__ = ["models_view"]

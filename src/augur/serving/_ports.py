@@ -1,0 +1,88 @@
+"""The ports of the request path: what :class:`~augur.serving.DecisionPipeline` needs from
+the world, as typed protocols.
+
+Each has a real adapter (Feast online store, prediction log, shadow process, Prometheus,
+the system clock) wired by :mod:`augur.serving._bootstrap`, and an in-memory one in
+:mod:`augur.serving._memory` for unit tests and the benchmark's no-op server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from augur.monitoring import PredictionRecord
+    from augur.serving._shadow_codec import ShadowTask
+
+# A feature row as the online store gives it: the vector in feature-name order and the
+# event time of the bar it was computed from (None: the store has no time for it).
+FeatureRow = tuple[np.ndarray, datetime | None]
+
+
+class FeatureReader(Protocol):
+    """Latest online features per symbol. A symbol missing from the answer is unknown;
+    raises :class:`~augur.serving.StoreUnavailableError` when the store is down."""
+
+    @property
+    def feature_names(self) -> Sequence[str]: ...
+
+    def get(self, symbols: Sequence[str]) -> Mapping[str, FeatureRow]: ...
+
+
+class PredictionSink(Protocol):
+    """Where scored requests and their realised outcomes are written."""
+
+    def log_prediction(self, record: PredictionRecord) -> bool: ...
+
+    def log_outcome(self, request_id: str, realized_return: float, caller: str = "") -> bool: ...
+
+
+class ShadowSink(Protocol):
+    """Takes mirrored requests to score off the request path. ``offer`` never blocks:
+    False means there was no room and the sink has counted the drop."""
+
+    def offer(self, task: ShadowTask) -> bool: ...
+
+
+class DriftObserver(Protocol):
+    """Receives each served feature row once per bar, per model version."""
+
+    def observe(self, model_tag: str, x: np.ndarray) -> None: ...
+
+
+class Metrics(Protocol):
+    """What the request path counts (Prometheus in the service)."""
+
+    def decided(self, action: str, version: str, role: str, n: int = 1) -> None: ...
+
+    def shadow_compared(self, version: str, agreed: bool) -> None: ...
+
+    def outcome_posted(self, matched: bool) -> None: ...
+
+    def store_failed(self) -> None: ...
+
+    def request_served(self, route: str, version: str, status: int, seconds: float) -> None: ...
+
+
+# The time decisions are made at (staleness checks, bars held, log rows).
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+__all__ = [
+    "Clock",
+    "DriftObserver",
+    "FeatureReader",
+    "FeatureRow",
+    "Metrics",
+    "PredictionSink",
+    "ShadowSink",
+    "system_clock",
+]

@@ -1,0 +1,125 @@
+"""The model versions a service holds, by tag, each with the decision settings it
+decides with; and the loader that reads them from the model store."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A loaded ensemble, the columns of the feature row it reads and its decision config."""
+
+    tag: str
+    model: Any  # predict_one(x, volatility=, trend_strength=, explain=) and predict(X, ...)
+    columns: np.ndarray  # indices into the reader's row, in the model's feature order
+    config: Any  # DecisionConfig
+
+
+class ModelRegistry:
+    """Loaded models by tag; a routing table's versions are loaded before it is used.
+
+    A version decides with its own ``decision_config``, else ``default_config``, with
+    ``overrides`` (DecisionConfig field → value, the service's
+    ``AUGUR_DECISION_OVERRIDES``) applied when it is loaded.
+    """
+
+    def __init__(
+        self,
+        loader: Callable[[str], Any],
+        feature_names: Sequence[str],
+        default_config: Any,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._loader = loader
+        self._names = list(feature_names)
+        self._default_config = default_config
+        self._overrides = dict(overrides or {})
+        self._models: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, tag: str) -> LoadedModel:
+        return self._models[tag]
+
+    def __contains__(self, tag: str) -> bool:
+        return tag in self._models
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._models)
+
+    def ensure(self, tags: Sequence[str]) -> None:
+        """Load every tag not loaded yet; raises ValueError naming a tag that cannot be."""
+        with self._lock:
+            for tag in tags:
+                if tag not in self._models:
+                    self._models[tag] = self._load(tag)
+                    log.info("model %s loaded (%d features)", tag, len(self._models[tag].columns))
+
+    def _load(self, tag: str) -> LoadedModel:
+        try:
+            model = self._loader(tag)
+        except Exception as exc:
+            raise ValueError(f"model {tag!r} cannot be loaded: {exc}") from exc
+        names = list(getattr(model, "feature_names", ()) or self._names)
+        missing = [n for n in names if n not in self._names]
+        if missing:
+            raise ValueError(
+                f"model {tag!r} needs features the online store lacks: {', '.join(missing[:5])}"
+            )
+        columns = np.array([self._names.index(n) for n in names], dtype=np.intp)
+        config = getattr(model, "decision_config", None) or self._default_config
+        if self._overrides:
+            try:
+                config = replace(config, **self._overrides)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"model {tag!r}: the decision overrides {self._overrides} do not fit "
+                    f"its decision config: {exc}"
+                ) from exc
+        return LoadedModel(tag, model, columns, config)
+
+    def thresholds(self, tag: str) -> dict[str, Any] | None:
+        """A loaded version's decision config as a dict (None when it is not loaded)."""
+        if tag not in self._models:
+            return None
+        to_dict = getattr(self._models[tag].config, "to_dict", None)
+        return to_dict() if to_dict is not None else None
+
+
+def resolve_tag(tag: str) -> str:
+    """``name:latest`` (or a bare name) → the concrete tag in the model store."""
+    from augur.models._store import _get
+
+    return str(_get(tag, None).tag)
+
+
+def model_store_loader(drift: Any = None) -> Callable[[str], Any]:
+    """Load an ensemble from the model store, registering its drift reference with
+    ``drift`` (a :class:`~augur.monitoring.DriftMonitor`) when it has one."""
+
+    def load(tag: str) -> Any:
+        from augur.models import load_ensemble
+        from augur.models._store import _get
+
+        model = load_ensemble(tag)
+        if drift is not None:
+            from augur.monitoring import load_reference
+
+            reference = load_reference(_get(tag, None).path)
+            if reference is not None:
+                drift.set_reference(tag, reference)
+        return model
+
+    return load
+
+
+__all__ = ["LoadedModel", "ModelRegistry", "model_store_loader", "resolve_tag"]
