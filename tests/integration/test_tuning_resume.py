@@ -5,7 +5,8 @@ the same command again resumes: finished trials are not re-run (their fold resul
 the time they were computed), the study ends with exactly N trials and the best value is
 at least the best before the kill. A SIGKILLed trial worker is retried from its last
 fold checkpoint (FailureConfig): it continues at its next fold, and the study still
-ends with every trial complete, none failed.
+ends with every trial complete, none failed. A driver that ends — finished, failed or
+SIGKILLed — leaves none of Ray's processes behind.
 """
 
 from __future__ import annotations
@@ -131,6 +132,21 @@ def _wait(proc: subprocess.Popen[str], until: Any, timeout: float) -> dict[str, 
     pytest.fail(f"condition not met within {timeout}s")
 
 
+def _assert_no_processes_left(proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Everything the driver started (Ray's head, its agents, the trial workers: all in the
+    driver's process group) ends by itself within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    ps = subprocess.run(["ps", "-eo", "pgid=,pid=,args="], capture_output=True, text=True)
+    left = [line for line in ps.stdout.splitlines() if line.split()[:1] == [str(proc.pid)]]
+    pytest.fail("processes outlived the study's driver:\n" + "\n".join(left))
+
+
 def _kill_group(proc: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -150,8 +166,9 @@ def _run(config: Path, tmp: Path, timeout: float = 600) -> subprocess.CompletedP
     )
     try:
         out, err = proc.communicate(timeout=timeout)
+        _assert_no_processes_left(proc)
     finally:
-        _kill_group(proc)  # Ray's local processes outlive a driver that exits oddly
+        _kill_group(proc)  # whatever is left after a timeout or a failed assertion
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
@@ -161,8 +178,11 @@ def _finish(config: Path, tmp: Path, timeout: float = 600) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _kill_driver_after_three_trials(config: Path, tmp: Path, name: str) -> dict[str, Any]:
-    """Start the study, SIGKILL its driver once >= 3 trials finished; the progress then."""
+def _kill_driver_after_three_trials(
+    config: Path, tmp: Path, name: str
+) -> tuple[dict[str, Any], subprocess.Popen[str]]:
+    """Start the study, SIGKILL its driver once >= 3 trials finished; the progress then, and
+    the killed driver (for :func:`_killed_driver_left_nothing`)."""
     proc = _start(config, tmp)
     before = _wait(
         proc,
@@ -171,9 +191,15 @@ def _kill_driver_after_three_trials(config: Path, tmp: Path, name: str) -> dict[
     )
     proc.send_signal(signal.SIGKILL)  # the driver only: no clean shutdown, no final save
     proc.wait(timeout=30)
-    _kill_group(proc)  # then whatever it had started (Ray's local processes)
     assert before["trials_completed"] < N_TRIALS, "the study finished before the kill"
-    return before
+    return before, proc
+
+
+def _killed_driver_left_nothing(proc: subprocess.Popen[str]) -> None:
+    """What the killed driver had started ends without help. Ray's dashboard and runtime-env
+    agents are the slowest: they see their raylet die at once but first try to report it
+    to the (dead) GCS, for about a minute; the resumed run has taken part of that time."""
+    _assert_no_processes_left(proc, timeout=120)
 
 
 def _finish_resumed(config: Path, tmp: Path) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -192,9 +218,12 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(
     tmp_path: Path, bars_root: Path
 ) -> None:
     config = _study(tmp_path, bars_root, "resume")
-    before = _kill_driver_after_three_trials(config, tmp_path, "resume")
-
-    summary, table = _finish_resumed(config, tmp_path)
+    before, killed = _kill_driver_after_three_trials(config, tmp_path, "resume")
+    try:
+        summary, table = _finish_resumed(config, tmp_path)
+        _killed_driver_left_nothing(killed)
+    finally:
+        _kill_group(killed)
     for trial_id, seen in before["completed"].items():
         row = table[table["trial_id"] == trial_id]
         assert len(row) == 1, f"finished trial {trial_id} is missing after the resume"
@@ -221,11 +250,14 @@ def _tear_snapshot(experiment: Path) -> list[str]:
 
 def test_killed_driver_resumes_from_a_torn_snapshot(tmp_path: Path, bars_root: Path) -> None:
     config = _study(tmp_path, bars_root, "torn")
-    before = _kill_driver_after_three_trials(config, tmp_path, "torn")
-    torn = _tear_snapshot(tmp_path / "store" / "torn")
-    assert any(n.startswith("searcher-state-") for n in torn), torn
-
-    summary, table = _finish_resumed(config, tmp_path)
+    before, killed = _kill_driver_after_three_trials(config, tmp_path, "torn")
+    try:
+        torn = _tear_snapshot(tmp_path / "store" / "torn")
+        assert any(n.startswith("searcher-state-") for n in torn), torn
+        summary, table = _finish_resumed(config, tmp_path)
+        _killed_driver_left_nothing(killed)
+    finally:
+        _kill_group(killed)
     # the restore point is at most one trial old: all but the last trial that finished
     # before the kill keep the result computed then
     kept = [
@@ -292,6 +324,7 @@ def test_killed_trial_worker_is_retried_from_its_checkpoint(
     os.kill(int(victim["worker_pid"]), signal.SIGKILL)
     try:
         out, _ = proc.communicate(timeout=600)
+        _assert_no_processes_left(proc)
     finally:
         _kill_group(proc)
     assert proc.returncode == 0, out[-3000:]

@@ -1,39 +1,21 @@
 """Run a study with Ray Tune driving Optuna: the Tuner builder and the restore idiom.
 
-* Search: ``OptunaSearch`` (multivariate TPE, seeded) behind a ``ConcurrencyLimiter``;
-  single objective (composite score, maximised) or two objectives (total return up,
-  max drawdown down — Optuna keeps the Pareto front).
-* Pruning: ASHA on the cumulative composite score at fold boundaries
-  (``training_iteration`` = folds done).
-* Study-level early stop: :class:`PlateauStopper` ends the study when the best value has
-  not improved for ``early_stop_patience`` finished trials.
-* Low overhead: actors are reused across trials (``reuse_actors=True``), the decision grid
-  is scored inside a trial, and Tune's default file loggers are off (the trial table is
-  built from the experiment state instead).
-* Experiment snapshots once per finished trial, not per fold. Tune rewrites its whole
-  experiment state (every trial's JSON state and the pickled Optuna study) on each
-  snapshot, so the cost of one grows with the trial count. With
-  ``CheckpointConfig(num_to_keep=k)`` Tune forces a snapshot after every k trial
-  checkpoints (a checkpoint per fold: a snapshot per fold, ~40 % of the driver's time in
-  a 200-trial study). Here every fold checkpoint is kept (``num_to_keep=None``: no
-  forced snapshots; ~60 KB of predictions per fold done) and the scheduler asks for one
-  snapshot after each trial ends (:func:`_snapshotting`), plus one every
-  :data:`EXPERIMENT_CHECKPOINT_S` seconds. A killed driver therefore loses no finished
-  trial; a trial still running at the kill resumes from the newest fold checkpoint the
-  last snapshot recorded (at worst from its first fold).
-* Recovery: ``Tuner.can_restore(path)`` → ``Tuner.restore(path, trainable=...,
-  resume_errored=True)`` else a new Tuner. The searcher (OptunaSearch's whole study,
-  ConcurrencyLimiter and SearchGenerator counters) is pickled into the experiment
-  checkpoint by ``SearchGenerator.save_to_dir`` and restored by ``restore_from_dir``
-  (ray/tune/search/search_generator.py), so sampling continues where it stopped and the
-  trial budget counts the trials already made. Before a restore, the experiment's
-  newest snapshot is made whole again from the study's restore point
-  (:mod:`augur.tuning._recovery`): a kill can tear Tune's copy of it.
+Search: ``OptunaSearch`` (seeded multivariate TPE) behind a ``ConcurrencyLimiter``, on the
+composite score or on two objectives (total return up, max drawdown down: a Pareto front).
+Pruning: ASHA at fold boundaries. Study-level early stop: :class:`PlateauStopper`. The
+metric Tune ranks trials by is set once, in ``TuneConfig``.
+
+Resume: ``Tuner.can_restore(path)`` → ``Tuner.restore(path, resume_errored=True)`` else a
+new Tuner. The searcher's state travels in Tune's experiment snapshot, so sampling goes on
+where it stopped and the trial budget counts the trials already made. Tune snapshots after
+every trial that ends (:func:`_snapshotting`) and every fold checkpoint is kept, so a
+killed driver loses no finished trial and a running one resumes at its newest fold; a
+snapshot torn by a kill is first made whole from the study's restore point
+(:mod:`augur.tuning._recovery`).
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import math
@@ -54,6 +36,10 @@ from augur.tuning._study import StudyConfig
 __all__ = ["StudyRun", "build_tuner", "experiment_path", "run_study", "shutdown_ray"]
 
 log = logging.getLogger(__name__)
+
+#: What Tune ranks trials by (pruning, the study-level early stop, the best so far): the
+#: composite score, maximised — in a two-objective study too, whose Pareto front is Optuna's.
+METRIC, MODE = "score", "max"
 
 #: Seconds between periodic experiment-state snapshots (on top of the one after every
 #: finished trial): what a killed driver can lose is the fold progress of running trials
@@ -98,18 +84,15 @@ def _make_callback_class() -> type:
         it. Trial events only update memory; the file is rewritten at the end of a
         controller step, after Tune has already sent the trial its next fold (so the
         write never delays a worker): at once when a trial ended, otherwise at most once
-        per ``min_interval`` seconds (a fold result only moves the running trials' folds;
-        on ext4 each atomic replace costs ~2 ms of the driver's CPU, which the trials
-        share on a small machine)."""
+        per ``min_interval`` seconds (a fold result only moves the running trials' folds,
+        and the driver's CPU is shared with the trials)."""
 
         min_interval = 1.0
 
-        def __init__(self, path: str, total: int, n_folds: int, metric: str, mode: str) -> None:
+        def __init__(self, path: str, total: int, n_folds: int) -> None:
             self.path = path
             self.total = total
             self.n_folds = n_folds
-            self.metric = metric
-            self.sign = 1.0 if mode == "max" else -1.0
             self.completed: dict[str, dict[str, Any]] = {}
             self.failed: dict[str, str] = {}
             self.running: dict[str, dict[str, Any]] = {}
@@ -141,18 +124,14 @@ def _make_callback_class() -> type:
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             result = trial.last_result or {}
-            value = result.get(self.metric)
+            value = result.get(METRIC)
             self.completed[trial.trial_id] = {
                 "value": value,
                 "fold": result.get("fold"),
                 "evaluated_at": result.get("evaluated_at"),
             }
             full = result.get("fold") == self.n_folds - 1
-            if (
-                value is not None
-                and full
-                and (self.best is None or self.sign * value > self.sign * self.best)
-            ):
+            if value is not None and full and (self.best is None or value > self.best):
                 self.best = float(value)
             self.running.pop(trial.trial_id, None)
             self._dirty = self._ended = True
@@ -201,13 +180,10 @@ def _make_stopper_class() -> type:
 
     class PlateauStopper(Stopper):
         """Stop the study when ``patience`` trials in a row finished without improving
-        the best value by more than ``min_delta`` (only trials that ran every fold count)."""
+        the best :data:`METRIC` by more than ``min_delta`` (only trials that ran every fold
+        count)."""
 
-        def __init__(
-            self, metric: str, mode: str, patience: int, n_folds: int, min_delta: float = 0.0
-        ) -> None:
-            self.metric = metric
-            self.sign = 1.0 if mode == "max" else -1.0
+        def __init__(self, patience: int, n_folds: int, min_delta: float = 0.0) -> None:
             self.patience = patience
             self.n_folds = n_folds
             self.min_delta = min_delta
@@ -215,8 +191,8 @@ def _make_stopper_class() -> type:
             self.since_best = 0
 
         def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-            if result.get("fold") == self.n_folds - 1 and self.metric in result:
-                value = self.sign * float(result[self.metric])
+            if result.get("fold") == self.n_folds - 1 and METRIC in result:
+                value = float(result[METRIC])
                 if value > self.best + self.min_delta:
                     self.best, self.since_best = value, 0
                 else:
@@ -238,10 +214,10 @@ def _snapshotting(base: type) -> type:
     (``TuneController.checkpoint(force=True)``), from ``choose_trial_to_run`` two
     controller steps later: by then the ended trial is TERMINATED, the searcher has been
     told its result, and the trial that takes its place has been sent to the freed worker
-    — the snapshot (~30 ms at 200 trials, growing with the count) runs while that worker
-    computes instead of delaying it. Between the end and the snapshot (~0.1 s) a killed
-    driver would restart the ended trial from its newest fold checkpoint: a finished
-    trial only re-reports its saved result. Each snapshot is also kept whole as the
+    — the snapshot, which grows with the trial count, runs while that worker computes
+    instead of delaying it. A driver killed between the end and the snapshot restarts
+    the ended trial from its newest fold checkpoint: a finished trial only re-reports its
+    saved result. Each snapshot is also kept whole as the
     study's restore point (:mod:`augur.tuning._recovery`): Tune's own copy of it to
     storage can be torn by a kill.
     """
@@ -296,35 +272,36 @@ def __getattr__(name: str) -> Any:  # the Ray-derived classes, built on first us
     raise AttributeError(name)
 
 
-#: Ray settings for the local head: no idle workers started ahead of need. Ray starts
-#: one per CPU when the driver connects, but Tune's trial actors never pick them up, so
-#: they only cost start-up CPU (~1.3 CPU-s each) while the trials' actors start.
-_LOCAL_SYSTEM_CONFIG: dict[str, Any] = {
-    "prestart_worker_first_driver": False,
-    "enable_worker_prestart": False,
-}
-_local_head: Any = None  # the ray._private.node.Node this process started, if any
-
-
 def init_ray(study: StudyConfig) -> None:
-    """Connect to the cluster named by RAY_ADDRESS (a KubeRay RayJob sets it), else start
-    a lean local Ray (:func:`_start_local_head`)."""
+    """Connect to the cluster named by RAY_ADDRESS (a KubeRay RayJob sets it), else start a
+    local Ray sized for the study.
+
+    A local Ray started here ends with :func:`shutdown_ray` (``ray.init`` also registers it
+    at exit) and, should this process be killed, by the reaper process Ray starts beside
+    its head: a finished or killed study leaves no Ray processes behind.
+    """
     import ray
 
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    common: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    # no dashboard; trial errors travel as exceptions, so worker logs stay out of the driver
+    common: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+    }
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(include_dashboard=False, **common)
+        ray.init(**common)
         return
     cpus = max(2, math.ceil(study.concurrency * study.cpus_per_trial))
     for attempt in range(3):
         try:
-            ray.init(address=_start_local_head(cpus), **common)
+            # "local": a Ray of this study's own, never another one found on the machine
+            ray.init(address="local", num_cpus=cpus, object_store_memory=256 * 1024**2, **common)
             return
         except Exception as exc:
-            # Ray gives its raylet a fixed 30 s to register; on a busy machine it can miss
+            # Ray gives its raylet a fixed time to register; on a busy machine it can miss
             # that once — start again rather than fail the study
             if "timed out during startup" not in str(exc) or attempt == 2:
                 raise
@@ -332,55 +309,11 @@ def init_ray(study: StudyConfig) -> None:
             shutdown_ray()
 
 
-def _start_local_head(cpus: int) -> str:
-    """Start this machine's Ray head, leaner than ``ray.init()`` would; return its address.
-
-    ``ray.init`` always starts the autoscaler monitor, the log monitor and the dashboard
-    head's API server, which a one-machine study has no use for (no autoscaling;
-    ``log_to_driver`` is off, trial errors travel as exceptions; no jobs submitted, no
-    state API): skipped, they save ~4-6 s of start-up and ~5 CPU-s in a short study.
-    Idle workers are not prestarted (:data:`_LOCAL_SYSTEM_CONFIG`). ``ray.init`` exposes
-    none of these switches, so this builds the head the way ``ray.init`` does
-    (``ray._private.node.Node``, Ray pinned in pyproject) with a reaper process that ends
-    it if this process is killed, and :func:`shutdown_ray` ends it otherwise.
-    """
-    global _local_head
-    from ray._private.node import Node
-    from ray._private.parameter import RayParams
-
-    shutdown_ray()  # a head left by an earlier study in this process
-    params = RayParams(
-        num_cpus=cpus,
-        object_store_memory=256 * 1024**2,
-        include_dashboard=False,
-        no_monitor=True,
-        # annotated str | None, read as a flag; None would mean "default: on"
-        include_log_monitor=False,  # type: ignore[arg-type]
-        _system_config=dict(_LOCAL_SYSTEM_CONFIG),
-    )
-
-    class LocalHead(Node):  # type: ignore[misc]
-        def start_api_server(self, *, include_dashboard: Any, raise_on_failure: Any) -> None:
-            """Not started: the dashboard head process, which Ray starts even with the
-            dashboard off (for its job and state APIs, which a study does not use) —
-            ~2 CPU-s and 2-4 s before the first trial can start."""
-
-    # as ray.init builds its own head: no SIGTERM handler of Ray's in this process
-    _local_head = LocalHead(params, head=True, shutdown_at_exit=False, spawn_reaper=True)
-    atexit.unregister(shutdown_ray)  # once, however many heads this process starts
-    atexit.register(shutdown_ray)
-    return str(_local_head.address)
-
-
 def shutdown_ray() -> None:
-    """Disconnect from Ray and stop the local head this process started, if any."""
-    global _local_head
+    """Disconnect from Ray, stopping the local Ray :func:`init_ray` started, if any."""
     import ray
 
     ray.shutdown()
-    if _local_head is not None:
-        head, _local_head = _local_head, None
-        head.kill_all_processes(check_alive=False, allow_graceful=True)
 
 
 def restorable(study: StudyConfig) -> bool:
@@ -430,21 +363,25 @@ def build_tuner(study: StudyConfig, bars: Any, restore: bool | None = None) -> A
     if restore:
         return tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
 
+    sampler = optuna.samplers.TPESampler(seed=study.seed, multivariate=True)
+    # METRIC/MODE are set once, in TuneConfig, which hands them to the searcher and the
+    # scheduler. A two-objective searcher names its own pair instead (TuneConfig's single
+    # metric would overwrite it; Ray's multi-objective Optuna example does the same), and
+    # then the scheduler names the score it prunes on.
+    ranking: dict[str, Any] = {"metric": METRIC, "mode": MODE}
     if study.multi_objective:
-        metric: Any = ["total_return", "max_drawdown_pct"]
-        mode: Any = ["max", "min"]
-        sampler: Any = optuna.samplers.TPESampler(seed=study.seed, multivariate=True)
+        optuna_search = OptunaSearch(
+            metric=["total_return", "max_drawdown_pct"], mode=["max", "min"], sampler=sampler
+        )
+        tune_ranking, scheduler_ranking = {}, ranking
     else:
-        metric, mode = "score", "max"
-        sampler = optuna.samplers.TPESampler(seed=study.seed, multivariate=True)
-    searcher = ConcurrencyLimiter(
-        OptunaSearch(metric=metric, mode=mode, sampler=sampler), max_concurrent=study.concurrency
-    )
+        optuna_search = OptunaSearch(sampler=sampler)
+        tune_ranking, scheduler_ranking = ranking, {}
+    searcher = ConcurrencyLimiter(optuna_search, max_concurrent=study.concurrency)
     n_folds = study.data.n_folds
     if study.pruning.enabled and n_folds > 1:
         scheduler: Any = _snapshotting(ASHAScheduler)(
-            metric="score",
-            mode="max",
+            **scheduler_ranking,
             time_attr="training_iteration",
             max_t=n_folds,
             grace_period=min(study.pruning.grace_folds, n_folds),
@@ -452,18 +389,15 @@ def build_tuner(study: StudyConfig, bars: Any, restore: bool | None = None) -> A
         )
     else:
         scheduler = _snapshotting(FIFOScheduler)()
-    callbacks = [
-        _make_callback_class()(str(out / "progress.json"), study.trials, n_folds, "score", "max")
-    ]
+    callbacks = [_make_callback_class()(str(out / "progress.json"), study.trials, n_folds)]
     stop = None
     if study.early_stop_patience:
-        stop = _make_stopper_class()(
-            "score", "max", study.early_stop_patience, n_folds, study.early_stop_min_delta
-        )
+        stop = _make_stopper_class()(study.early_stop_patience, n_folds, study.early_stop_min_delta)
     return tune.Tuner(
         trainable,
         param_space=tune_search_space(study),
         tune_config=tune.TuneConfig(
+            **tune_ranking,
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=study.trials,

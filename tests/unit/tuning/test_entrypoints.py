@@ -92,7 +92,7 @@ def test_plateau_stopper_and_progress_callback(tmp_path: Path) -> None:
 
     from augur.tuning._runner import _make_callback_class, _make_stopper_class
 
-    stopper = _make_stopper_class()("score", "max", patience=2, n_folds=2)
+    stopper = _make_stopper_class()(patience=2, n_folds=2)
     assert not stopper("a", {"fold": 1, "score": 1.0}) and not stopper.stop_all()
     stopper("b", {"fold": 0, "score": 5.0})  # an unfinished trial does not count
     stopper("c", {"fold": 1, "score": 0.5})
@@ -100,13 +100,13 @@ def test_plateau_stopper_and_progress_callback(tmp_path: Path) -> None:
     stopper("d", {"fold": 1, "score": 0.9})
     assert stopper.stop_all()
     # with a minimum improvement, gains by a hair do not reset the count
-    hair = _make_stopper_class()("score", "max", patience=2, n_folds=2, min_delta=0.01)
+    hair = _make_stopper_class()(patience=2, n_folds=2, min_delta=0.01)
     for value in (1.0, 1.005, 1.009):
         hair("t", {"fold": 1, "score": value})
     assert hair.stop_all() and hair.best == 1.0
 
     path = tmp_path / "progress.json"
-    cb = _make_callback_class()(str(path), total=3, n_folds=2, metric="score", mode="max")
+    cb = _make_callback_class()(str(path), total=3, n_folds=2)
     trial = SimpleNamespace(
         trial_id="t1", last_result={"fold": 1, "score": 2.0, "evaluated_at": 5.0}, error_file=None
     )
@@ -126,7 +126,7 @@ def test_plateau_stopper_and_progress_callback(tmp_path: Path) -> None:
     cb.on_step_end(1, [])
     state = json.loads(path.read_text())
     assert state["trials_done"] == 2 and state["best"] == 2.0 and state["running"] == {}
-    restored = _make_callback_class()(str(path), total=3, n_folds=2, metric="score", mode="max")
+    restored = _make_callback_class()(str(path), total=3, n_folds=2)
     restored.set_state(cb.get_state())
     assert restored.completed == cb.completed and restored.best == 2.0
 
