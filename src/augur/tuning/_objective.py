@@ -9,8 +9,7 @@ combination's metrics are the fold's report.
 
 Studies that search only ``decision.*`` thresholds do not refit anything: the fixed
 model's out-of-sample predictions are computed once per process and cached on disk next
-to the study, and every trial only re-runs the decisions over them (the cheap path the
-benchmark measures).
+to the study, and every trial only re-runs the decisions over them.
 
 Per process, the training frame and walk-forward folds of each feature set are kept
 (a reused Ray actor runs many trials on the same bars), and :func:`limit_threads` pins
@@ -144,10 +143,9 @@ def limit_threads(n: int = 1) -> None:
     """At most ``n`` BLAS / OpenMP / numba threads for the calling thread's trials.
 
     Two trials on two cores must not each start a thread per core: the threads then
-    fight over the cores (measured on the 2-core dev machine: the logistic-regression
-    fits of one full-study trial took 7.6 s with OpenBLAS's default two threads, 0.75 s
-    with one). Limits are per thread for OpenMP and numba, so a runner calls this at
-    the start of every trial; repeated calls in one thread are free.
+    fight over the cores and every trial slows down. Limits are per thread for OpenMP
+    and numba, so a runner calls this at the start of every trial; repeated calls in
+    one thread are free.
     """
     global _CONTROLLER
     n = max(1, int(n))
@@ -161,7 +159,7 @@ def limit_threads(n: int = 1) -> None:
         import xgboost  # noqa: F401
         from threadpoolctl import ThreadpoolController
 
-        _CONTROLLER = ThreadpoolController()  # finds the loaded libraries once (~25 ms)
+        _CONTROLLER = ThreadpoolController()  # finds the loaded libraries once
     _CONTROLLER.limit(limits=n)
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     _THREADS.limit = n

@@ -4,8 +4,8 @@ trial resumes at its next fold instead of its first.
 
 A checkpoint holds the next fold, the last result and the model's out-of-sample outputs
 so far (:data:`~augur.tuning._objective.PREDICTION_COLUMNS` only: the data columns are
-rebuilt from the bars; ~60 KB per fold of EURUSD). A trial that had finished all folds
-before a restart only re-reports its saved result: nothing is recomputed.
+rebuilt from the bars). A trial that had finished all folds before a restart only
+re-reports its saved result: nothing is recomputed.
 
 The result is kept small on purpose: Tune keeps running statistics of every numeric
 key of every trial in the experiment state it snapshots, so the chosen decision
