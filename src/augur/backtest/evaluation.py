@@ -317,7 +317,7 @@ def _predict_folds(
     X = frame[list(feature_names)].to_numpy(dtype=float)
     y = frame["label"].to_numpy(dtype=np.int64)
     r = frame["forward_return"].to_numpy(dtype=float)
-    from augur.models._confidence import confidence_features
+    from augur.models import confidence_features
 
     vol_col, trend_col = confidence_features(feature_names)
     vol = frame[vol_col].to_numpy(dtype=float) if vol_col else np.zeros(len(frame))

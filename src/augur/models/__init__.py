@@ -5,7 +5,8 @@ tree-SHAP explanations; model-store I/O.
 Public names: :class:`Ensemble` (``fit``, ``predict``, ``predict_one``,
 ``update_weights``, ``evaluate``), :class:`EnsembleParams` (hyper-parameters),
 :class:`EnsembleOutput` (one row, ``to_signal``), :class:`EnsemblePrediction` (batch),
-:class:`DynamicWeights`, :func:`confidence_of`, :func:`save_ensemble`,
+:class:`DynamicWeights`, :func:`confidence_of`, :func:`confidence_features` (the
+volatility and trend features the confidence reads), :func:`save_ensemble`,
 :func:`load_ensemble`, :func:`list_models`, :func:`store_path` (the BentoML home in
 use), :class:`ModelRecord`,
 :class:`FeatureSpecMismatchError`, :class:`ModelNotFoundError`, :data:`MEMBERS`;
@@ -15,7 +16,12 @@ a path or an fsspec URI) and :class:`ModelStoreError`.
 Nothing heavy happens at import: scikit-learn, XGBoost and BentoML load when used.
 """
 
-from augur.models._confidence import confidence_of, direction_of, margin_of
+from augur.models._confidence import (
+    confidence_features,
+    confidence_of,
+    direction_of,
+    margin_of,
+)
 from augur.models._ensemble import MEMBERS, Ensemble, EnsembleOutput, EnsemblePrediction
 from augur.models._params import EnsembleParams
 from augur.models._remote import ModelStoreError, pull_versions, push_versions
@@ -42,6 +48,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelRecord",
     "ModelStoreError",
+    "confidence_features",
     "confidence_of",
     "direction_of",
     "list_models",

@@ -12,7 +12,7 @@ from datetime import datetime
 import numpy as np
 
 from augur.decision import MarketContext, PositionContext, Reason, RiskState
-from augur.models._confidence import confidence_features
+from augur.models import confidence_features
 from augur.serving._schemas import AccountIn, PositionIn
 
 # Where a bar's price is read from when the request gives none (the first present wins).
