@@ -87,8 +87,11 @@ MUTATION_ARGS ?= --fail-under 85
 mutation: setup ## mutation testing of the money-deciding modules (report: .augur/mutation/report.md)
 	$(PY) scripts/mutation.py $(MUTATION_ARGS)
 
+# One benchmark: make bench BENCH_ARGS=serving. The serving bench's A/B against another
+# commit in the same run: AUGUR_BENCH_BASELINE=<git ref> (its code serves from a git worktree);
+# AUGUR_BENCH_SECONDS and AUGUR_BENCH_ROUNDS trade time for steadiness.
 bench: setup ## run every benchmark: our figure, the peer's, the ratio
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 bento: setup ## build the decision service's Bento (its generated Dockerfile is the image Helm deploys)
 	$(UV) build --wheel --out-dir bentos/decision/dist
