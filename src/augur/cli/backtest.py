@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from augur.cli._common import Column, print_table
 from augur.cli._common import fail as _fail
 from augur.cli._common import parse_params as _parse_params
 
@@ -51,12 +51,7 @@ def _num(v: Any, digits: int = 3) -> str:
 def _print_symbol(console: Console, s: Any, threshold: float) -> None:
     from augur.backtest.evaluation import STRATEGY_LABELS
 
-    table = Table(
-        title=f"{s.symbol}: out-of-sample, {len(s.folds)} folds, "
-        f"{len(s.predictions):,} bars (Sharpe annualised at {s.periods_per_year:,.0f} bars/yr)",
-        title_justify="left",
-    )
-    cols = [
+    metrics = [
         ("accuracy", 3),
         ("total_return", 4),
         ("sharpe", 2),
@@ -69,15 +64,21 @@ def _print_symbol(console: Console, s: Any, threshold: float) -> None:
         ("costs_pct", 3),
         ("composite", 3),
     ]
-    table.add_column("strategy")
-    for name, _ in cols:
-        table.add_column(name.replace("_pct", " %").replace("_", " "), justify="right")
-    for row in s.table.to_dict("records"):
-        table.add_row(
-            STRATEGY_LABELS[row["strategy"]],
-            *[_num(row[c], d) if d else _num(int(row[c])) for c, d in cols],
-        )
-    console.print(table)
+    # one column per strategy, one row per metric: five number columns fit 80 characters
+    strategies = s.table.to_dict("records")
+    print_table(
+        console,
+        f"{s.symbol}: out-of-sample, {len(s.folds)} folds, {len(s.predictions):,} bars "
+        f"(Sharpe annualised at {s.periods_per_year:,.0f} bars/yr)",
+        ["metric", *(Column(STRATEGY_LABELS[row["strategy"]], number=True) for row in strategies)],
+        [
+            [
+                name.replace("_pct", " %").replace("_", " "),
+                *(_num(row[name], d) if d else _num(int(row[name])) for row in strategies),
+            ]
+            for name, d in metrics
+        ],
+    )
     gain = s.accuracy_gain
     fp = s.false_positive_entries
     change = fp["rate_change"]

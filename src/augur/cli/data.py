@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from augur.cli._common import Column, print_table
 
 app = typer.Typer(
     help="Market bars: write the real sample data, or import your own CSV/Parquet (validated).",
@@ -62,21 +63,31 @@ def sample(
         _err().print(f"[red]error:[/red] {exc.args[0]}")
         raise typer.Exit(2) from None
     licences = {s.symbol: s.licence.split(";")[0] for s in SOURCES}
-    table = Table(title=f"sample bars → {get_settings().bars_dir}")
-    for col in ("symbol", "rows", "first", "last", "interval", "gaps (largest)", "licence"):
-        table.add_column(col)
-    for sym, rep in reports.items():
-        gaps = f"{rep.gaps} ({_span(rep.largest_gap)})" if rep.gaps else "0"
-        table.add_row(
-            sym,
-            f"{rep.rows:,}",
-            f"{rep.start:%Y-%m-%d %H:%M}",
-            f"{rep.end:%Y-%m-%d %H:%M}",
-            _span(rep.bar_interval),
-            gaps,
-            licences[sym],
-        )
-    _out().print(table)
+    print_table(
+        _out(),
+        f"sample bars → {get_settings().bars_dir}",
+        [
+            "symbol",
+            Column("rows", number=True),
+            "first",
+            "last",
+            "interval",
+            Column("gaps (largest)", number=True),
+            "licence",
+        ],
+        [
+            [
+                sym,
+                f"{rep.rows:,}",
+                f"{rep.start:%Y-%m-%d %H:%M}",
+                f"{rep.end:%Y-%m-%d %H:%M}",
+                _span(rep.bar_interval),
+                f"{rep.gaps} ({_span(rep.largest_gap)})" if rep.gaps else "0",
+                licences[sym],
+            ]
+            for sym, rep in reports.items()
+        ],
+    )
     splits = [s for s in sample_splits() if s.symbol in reports]
     if splits:
         undone = ", ".join(f"{s.symbol} {s.date.date()} {s.ratio:g}:1" for s in splits)
@@ -88,12 +99,12 @@ def sources() -> None:
     """Show where each sample symbol comes from, its licence and what was done to it."""
     from augur.data import SOURCES
 
-    table = Table(title="sample data sources")
-    for col in ("symbol", "freq", "package", "loader", "licence", "notes"):
-        table.add_column(col, overflow="fold")
-    for s in SOURCES:
-        table.add_row(s.symbol, s.frequency, s.package, s.loader, s.licence, s.notes)
-    _out().print(table)
+    print_table(
+        _out(),
+        "sample data sources",
+        ["symbol", "freq", "package", "loader", "licence", "notes"],
+        [[s.symbol, s.frequency, s.package, s.loader, s.licence, s.notes] for s in SOURCES],
+    )
 
 
 @app.command("import")

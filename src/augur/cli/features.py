@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from augur.cli._common import Column, print_table
 
 app = typer.Typer(
     help="Features: build the offline parquet, register it in Feast, load the online store "
@@ -196,12 +197,15 @@ def show(
         except UnknownSymbolError as exc:
             raise ValueError(str(exc)) from None
     names = online.spec.names[:limit]
-    table = Table(title=f"latest online features ({kind or settings.online_store})")
-    for col in ("symbol", "feature time", *names):
-        table.add_column(col)
-    for sym, (vec, ts) in rows.items():
-        table.add_row(sym, f"{ts:%Y-%m-%d %H:%M}", *(f"{v:.4g}" for v in vec[:limit]))
-    _out().print(table)
+    print_table(
+        _out(),
+        f"latest online features ({kind or settings.online_store})",
+        ["symbol", "feature time", *(Column(name, number=True) for name in names)],
+        [
+            [sym, f"{ts:%Y-%m-%d %H:%M}", *(f"{v:.4g}" for v in vec[:limit])]
+            for sym, (vec, ts) in rows.items()
+        ],
+    )
     _out().print(f"{len(online.spec.names)} features per symbol; spec hash {online.spec.hash}")
 
 

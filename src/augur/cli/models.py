@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from augur.cli._common import Column, print_table
 from augur.cli._common import fail as _fail
 from augur.cli._common import parse_params as _parse_params
 
@@ -99,43 +99,41 @@ def train(
     except ValueError as exc:
         _fail(str(exc))
     ens = result.ensemble
-    table = Table(title=f"{tag} — {result.n_train} training rows, {result.n_holdout} held out")
-    for col in (
-        "model",
+    val, ho = ens.metrics, result.holdout
+    weights = ens.dynamic_weights.as_dict()
+    rows = []
+    for row in (*weights, "ensemble", "ensemble_equal_weights"):
+        v, h = val.get(row, {}), ho.get(row, {})
+        rows.append(
+            [
+                {"ensemble_equal_weights": "equal weights"}.get(row, row),
+                _fmt(weights.get(row)),
+                _fmt(v.get("accuracy")),
+                _fmt(v.get("log_loss")),
+                _fmt(h.get("accuracy")),
+                _fmt(h.get("log_loss")),
+                _fmt(h.get("brier")),
+                _fmt(h.get("directional_hit_rate")),
+            ]
+        )
+    baseline = ["majority class (baseline)", "", _fmt(val.get("majority_class_accuracy")), ""]
+    rows.append([*baseline, _fmt(ho.get("majority_class_accuracy")), "", "", ""])
+    headers = (
         "weight",
         "val acc",
         "val log loss",
-        "holdout acc",
-        "holdout log loss",
-        "holdout brier",
-        "holdout hit rate",
-    ):
-        table.add_column(col, justify="right" if col != "model" else "left")
-    val, ho = ens.metrics, result.holdout
-    weights = ens.dynamic_weights.as_dict()
-    for row in (*weights, "ensemble", "ensemble_equal_weights"):
-        v, h = val.get(row, {}), ho.get(row, {})
-        table.add_row(
-            {"ensemble_equal_weights": "equal weights"}.get(row, row),
-            _fmt(weights.get(row)),
-            _fmt(v.get("accuracy")),
-            _fmt(v.get("log_loss")),
-            _fmt(h.get("accuracy")),
-            _fmt(h.get("log_loss")),
-            _fmt(h.get("brier")),
-            _fmt(h.get("directional_hit_rate")),
-        )
-    table.add_row(
-        "majority class (baseline)",
-        "",
-        _fmt(val.get("majority_class_accuracy")),
-        "",
-        _fmt(ho.get("majority_class_accuracy")),
-        "",
-        "",
-        "",
+        "ho acc",
+        "ho log loss",
+        "ho Brier",
+        "ho hit rate",
     )
-    console.print(table)
+    print_table(
+        console,
+        f"{tag} — {result.n_train} training rows, {result.n_holdout} held out",
+        ["model", *(Column(h, number=True) for h in headers)],
+        rows,
+        caption="val: the fit's validation rows; ho: the held-out tail",
+    )
     if ho:
         console.print(
             f"forward-return 90% interval coverage on the held-out rows: "
@@ -157,20 +155,7 @@ def list_models_cmd(
         console.print("no ensemble versions yet: run `augur train`")
         return
     current = FeatureSpec.from_settings().hash
-    table = Table(title="ensemble versions (metrics: held-out tail)")
-    for col in (
-        "tag",
-        "created (UTC)",
-        "spec",
-        "symbols",
-        "data range",
-        "rows",
-        "ens acc",
-        "best member acc",
-        "ens log loss",
-        "train s",
-    ):
-        table.add_column(col)
+    rows = []
     for r in records:
         meta = r.metadata
         ho = meta.get("metrics", {}).get("holdout") or meta.get("metrics", {})
@@ -178,19 +163,28 @@ def list_models_cmd(
         best = max((v for v in member_acc.values() if v is not None), default=None)
         spec = str(meta.get("feature_spec_hash", ""))
         rng = meta.get("data_range", {})
-        table.add_row(
-            r.tag,
-            r.created.strftime("%Y-%m-%d %H:%M"),
-            spec if spec == current else f"[yellow]{spec} (≠ code)[/yellow]",
-            ",".join(meta.get("symbols", [])),
-            f"{str(rng.get('start', ''))[:10]} → {str(rng.get('end', ''))[:10]}",
-            _fmt(meta.get("n_train")),
-            _fmt((ho.get("ensemble") or {}).get("accuracy")),
-            _fmt(best),
-            _fmt((ho.get("ensemble") or {}).get("log_loss")),
-            _fmt(meta.get("training_seconds"), 1),
+        rows.append(
+            [
+                r.tag,
+                r.created.strftime("%Y-%m-%d %H:%M"),
+                spec if spec == current else f"[yellow]{spec} (≠ code)[/yellow]",
+                ",".join(meta.get("symbols", [])),
+                f"{str(rng.get('start', ''))[:10]} → {str(rng.get('end', ''))[:10]}",
+                _fmt(meta.get("n_train")),
+                _fmt((ho.get("ensemble") or {}).get("accuracy")),
+                _fmt(best),
+                _fmt((ho.get("ensemble") or {}).get("log_loss")),
+                _fmt(meta.get("training_seconds"), 1),
+            ]
         )
-    console.print(table)
+    numbers = ("rows", "ens acc", "best member acc", "ens log loss", "train s")
+    print_table(
+        console,
+        "ensemble versions (metrics: held-out tail)",
+        ["tag", "created (UTC)", "spec", "symbols", "data range"]
+        + [Column(h, number=True) for h in numbers],
+        rows,
+    )
 
 
 def push_cmd(

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+
+from augur.cli._common import Column, print_table
 
 if TYPE_CHECKING:
     from augur.monitoring.analysis import ServingSummary
@@ -107,32 +108,29 @@ def _print_summary(console: Console, summary: ServingSummary) -> None:
         f"{summary.n_requests} requests, {summary.n_predictions} predictions, "
         f"{summary.n_outcomes} outcomes; baseline {summary.baseline or '—'}"
     )
-    table = Table(title="Per version")
-    for col in (
-        "version",
-        "roles",
-        "predictions",
-        "calls w/ outcome",
-        "hit rate",
-        "mean ret",
-        "p50 ms",
-        "p99 ms",
-    ):
-        table.add_column(col)
     lat = summary.latency.groupby("model_version")
+    rows = []
     for row in summary.performance.itertuples(index=False):
         g = lat.get_group(row.model_version)
-        table.add_row(
-            row.model_version,
-            row.roles,
-            str(row.n_predictions),
-            str(row.n_calls),
-            "—" if row.n_calls == 0 else f"{row.hit_rate:.1%}",
-            "—" if row.n_calls == 0 else f"{row.mean_return * 1e4:+.1f} bp",
-            f"{g['p50_ms'].max():.2f}",
-            f"{g['p99_ms'].max():.2f}",
+        rows.append(
+            [
+                row.model_version,
+                row.roles,
+                str(row.n_predictions),
+                str(row.n_calls),
+                "—" if row.n_calls == 0 else f"{row.hit_rate:.1%}",
+                "—" if row.n_calls == 0 else f"{row.mean_return * 1e4:+.1f} bp",
+                f"{g['p50_ms'].max():.2f}",
+                f"{g['p99_ms'].max():.2f}",
+            ]
         )
-    console.print(table)
+    numbers = ("predictions", "calls w/ outcome", "hit rate", "mean ret", "p50 ms", "p99 ms")
+    print_table(
+        console,
+        "Per version",
+        ["version", "roles", *(Column(h, number=True) for h in numbers)],
+        rows,
+    )
     for row in summary.agreement.itertuples(index=False):
         console.print(
             f"shadow {row.shadow_version}: action agreement {row.action_agreement:.1%} "

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
+from augur.cli._common import Column, print_table
 from augur.cli._common import fail as _fail
 
 
@@ -129,18 +129,17 @@ def simulate_cmd(
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
         return
-    table = Table(
-        title=f"Monte Carlo: {n:,} paths x {steps} steps, block {block}, seed {seed} "
-        f"({len(outcomes):,} out-of-sample outcomes)"
-    )
     metrics = list(result.quantiles)
-    table.add_column("statistic")
-    for metric in metrics:
-        table.add_column(metric.replace("_", " "), justify="right")
-    table.add_row("mean", *(_fmt(m, result.mean[m]) for m in metrics))
+    rows = [["mean", *(_fmt(m, result.mean[m]) for m in metrics)]]
     for q in result.quantiles[metrics[0]]:
-        table.add_row(f"q{q * 100:g}", *(_fmt(m, result.quantiles[m][q]) for m in metrics))
-    console.print(table)
+        rows.append([f"q{q * 100:g}", *(_fmt(m, result.quantiles[m][q]) for m in metrics)])
+    print_table(
+        console,
+        f"Monte Carlo: {n:,} paths x {steps} steps, block {block}, seed {seed} "
+        f"({len(outcomes):,} out-of-sample outcomes)",
+        ["statistic", *(Column(m.replace("_", " "), number=True) for m in metrics)],
+        rows,
+    )
     console.print(
         f"probability of ruin: [bold]{result.probability_of_ruin:.4%}[/bold] "
         f"(drawdown >= {config.max_drawdown:.0%} or equity <= {ruin_equity:.0%} of start)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -29,7 +31,7 @@ def home(monkeypatch, tmp_path):
     from tests.unit.backtest.test_evaluation import momentum_bars
 
     monkeypatch.setenv("AUGUR_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("COLUMNS", "220")
+    monkeypatch.setenv("COLUMNS", "80")  # tables must still show every number whole
     monkeypatch.setenv("AUGUR_LABEL_HORIZON", "3")
     get_settings.cache_clear()
     write_bars(
@@ -69,6 +71,12 @@ def test_backtest_prints_table_and_writes_report_and_outputs(home) -> None:
         "The gated ensemble",
     ):
         assert label in res.output
+    # no cut cells ("…" also marks the confidence intervals' ranges, outside the table)
+    assert not [line for line in res.output.splitlines() if line[:1] in "│┃" and "…" in line]
+    # one column per strategy: every metric's row shows all five figures
+    for metric in ("│ accuracy ", "│ total return ", "│ n trades ", "│ composite "):
+        [row] = [line for line in res.output.splitlines() if line.startswith(metric)]
+        assert len(re.findall(r"-?\d[\d,]*(?:\.\d+)?|—|inf", row)) == 5, row
     reports = home / "reports"
     assert "plotly-graph-div" in (reports / "backtest.html").read_text()
     preds = pd.read_parquet(reports / "oos_predictions.parquet")

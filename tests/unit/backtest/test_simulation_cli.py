@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 from typer.testing import CliRunner
@@ -30,11 +31,17 @@ def write_outcomes(tmp_path):
 def test_simulate_prints_quantiles_and_ruin(tmp_path):
     path = write_outcomes(tmp_path)
     result = runner.invoke(
-        app, ["simulate", "--n", "3000", "--seed", "3", "--block", "5", "--outcomes", str(path)]
+        app,
+        ["simulate", "--n", "3000", "--seed", "3", "--block", "5", "--outcomes", str(path)],
+        env={"COLUMNS": "80"},
     )
     assert result.exit_code == 0, result.output
     assert "probability of ruin" in result.output
     assert "terminal return" in result.output and "q50" in result.output
+    assert "…" not in result.output
+    rows = [line for line in result.output.splitlines() if line.startswith(("│ mean", "│ q"))]
+    metrics = len(simulate_json(path, "--n", "3000", "--seed", "3", "--block", "5")["mean"])
+    assert rows and all(len(re.findall(r"-?\d+\.\d+%?", row)) == metrics for row in rows)
 
 
 def simulate_json(path, *extra):

@@ -72,14 +72,15 @@ def test_unknown_sample_symbol() -> None:
 
 def test_cli_sample_writes_the_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUGUR_HOME", str(tmp_path))
-    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("COLUMNS", "80")  # tables must still show every cell whole
     from augur.config import get_settings
 
     get_settings.cache_clear()
     runner = CliRunner()
     result = runner.invoke(app, ["data", "sample", "-s", "EURUSD", "-s", "MSFT"])
     assert result.exit_code == 0, result.output
-    assert "6,225" in result.output and "MSFT 2003-02-18 2:1" in result.output
+    assert "6,225" in result.output and "MSFT 2003-02-18 2:1" in " ".join(result.output.split())
+    assert "BSD-3-Clause" in result.output and "…" not in result.output
     assert read_bars(root=tmp_path / "data" / "bars")["symbol"].value_counts().to_dict() == {
         "EURUSD": 6225,
         "MSFT": 3270,
@@ -87,5 +88,6 @@ def test_cli_sample_writes_the_dataset(tmp_path: Path, monkeypatch: pytest.Monke
     recorded = json.loads((tmp_path / "data" / "bars" / "SOURCES.json").read_text())
     assert set(recorded) == {"EURUSD", "MSFT"} and recorded["EURUSD"]["licence"] == "MIT"
     assert runner.invoke(app, ["data", "sample", "-s", "NOPE"]).exit_code == 2
-    assert "NCSA" in runner.invoke(app, ["data", "sources"]).output
+    sources = runner.invoke(app, ["data", "sources"]).output
+    assert "NCSA" in sources and "…" not in sources
     get_settings.cache_clear()

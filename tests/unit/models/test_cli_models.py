@@ -29,7 +29,7 @@ def home(monkeypatch, tmp_path):
 
     monkeypatch.setenv("AUGUR_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "home" / "bentoml"))
-    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("COLUMNS", "80")  # tables must still show every cell whole
     get_settings.cache_clear()
     write_bars(synthetic_bars(n=260))
     yield tmp_path / "home"
@@ -44,9 +44,10 @@ def test_train_saves_a_version_and_list_shows_it(home) -> None:
     assert res.exit_code == 0, res.output
     assert "saved cli-ens:" in res.output
     assert "ensemble" in res.output and "majority" in res.output
+    assert "…" not in res.output
     res = runner.invoke(app, ["models", "list"])
     assert res.exit_code == 0, res.output
-    assert "cli-ens:" in res.output and "AAA,BBB" in res.output
+    assert "cli-ens:" in res.output and "AAA,BBB" in res.output and "…" not in res.output
 
     from augur.models import load_ensemble
 
