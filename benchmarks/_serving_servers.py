@@ -49,10 +49,7 @@ from types import SimpleNamespace
 import bentoml
 import service as ours
 
-from augur.serving import BearerAuth
-from augur.serving._asgi import DecisionApp
-from augur.serving._pipeline import Answer
-from augur.serving._schemas import DecisionOut
+from augur.serving import BearerAuth, DecisionApp, DecisionOut
 from augur.serving._telemetry import default_metrics
 
 WHEN = datetime(2024, 1, 1, tzinfo=UTC)
@@ -61,9 +58,9 @@ WHEN = datetime(2024, 1, 1, tzinfo=UTC)
 class NoopPipeline:
     def decide_many(self, items):
         return [
-            Answer.of(DecisionOut(symbol=req.symbol, action="no_action", size=0.0, direction=0,
-                                  probability=0.0, confidence=0.0, agreement=0.0, reasons=[],
-                                  model_version="noop", request_id=rid, feature_timestamp=WHEN))
+            DecisionOut(symbol=req.symbol, action="no_action", size=0.0, direction=0,
+                        probability=0.0, confidence=0.0, agreement=0.0, reasons=[],
+                        model_version="noop", request_id=rid, feature_timestamp=WHEN)
             for req, rid in items
         ]
 
@@ -209,6 +206,42 @@ def stop(server: Server) -> None:
         except subprocess.TimeoutExpired:
             server.proc.kill()
             server.proc.wait()
+
+
+SHADOW_CGROUP = Path("/sys/fs/cgroup/cpu/augur-bench-shadow")  # cgroup v1 cpu controller
+
+
+@contextmanager
+def shadow_container(
+    socket: Path, env: dict[str, str], cpus: float, logdir: Path
+) -> Iterator[tuple[str, Server | None]]:
+    """``augur serve-shadow`` on ``socket`` in a CPU cgroup with a CFS quota of ``cpus``
+    (what the kubelet sets for a container's CPU limit). Yields (a label saying the limit
+    held, or why none could be set, and the process; None when it did not start)."""
+    label = f"{cpus:g} CPU limit"
+    prefix = ""
+    try:
+        SHADOW_CGROUP.mkdir(exist_ok=True)
+        period = int((SHADOW_CGROUP / "cpu.cfs_period_us").read_text())
+        (SHADOW_CGROUP / "cpu.cfs_quota_us").write_text(str(int(cpus * period)))
+        prefix = f"echo $$ > {SHADOW_CGROUP / 'cgroup.procs'} && "
+    except OSError as exc:
+        label = f"no CPU limit: cannot make a cgroup ({exc.strerror})"
+    cmd = ["sh", "-c", prefix + f"exec {BIN / 'augur'} serve-shadow --socket {socket}"]
+    server = start(Spec("shadow container", cmd, env, ROOT), logdir)
+    try:
+        deadline = time.monotonic() + 120
+        while not socket.exists() and server.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        yield label, server if socket.exists() else None
+    finally:
+        stop(server)
+        if prefix:
+            # the processes left (none after the stop) go back to the root group first
+            for pid in (SHADOW_CGROUP / "cgroup.procs").read_text().split():
+                with open(SHADOW_CGROUP.parent / "cgroup.procs", "w") as f:
+                    f.write(pid)
+            SHADOW_CGROUP.rmdir()
 
 
 # Run under the served code's environment: which overrides its Settings would not take.

@@ -13,7 +13,10 @@ ratio compares figures from the same run. The rows:
 - ``uvicorn no-op`` / ``our no-op``: a no-op under bare uvicorn, and our HTTP layer with
   a pipeline that does nothing (``benchmarks/_serving_servers.py``);
 - ``naive``: FastAPI + Feast's online read + library ``predict_proba``, sent the same mix;
-- ``ours + shadow``: a 100% mirror to another version, and the share of it scored;
+- ``ours + shadow``: a 100% mirror to another version, scored by each worker's idle-priority
+  child process, and the share of it scored; ``ours + shadow container``: the same mirror
+  sent to ``augur serve-shadow`` in a CPU cgroup with a CFS quota (how the kubelet limits
+  the pod's shadow container), and the share of it scored;
 - ``<mechanism> off``: one server per entry of ``MECHANISMS`` with that mechanism off;
   the ratio is all-on against it (above 1: the mechanism pays);
 - ``baseline <commit>``: with ``AUGUR_BENCH_BASELINE=<git ref>``, that commit's code
@@ -63,13 +66,16 @@ class Mechanism(NamedTuple):
 # One server each, sent the realistic mix; a mechanism whose setting the served code no
 # longer has (or refuses) is skipped, with a printed line.
 MECHANISMS: list[Mechanism] = [
-    Mechanism("prediction + answer memos", {"AUGUR_PREDICTION_CACHE_SIZE": "0"}),
+    Mechanism("prediction memo", {"AUGUR_PREDICTION_CACHE_SIZE": "0"}),
+    Mechanism("natural batching", {"AUGUR_DECIDE_BATCH_MAX": "1"}),
     Mechanism("feature cache", {"AUGUR_FEATURE_CACHE": "false"}),
     Mechanism("idle-priority log writer", {"AUGUR_PREDICTION_LOG_WRITER_PRIORITY": "normal"}),
     Mechanism("shadow process", {"AUGUR_SHADOW_PROCESS": "false"}, against="ours + shadow"),
 ]
 
 MIX, PLAIN = "realistic mix", "plain request"
+SHADOW_CPUS = 0.25  # the shadow container's CPU limit in the bench (a share of one core)
+CONTAINER = "ours + shadow container"
 
 
 def _say(line: str) -> None:
@@ -111,12 +117,14 @@ def run() -> list[Row]:
         _say(f"stores ready in {time.monotonic() - t0:.0f} s; symbols: {symbols}")
         bodies = {MIX: realistic_mix(quotes), PLAIN: [plain(PLAIN_SYMBOL)]}
 
+        def log_db(name: str) -> Path:
+            return work / ("log-" + re.sub(r"\W+", "-", name) + ".db")
+
         def ours(name: str, table: str, extra: dict[str, str] | None = None) -> srv.Spec:
-            log_db = work / ("log-" + re.sub(r"\W+", "-", name) + ".db")
             run_env = {
                 **env,
                 "AUGUR_ROUTING_TABLE": str(tables[table]),
-                "AUGUR_PREDICTION_LOG_URL": f"sqlite:///{log_db}",
+                "AUGUR_PREDICTION_LOG_URL": f"sqlite:///{log_db(name)}",
                 **(extra or {}),
             }
             return srv.Spec(name, srv.bentoml_cmd("service:DecisionService"), run_env, BENTO_DIR)
@@ -149,6 +157,18 @@ def run() -> list[Row]:
             table = "shadow" if m.against == "ours + shadow" else "plain"
             specs.append(ours(f"{m.name} off", table, m.off))
             loads.append(Load(f"{m.name} off", MIX, 8))
+        # The shadow in its own container: one serve-shadow for both workers, CPU-limited.
+        socket = work / "shadow.sock"
+        side_env = {**env, "AUGUR_PREDICTION_LOG_URL": f"sqlite:///{log_db(CONTAINER)}"}
+        limit, sidecar = stack.enter_context(
+            srv.shadow_container(socket, side_env, SHADOW_CPUS, logs)
+        )
+        if sidecar is None:
+            _say("the shadow container did not start: its rows are left out")
+        else:
+            _say(f"shadow container: {limit}")
+            specs.append(ours(CONTAINER, "shadow", {"AUGUR_SHADOW_SOCKET": str(socket)}))
+            loads.append(Load(CONTAINER, MIX, 8))
         baseline = None
         if baseline_ref:
             tree, commit = stack.enter_context(srv.baseline_checkout(baseline_ref))
@@ -162,7 +182,8 @@ def run() -> list[Row]:
         results = _measure(servers, loads, bodies, rounds, seconds)
         shadow = servers.get("ours + shadow")
         coverage = _shadow_coverage(shadow.port) if shadow else None
-    return _rows(results, coverage, baseline)
+        in_container = _logged_shadow_share(log_db(CONTAINER)) if CONTAINER in servers else None
+    return _rows(results, coverage, baseline, (limit, in_container))
 
 
 def _measure(
@@ -238,10 +259,22 @@ def _shadow_coverage(port: int) -> tuple[float, float]:
     return scored, mirrored
 
 
+def _logged_shadow_share(db: Path) -> tuple[float, float]:
+    """(shadow rows, served rows) in a server's prediction log, once the shadow container
+    has had a moment to finish what its socket still holds."""
+    import sqlite3
+
+    time.sleep(3)
+    with sqlite3.connect(db) as conn:
+        roles = dict(conn.execute("SELECT role, COUNT(*) FROM predictions GROUP BY role"))
+    return float(roles.pop("shadow", 0)), float(sum(roles.values()))
+
+
 def _rows(
     results: dict[Load, list[dict[str, float]]],
     coverage: tuple[float, float] | None,
     baseline: str | None,
+    container: tuple[str, tuple[float, float] | None],
 ) -> list[Row]:
     def fig(ld: Load, key: str) -> float | None:
         r = results.get(ld)
@@ -311,6 +344,28 @@ def _rows(
             ">= 0.91x (<= 10% more)",
         ),
     ]
+    limit, in_container = container
+    rows += compare(
+        f"p99 with shadow container ({limit}) vs without, realistic mix, 8 clients",
+        Load(CONTAINER, MIX, 8),
+        ours,
+        "p99",
+        ">= 0.91x (<= 10% more)",
+    )
+    if in_container is not None:
+        scored, mirrored = in_container
+        rows.append(
+            Row(
+                "serving",
+                f"shadow container ({limit}): mirrored requests scored (rest dropped, counted)",
+                100.0 * scored / max(mirrored, 1),
+                "mirrored",
+                100.0,
+                "%",
+                True,
+                f"{scored:,.0f} of {mirrored:,.0f}, from its prediction log",
+            )
+        )
     if coverage is not None:
         scored, mirrored = coverage
         rows.append(

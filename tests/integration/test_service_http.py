@@ -713,21 +713,86 @@ def test_redis_down_gives_503_then_recovers(served: Served, client: httpx.Client
     assert served.proc.poll() is None
 
 
+def test_the_shadow_container_scores_mirrored_requests_and_stops_on_sigterm(
+    served: Served, tmp_path: Path
+) -> None:
+    """``augur serve-shadow`` (the pod's shadow container) on the served stores: each
+    mirrored request a worker sends is decided by the shadow version and logged under its
+    request id with role 'shadow'; SIGTERM stops it after what it holds, exit code 0."""
+    import numpy as np
+
+    from augur.decision import MarketContext, PositionContext, RiskState
+    from augur.features import FeatureSpec
+    from augur.serving import Route, ShadowSocket, ShadowTask
+
+    socket = tmp_path / "shadow.sock"
+    db = tmp_path / "shadow.db"
+    env = {
+        **os.environ,
+        "AUGUR_HOME": str(served.settings.home),
+        "BENTOML_HOME": str(served.settings.home / "bentoml"),
+        "AUGUR_PREDICTION_LOG_URL": f"sqlite:///{db}",
+    }
+    augur = str(Path(sys.executable).parent / "augur")
+    proc = subprocess.Popen(
+        [augur, "serve-shadow", "--socket", str(socket)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not socket.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.1)
+        names = list(FeatureSpec.from_settings(served.settings).names)
+        sender = ShadowSocket(socket)
+        ids = [f"container-{i}" for i in range(5)]
+        for rid in ids:
+            task = ShadowTask(
+                route=Route("next", served.tags[2], "shadow"),
+                symbol="EURUSD",
+                x=np.full(len(names), 0.01),
+                ts=None,
+                market=MarketContext(symbol="EURUSD", price=1.1, volatility=0.01),
+                pos=PositionContext(),
+                risk=RiskState(),
+                routing_key="k",
+                request_id=rid,
+                primary_action="no_action",
+                digest="d",
+            )
+            assert sender.offer(task)
+            time.sleep(0.05)
+        sender.stop()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "stopped after scoring 5 mirrored requests" in out, out
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT request_id, role, model_version FROM predictions ORDER BY request_id"
+        ).fetchall()
+    assert rows == [(rid, "shadow", served.tags[2]) for rid in sorted(ids)]
+
+
 def test_stopping_the_service_keeps_the_mirrored_requests_and_leaves_no_process(
     served: Served, client: httpx.Client
 ) -> None:
     """Requests mirrored just before a stop are scored, not lost, and every process of the
-    service is gone afterwards. The stop goes the way Ctrl-C or Kubernetes stops it: a
-    signal to ``augur serve``, and BentoML's process manager sends its stop signal to
+    service is gone afterwards. The stop goes the way a supervisor or Kubernetes stops
+    it: SIGTERM to ``augur serve``, and BentoML's process manager sends its stop signal to
     every worker's children too — the shadow process among them, which then must still
     score its backlog, flush its log and exit. Runs last: the server is gone afterwards."""
     ids = [f"stop-{i}" for i in range(300)]
-    for rid in ids:  # faster than the shadow's CPU budget scores them: a backlog forms
+    for rid in ids:  # faster than the idle-priority shadow scores them: a backlog forms
         r = client.post("/decide", json={"symbol": "EURUSD"}, headers={"X-Request-ID": rid})
         assert r.status_code == 200, r.text
     tree = served.tree + [p for p in _tree(served.proc) if p not in served.tree]
     assert tree, "no process under augur serve was recorded"
-    served.proc.send_signal(signal.SIGINT)
+    served.proc.send_signal(signal.SIGTERM)
     served.proc.wait(timeout=120)
     # Generous: the shadow process scores its backlog at full speed before it exits.
     survivors = _survivors(tree, timeout=120)

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -163,13 +162,12 @@ def register(app: typer.Typer) -> None:
             env["AUGUR_SERVING_TOKEN_FILE"] = str(token_file.resolve())
         cmd = serve_command(port, host, directory.resolve())
         Console().print(f"serving decisions on http://{host}:{port} (Ctrl-C to stop)")
-        proc = subprocess.Popen(cmd, env=env)
-        try:
-            code = proc.wait()
-        except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
-            code = proc.wait()
-        raise typer.Exit(code)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # The server takes this process's place, so the stop signal a supervisor or a
+        # container runtime sends (SIGTERM), or Ctrl-C, reaches bentoml serve itself, which
+        # stops its workers: nothing of `augur serve` is left holding the port.
+        os.execve(cmd[0], cmd, env)
 
     @app.command("serve-shadow")
     def serve_shadow(

@@ -168,13 +168,11 @@ class ShadowProcess(_Drops):
                 name="augur-shadow",
                 daemon=True,
             )
-            # Stop signals blocked while it starts (the mask outlives exec); it ignores
-            # them once running (see _child_main).
-            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-            try:
-                proc.start()
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            # It ignores stop signals once _child_main runs. Until then (interpreter start
+            # and imports) a stop signal ends it: spawn resets the signal mask, so blocking
+            # them here would not carry over, and a worker stopped in that window loses
+            # what it mirrored to the child.
+            proc.start()
             reader.close()
             os.set_blocking(writer.fileno(), False)
             with contextlib.suppress(OSError):  # above pipe-max-size: keep what it allows
@@ -197,10 +195,11 @@ class ShadowProcess(_Drops):
     def alive(self) -> bool:
         return self._proc is not None and self._proc.is_alive()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
         """Close the pipe: the child scores what it holds, flushes its log and exits. It
         goes back to normal priority first, or on a busy machine it might get no CPU
-        before the timeout and the tasks still in the pipe would be lost."""
+        before the timeout and the tasks still in the pipe would be lost. The timeout
+        leaves room for a child still loading its model when the service is stopped."""
         if self._proc is None:
             return
         _normal_priority(self._proc.pid)
