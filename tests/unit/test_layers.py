@@ -78,3 +78,22 @@ def test_the_scan_sees_a_module_level_import() -> None:
         "feast",
     ]
     assert len(_core_modules()) > 50
+
+
+def test_the_import_contracts_hold() -> None:
+    """The contracts ``make lint`` checks, here too, so a clean clone's ``make test`` (what
+    CI runs) refuses a layer crossed, a framework imported outside its wrapper or a cycle."""
+    import subprocess
+    import sys
+
+    root = CORE.parents[1]
+    lint = Path(sys.executable).parent / "lint-imports"
+    out = subprocess.run(
+        [str(lint), "--no-logo", "--no-cache"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "BROKEN" not in out.stdout and "KEPT" in out.stdout

@@ -7,11 +7,12 @@ Public names: :class:`Ensemble` (``fit``, ``predict``, ``predict_one``,
 :class:`EnsembleOutput` (one row, ``to_signal``), :class:`EnsemblePrediction` (batch),
 :class:`DynamicWeights`, :func:`confidence_of`, :func:`confidence_features` (the
 volatility and trend features the confidence reads), :func:`save_ensemble`,
-:func:`load_ensemble`, :func:`list_models`, :func:`store_path` (the BentoML home in
+:func:`load_ensemble`, :func:`list_models`, :func:`resolve_version`, :func:`store_path` (the BentoML home in
 use), :class:`ModelRecord`,
 :class:`FeatureSpecMismatchError`, :class:`ModelNotFoundError`, :data:`MEMBERS`;
 :func:`push_versions` / :func:`pull_versions` (versions to and from a shared model store:
-a path or an fsspec URI) and :class:`ModelStoreError`.
+a path or an fsspec URI) and :class:`ModelStoreError`; the drift reference a version carries
+(:func:`reference_sample`, :func:`save_reference`, :func:`load_reference`).
 
 Nothing heavy happens at import: scikit-learn, XGBoost and BentoML load when used.
 """
@@ -24,6 +25,12 @@ from augur.models._confidence import (
 )
 from augur.models._ensemble import MEMBERS, Ensemble, EnsembleOutput, EnsemblePrediction
 from augur.models._params import EnsembleParams
+from augur.models._reference import (
+    REFERENCE_FILENAME,
+    load_reference,
+    reference_sample,
+    save_reference,
+)
 from augur.models._remote import ModelStoreError, pull_versions, push_versions
 from augur.models._store import (
     FeatureSpecMismatchError,
@@ -31,6 +38,7 @@ from augur.models._store import (
     ModelRecord,
     list_models,
     load_ensemble,
+    resolve_version,
     save_ensemble,
     store_path,
 )
@@ -39,6 +47,7 @@ from augur.models._weights import CLASSES, DynamicWeights
 __all__ = [
     "CLASSES",
     "MEMBERS",
+    "REFERENCE_FILENAME",
     "DynamicWeights",
     "Ensemble",
     "EnsembleOutput",
@@ -53,9 +62,13 @@ __all__ = [
     "direction_of",
     "list_models",
     "load_ensemble",
+    "load_reference",
     "margin_of",
     "pull_versions",
     "push_versions",
+    "reference_sample",
+    "resolve_version",
     "save_ensemble",
+    "save_reference",
     "store_path",
 ]

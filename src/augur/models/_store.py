@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from augur.models._ensemble import Ensemble
+from augur.models._reference import reference_sample, save_reference
 
 _ARTIFACT = "ensemble.pkl"
 _KIND = "augur-ensemble"
@@ -152,8 +153,6 @@ def save_ensemble(
     ):
         pickle.dump(ensemble, fh, protocol=pickle.HIGHEST_PROTOCOL)
         if reference is not None:
-            from augur.monitoring import reference_sample, save_reference
-
             sample = reference_sample(
                 reference, seed=int(ensemble.params.seed), feature_names=ensemble.feature_names
             )
@@ -173,6 +172,15 @@ def _get(tag: str, store_dir: str | os.PathLike[str] | None) -> Any:
             f"no model {tag!r} in the model store at {store_path(store_dir)}: "
             "train one with `augur train` or list them with `augur models list`"
         ) from exc
+
+
+def resolve_version(
+    tag: str, *, store_dir: str | os.PathLike[str] | None = None
+) -> tuple[str, Path]:
+    """The concrete ``name:version`` of ``tag`` (``name:latest`` or a bare name resolved)
+    and the version's directory; :class:`ModelNotFoundError` if the store has none."""
+    model = _get(tag, store_dir)
+    return str(model.tag), Path(model.path)
 
 
 def current_feature_spec_hash() -> str:

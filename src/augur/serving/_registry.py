@@ -97,9 +97,9 @@ class ModelRegistry:
 
 def resolve_tag(tag: str) -> str:
     """``name:latest`` (or a bare name) → the concrete tag in the model store."""
-    from augur.models._store import _get
+    from augur.models import resolve_version
 
-    return str(_get(tag, None).tag)
+    return resolve_version(tag)[0]
 
 
 def model_store_loader(drift: Any = None) -> Callable[[str], Any]:
@@ -107,14 +107,11 @@ def model_store_loader(drift: Any = None) -> Callable[[str], Any]:
     ``drift`` (a :class:`~augur.monitoring.DriftMonitor`) when it has one."""
 
     def load(tag: str) -> Any:
-        from augur.models import load_ensemble
-        from augur.models._store import _get
+        from augur.models import load_ensemble, load_reference, resolve_version
 
         model = load_ensemble(tag)
         if drift is not None:
-            from augur.monitoring import load_reference
-
-            reference = load_reference(_get(tag, None).path)
+            reference = load_reference(resolve_version(tag)[1])
             if reference is not None:
                 drift.set_reference(tag, reference)
         return model
