@@ -80,7 +80,8 @@ def _model_store(store_dir: str | os.PathLike[str] | None) -> Any:
     from ``$BENTOML_HOME`` the first time BentoML reads it, and BentoML 1.4 has no public
     way to open a store by path. Augur addresses several stores in one process (a pull
     from a shared store into a pod's, tests' temporary stores), so it builds BentoML's
-    ``ModelStore`` here and nowhere else (checked against :data:`BENTOML_CHECKED`).
+    ``ModelStore`` here (checked against :data:`BENTOML_CHECKED`; ``_remote._import``
+    builds one more, for its staging store).
     """
     from bentoml._internal.models.model import ModelStore
 
