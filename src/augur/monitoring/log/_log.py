@@ -15,7 +15,7 @@ from augur.monitoring.log import _queries
 from augur.monitoring.log._engine import open_engine
 from augur.monitoring.log._insert import insert_drift, insert_outcome, insert_predictions
 from augur.monitoring.log._schema import PredictionRecord
-from augur.monitoring.log._writer import BatchWriter, LogStats, WriterPriority
+from augur.monitoring.log._writer import BatchWriter, LogStats
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,13 +47,8 @@ class PredictionLog:
     ``stats.dropped`` and reported to ``on_drop``); a background thread writes the buffer
     in batches of up to ``batch_size`` records, ``linger`` seconds after the first one
     arrives. :meth:`flush` waits until everything enqueued so far is written;
-    :meth:`close` flushes and stops the writer. Safe to share between threads.
-
-    ``writer_priority="idle"`` (the service's default) runs the writer thread in Linux's
-    ``SCHED_IDLE`` class: its inserts use CPU time the request path leaves, and a waking
-    request preempts it at once. A writer that falls behind returns to normal priority
-    until it has caught up, when the system lets it (``CAP_SYS_NICE``); otherwise it
-    warns, and a full buffer drops records.
+    :meth:`close` flushes and stops the writer. Safe to share between threads. Dropped
+    records are also warned about, at most once a minute.
     """
 
     def __init__(
@@ -64,7 +59,6 @@ class PredictionLog:
         batch_size: int = 512,
         linger: float = 0.05,
         start: bool = True,
-        writer_priority: WriterPriority = "normal",
         on_drop: Callable[[], None] | None = None,
     ) -> None:
         self._writer = BatchWriter(
@@ -72,7 +66,6 @@ class PredictionLog:
             max_queue=max_queue,
             batch_size=batch_size,
             linger=linger,
-            priority=writer_priority,
             on_drop=on_drop,
         )
         self.url = url
@@ -119,21 +112,6 @@ class PredictionLog:
         """Writer counters: enqueued, written, dropped (buffer full), failed (refused by
         the database, or a failed batch), pending."""
         return self._writer.stats
-
-    @property
-    def writer_tid(self) -> int | None:
-        """The writer thread's native id, once it runs."""
-        return self._writer.tid
-
-    @property
-    def writer_boosted(self) -> bool:
-        """An idle-priority writer back at normal priority while it catches up."""
-        return self._writer.boosted
-
-    def mind_backlog(self) -> None:
-        """The writer's look after each write: the priority of a writer that fell behind,
-        and warnings about drops (see :class:`PredictionLog`)."""
-        self._writer.mind_backlog()
 
     def _insert_batch(self, batch: list[PredictionRecord]) -> tuple[int, int]:
         return insert_predictions(self.engine, batch)

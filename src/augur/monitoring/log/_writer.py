@@ -1,7 +1,7 @@
 """The log's background writer: :meth:`BatchWriter.put` appends a record to a bounded
 buffer and returns at once (a full buffer drops the record, counted), and a thread
 writes the buffer in batches, one transaction each, so writes never sit on the request
-path. The thread may run at Linux's idle priority, on CPU time the requests leave."""
+path."""
 
 from __future__ import annotations
 
@@ -12,15 +12,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, get_args
 
-from augur._cpu import set_thread_idle
 from augur.monitoring.log._schema import PredictionRecord
 
 log = logging.getLogger(__name__)
-
-WriterPriority = Literal["normal", "idle"]
-WRITER_PRIORITIES: tuple[str, ...] = get_args(WriterPriority)
 
 Write = Callable[[list[PredictionRecord]], tuple[int, int]]
 """Writes a batch; returns (written, failed)."""
@@ -43,9 +38,9 @@ class BatchWriter:
     ``write`` is called on the writer thread with up to ``batch_size`` records; an
     exception from it fails that batch (counted and logged), never the writer. Once a
     record arrives the thread waits ``linger`` seconds for more, then writes what is
-    buffered. ``priority="idle"`` runs the thread in ``SCHED_IDLE``; when a quarter of
-    the buffer is waiting (no CPU is left idle) it returns to normal priority until it
-    has caught up, if the system lets it (``CAP_SYS_NICE``), and warns otherwise.
+    buffered. After each write it warns of records dropped (see :meth:`warn_drops`).
+    The thread runs at normal priority: running it at Linux's idle priority bought
+    nothing on the serving benchmark.
     """
 
     def __init__(
@@ -55,20 +50,14 @@ class BatchWriter:
         max_queue: int = 10_000,
         batch_size: int = 512,
         linger: float = 0.05,
-        priority: WriterPriority = "normal",
         on_drop: Callable[[], None] | None = None,
     ) -> None:
         if max_queue < 1 or batch_size < 1:
             raise ValueError("max_queue and batch_size must be >= 1")
-        if priority not in WRITER_PRIORITIES:
-            raise ValueError(
-                f"writer_priority must be one of {WRITER_PRIORITIES}, got {priority!r}"
-            )
         self._write_batch = write
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.linger = linger
-        self.priority = priority
         self._on_drop = on_drop
         # The request path appends, the writer pops from the other end: both are atomic on
         # a deque, so enqueueing takes no lock.
@@ -87,8 +76,6 @@ class BatchWriter:
         self._dropped = 0
         self._failed = 0
         self._thread: threading.Thread | None = None
-        self.tid: int | None = None  # the writer thread's native id, once it runs
-        self.boosted = False  # an idle writer back at normal priority, catching up
         self._warned_at = -math.inf
         self._warned_drops = 0
 
@@ -162,9 +149,6 @@ class BatchWriter:
         # record wakes it: a writer woken by every append is a thread switch per request
         # on the request path. A record is written within about two lingers.
         wake = self._wake
-        self.tid = threading.get_native_id()
-        if self.priority == "idle" and not set_thread_idle(self.tid, True):
-            log.info("prediction log: no SCHED_IDLE here; the writer runs at normal priority")
         while not (self._stopping and not self._queue):
             self._idle = True
             if not self._queue and not self._stopping:
@@ -175,40 +159,22 @@ class BatchWriter:
             if not (self._stopping or self._hurry) and wake.wait(self.linger):
                 wake.clear()
             self._write_buffered()
-            self.mind_backlog()
+            self.warn_drops()
 
-    def mind_backlog(self) -> None:
-        """An idle-priority writer that falls behind (a quarter of the buffer waiting: no
-        CPU is left idle) goes back to normal priority until the buffer is nearly empty;
-        drops and a refused priority are warned about, at most once a minute."""
-        backlog = len(self._queue)
-        tid = self.tid
-        if self.priority == "idle" and tid is not None:
-            if not self.boosted and backlog >= self.max_queue // 4:
-                if set_thread_idle(tid, False):
-                    self.boosted = True
-                    log.info("prediction log: %d rows waiting, writer at normal priority", backlog)
-                else:
-                    self._warn(
-                        f"{backlog} rows waiting and the writer may not leave idle priority "
-                        "(no CAP_SYS_NICE): add CPU, or set "
-                        "AUGUR_PREDICTION_LOG_WRITER_PRIORITY=normal"
-                    )
-            elif self.boosted and backlog <= self.max_queue // 64:
-                self.boosted = not set_thread_idle(tid, True)
+    def warn_drops(self) -> None:
+        """Warn when records were dropped (the buffer was full) since the last warning, at
+        most once a minute: the drops are otherwise only a counter, and a writer that
+        cannot keep up should not flood the log as well."""
         dropped = self._dropped
-        if dropped > self._warned_drops and self._warn(
-            f"{dropped} rows dropped so far: the buffer ({self.max_queue} rows) was full"
-        ):
-            self._warned_drops = dropped
-
-    def _warn(self, message: str) -> bool:
         now = time.monotonic()
-        if now - self._warned_at < 60:
-            return False
-        self._warned_at = now
-        log.warning("prediction log: %s", message)
-        return True
+        if dropped > self._warned_drops and now - self._warned_at >= 60:
+            self._warned_at = now
+            self._warned_drops = dropped
+            log.warning(
+                "prediction log: %d rows dropped so far: the buffer (%d rows) was full",
+                dropped,
+                self.max_queue,
+            )
 
     def _write_buffered(self) -> None:
         """Write the records buffered now, ``batch_size`` at a time. Records that arrive

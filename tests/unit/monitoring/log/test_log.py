@@ -4,7 +4,6 @@ prediction), failures counted rather than raised, and the writer's settings."""
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 from augur.monitoring.log import LogStats, PredictionLog, UnknownRequestIdError
 from augur.monitoring.log import _log as log_module
 from augur.monitoring.log._schema import predictions_table
-from tests.unit.monitoring.log.conftest import record, until
+from tests.unit.monitoring.log.conftest import record
 
 
 def test_outcome_replaces_earlier_outcome(log: PredictionLog) -> None:
@@ -197,23 +196,6 @@ def test_database_failure_is_counted_not_raised(url: str) -> None:
 
 def test_writer_settings_are_checked_before_the_database_is_opened(tmp_path: Path) -> None:
     db = tmp_path / "never.db"
-    with pytest.raises(ValueError, match="writer_priority must be one of"):
-        PredictionLog(f"sqlite:///{db}", writer_priority="low")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_queue and batch_size"):
         PredictionLog(f"sqlite:///{db}", batch_size=0)
     assert not db.exists()
-
-
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
-def test_idle_priority_writer_runs_in_sched_idle_and_writes(tmp_path: Path) -> None:
-    idle = PredictionLog(f"sqlite:///{tmp_path / 'idle.db'}", writer_priority="idle")
-    try:
-        until(lambda: idle.writer_tid is not None, "the writer thread running")
-        assert idle.writer_tid is not None
-        assert os.sched_getscheduler(idle.writer_tid) == os.SCHED_IDLE
-        idle.mind_backlog()  # nothing waiting: stays idle
-        assert not idle.writer_boosted
-        assert idle.log_predictions(record(f"r{i}") for i in range(50)) == 50
-        assert idle.flush(timeout=10) and idle.count() == 50
-    finally:
-        idle.close()

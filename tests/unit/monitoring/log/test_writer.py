@@ -1,10 +1,9 @@
 """The background writer, on a stand-in for the database: enqueueing never blocks, a
-full buffer drops and counts, batches are taken per look, nothing is stranded, and the
-thread's priority follows the setting."""
+full buffer drops, counts and warns, batches are taken per look, and nothing is
+stranded."""
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -12,11 +11,8 @@ import time
 import pytest
 
 from augur.monitoring.log import LogStats, PredictionRecord
-from augur.monitoring.log import _writer as writer_module
 from augur.monitoring.log._writer import BatchWriter
 from tests.unit.monitoring.log.conftest import record, until
-
-needs_sched_idle = pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
 
 
 class Database:
@@ -59,8 +55,8 @@ def test_a_full_buffer_drops_and_counts(db: Database, caplog: pytest.LogCaptureF
     assert writer.stats == LogStats(enqueued=10, written=0, dropped=5, failed=0, pending=10)
     assert len(drops) == 5  # each drop reported (the metric)
     with caplog.at_level("WARNING", logger="augur.monitoring.log"):
-        writer.mind_backlog()  # the writer's look after a write
-        writer.mind_backlog()  # ... warns once a minute
+        writer.warn_drops()  # the writer's look after a write
+        writer.warn_drops()  # ... warns once a minute
     assert [r.getMessage() for r in caplog.records] == [
         "prediction log: 5 rows dropped so far: the buffer (10 rows) was full"
     ]
@@ -220,8 +216,9 @@ def test_no_record_is_stranded_while_the_writer_goes_idle(db: Database) -> None:
 
 def test_stop_writes_what_is_buffered(db: Database) -> None:
     writer = BatchWriter(db.write, linger=30.0)  # would wait half a minute for more
+    wake = writer._wake = WatchedWake()
     writer.start()
-    until(lambda: writer.tid is not None, "the writer running")
+    until(lambda: wake.asleep, "the writer running, asleep")
     writer.put(record("r1"))
     started = time.monotonic()
     writer.stop(timeout=10)
@@ -229,80 +226,7 @@ def test_stop_writes_what_is_buffered(db: Database) -> None:
 
 
 def test_settings_are_checked(db: Database) -> None:
-    with pytest.raises(ValueError, match="writer_priority must be one of"):
-        BatchWriter(db.write, priority="low")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_queue and batch_size must be >= 1"):
         BatchWriter(db.write, max_queue=0)
     with pytest.raises(ValueError, match="max_queue and batch_size must be >= 1"):
         BatchWriter(db.write, batch_size=0)
-
-
-@needs_sched_idle
-def test_idle_priority_writer_runs_in_sched_idle(db: Database) -> None:
-    idle = BatchWriter(db.write, priority="idle")
-    normal = BatchWriter(db.write)
-    idle.start()
-    normal.start()
-    try:
-        until(lambda: idle.tid is not None and normal.tid is not None, "the writers running")
-        assert idle.tid is not None and normal.tid is not None
-        assert os.sched_getscheduler(idle.tid) == os.SCHED_IDLE
-        assert os.sched_getscheduler(normal.tid) == os.SCHED_OTHER
-        assert all(idle.put(record(f"r{i}")) for i in range(50))
-        assert idle.flush(timeout=10) and len(db.ids) == 50
-    finally:
-        idle.stop()
-        normal.stop()
-
-
-def test_without_sched_idle_the_writer_says_so_and_runs(
-    db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr(writer_module, "set_thread_idle", lambda tid, idle: False)
-    writer = BatchWriter(db.write, priority="idle")
-    with caplog.at_level("INFO", logger="augur.monitoring.log"):
-        writer.start()
-        writer.put(record("r1"))
-        assert writer.flush(timeout=10)
-    assert "no SCHED_IDLE here; the writer runs at normal priority" in caplog.text
-    writer.stop()
-
-
-@needs_sched_idle
-@pytest.mark.skipif(os.geteuid() != 0, reason="leaving SCHED_IDLE needs CAP_SYS_NICE")
-def test_idle_writer_behind_goes_back_to_normal_priority_until_caught_up(db: Database) -> None:
-    writer = BatchWriter(db.write, priority="idle", max_queue=64)
-    writer.start()
-    try:
-        until(lambda: writer.tid is not None, "the writer running")
-        tid = writer.tid
-        assert tid is not None
-        writer.mind_backlog()  # nothing waiting: stays idle
-        assert os.sched_getscheduler(tid) == os.SCHED_IDLE and not writer.boosted
-        # A quarter of the buffer waiting (appended behind the sleeping writer's back).
-        writer._queue.extend(record(f"b{i}") for i in range(16))
-        writer.mind_backlog()
-        assert os.sched_getscheduler(tid) == os.SCHED_OTHER and writer.boosted
-        assert writer.flush(timeout=10) and len(db.ids) == 16
-        # the writer looks again after its write
-        until(lambda: not writer.boosted, "the writer back at idle priority")
-        assert os.sched_getscheduler(tid) == os.SCHED_IDLE
-    finally:
-        writer.stop()
-
-
-def test_idle_writer_refused_normal_priority_warns_once_a_minute(
-    db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Without CAP_SYS_NICE an idle thread may not raise its priority: the writer says
-    so, naming the setting, instead of falling behind silently."""
-    writer = BatchWriter(db.write, priority="idle", max_queue=64)
-    writer.tid = threading.get_native_id()  # as if this thread were the writer
-    monkeypatch.setattr(writer_module, "set_thread_idle", lambda tid, idle: False)
-    writer._queue.extend(record(f"b{i}") for i in range(16))
-    with caplog.at_level("WARNING", logger="augur.monitoring.log"):
-        writer.mind_backlog()
-        writer.mind_backlog()
-    warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1 and "AUGUR_PREDICTION_LOG_WRITER_PRIORITY=normal" in warnings[0]
-    assert not writer.boosted
