@@ -77,13 +77,6 @@ class Settings(BaseSettings):
         "'postgresql+psycopg://user@host/augur'. Empty: SQLite at "
         "<home>/serving/predictions.db.",
     )
-    prediction_log_writer_priority: Literal["idle", "normal"] = Field(
-        default="idle",
-        description="CPU priority of each serving worker's prediction-log writer thread. "
-        "'idle' (Linux SCHED_IDLE): inserts use CPU the requests leave; a writer that falls "
-        "behind returns to normal priority when allowed (CAP_SYS_NICE) until it catches up. "
-        "'normal': an ordinary thread.",
-    )
     drift_window: int = Field(
         default=500,
         ge=50,

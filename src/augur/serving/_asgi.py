@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import uuid6
+import uuid_utils
 from pydantic import BaseModel, ValidationError
 
 from augur.monitoring import UnknownRequestIdError
@@ -83,7 +83,7 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 def new_request_id() -> str:
     """A fresh request id: a UUIDv7 (RFC 9562) as 32 hex digits. Time-ordered, so the
     prediction log's primary key grows at the end of its index."""
-    return uuid6.uuid7().hex
+    return uuid_utils.uuid7().hex
 
 
 def request_id_of(scope: Scope) -> str:

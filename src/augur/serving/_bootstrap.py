@@ -57,11 +57,7 @@ def open_prediction_log(settings: Settings, on_drop: Callable[[], None] | None =
     """The prediction log: ``AUGUR_PREDICTION_LOG_URL``, else SQLite under the home."""
     from augur.monitoring import PredictionLog, default_log_url
 
-    return PredictionLog(
-        default_log_url(settings),
-        writer_priority=settings.prediction_log_writer_priority,
-        on_drop=on_drop,
-    )
+    return PredictionLog(default_log_url(settings), on_drop=on_drop)
 
 
 def build_service(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -14,6 +13,11 @@ import numpy as np
 from augur.decision import MarketContext, PositionContext, Reason, RiskState
 from augur.models import confidence_features
 from augur.serving._schemas import AccountIn, PositionIn
+
+# Frozen, never mutated by the decision engine: shared by every request without a
+# position or an account.
+FLAT_POSITION = PositionContext()
+NO_ACCOUNT = RiskState()
 
 # Where a bar's price is read from when the request gives none (the first present wins).
 PRICE_FEATURES = ("close", "price")
@@ -67,7 +71,7 @@ def position_context(
 ) -> PositionContext:
     """The caller's position; ``bars_held`` counts whole bars since it was opened."""
     if position is None:
-        return PositionContext()
+        return FLAT_POSITION
     held = 0
     if position.opened_at is not None:
         held = max(0, math.floor((now - position.opened_at).total_seconds() / bar_seconds))
@@ -79,16 +83,24 @@ def position_context(
 def risk_state(account: AccountIn | None) -> RiskState:
     """The caller's account as the risk manager reads it (a fresh account when none)."""
     if account is None:
-        return RiskState()
-    state = RiskState(
-        equity=account.equity,
-        peak_equity=account.peak_equity,
-        consecutive_losses=account.consecutive_losses,
-        open_exposure=dict(account.open_exposure),
+        return NO_ACCOUNT
+    since_loss = account.bars_since_last_loss
+    return RiskState(
+        account.equity,
+        account.peak_equity,
+        account.consecutive_losses,
+        # not sent: the engine's "long ago"
+        NO_ACCOUNT.bars_since_last_loss if since_loss is None else since_loss,
+        dict(account.open_exposure),
     )
-    if account.bars_since_last_loss is None:  # not sent: the engine's "long ago"
-        return state
-    return replace(state, bars_since_last_loss=account.bars_since_last_loss)
 
 
-__all__ = ["PRICE_FEATURES", "MarketReader", "position_context", "refusal", "risk_state"]
+__all__ = [
+    "FLAT_POSITION",
+    "NO_ACCOUNT",
+    "PRICE_FEATURES",
+    "MarketReader",
+    "position_context",
+    "refusal",
+    "risk_state",
+]

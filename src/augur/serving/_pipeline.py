@@ -14,7 +14,8 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -29,7 +30,14 @@ from augur.decision import (
     RiskState,
 )
 from augur.monitoring import features_digest
-from augur.serving._contexts import MarketReader, position_context, refusal, risk_state
+from augur.serving._contexts import (
+    FLAT_POSITION,
+    NO_ACCOUNT,
+    MarketReader,
+    position_context,
+    refusal,
+    risk_state,
+)
 from augur.serving._errors import PredictionLogOffError, StoreUnavailableError, UnknownSymbolError
 from augur.serving._models_view import models_view
 from augur.serving._ports import (
@@ -83,8 +91,8 @@ class Job:
     route: Route | None = None
     shadow: Route | None = None
     market: MarketContext | None = None
-    pos: PositionContext = field(default_factory=PositionContext)
-    risk: RiskState = field(default_factory=RiskState)
+    pos: PositionContext = FLAT_POSITION
+    risk: RiskState = NO_ACCOUNT
     decision: Decision | None = None
     scored: Scored | None = None
     digest: str = ""  # features_digest(x), once scored
@@ -127,6 +135,12 @@ class DecisionPipeline:
         self.shadow = shadow
         self.metrics = metrics
         self.tracer = tracer if tracer is not None else trace.NoOpTracer()
+        # A span per stage and batch when tracing is on; nothing at all when it is off.
+        self._span: Callable[[str], AbstractContextManager[Any]] = (
+            (lambda _name: nullcontext())
+            if isinstance(self.tracer, trace.NoOpTracer)
+            else self.tracer.start_as_current_span
+        )
         self.clock = clock
         self.scorer = Scorer(prediction_cache_size)
         # Drift compares the distribution of served *bars* with training: a row enters the
@@ -148,7 +162,7 @@ class DecisionPipeline:
         (:class:`UnknownSymbolError`, :class:`StoreUnavailableError`)."""
         now = self.clock()
         try:
-            with self.tracer.start_as_current_span("features"):
+            with self._span("features"):
                 rows = self.features.get(list(dict.fromkeys(req.symbol for req, _ in requests)))
         except StoreUnavailableError as exc:
             return [exc] * len(requests)
@@ -185,7 +199,7 @@ class DecisionPipeline:
         """Decisions for many symbols of one account; unknown symbols become errors. Each
         decision is logged under the batch's id plus the symbol's index."""
         symbols = list(dict.fromkeys(req.symbols))
-        with self.tracer.start_as_current_span("features"):
+        with self._span("features"):
             rows = self.features.get(symbols)
         errors = [
             SymbolError(symbol=s, error="unknown_symbol", detail=str(UnknownSymbolError(s)))
@@ -217,7 +231,7 @@ class DecisionPipeline:
         score per version, decide, record, mirror."""
         t0 = time.perf_counter()
         to_score: dict[str, list[Job]] = {}
-        with self.tracer.start_as_current_span("routing"):
+        with self._span("routing"):
             for job in jobs:
                 job.route, job.shadow = self.router.pick(job.routing_key)
                 refused = refusal(job.x, job.ts, job.as_of or now, self.max_age)
@@ -228,9 +242,9 @@ class DecisionPipeline:
                     job.decision = _refused(refused, job.route.model_tag, job.request_id)
         for tag, group in to_score.items():
             loaded = self.models[tag]
-            with self.tracer.start_as_current_span("ensemble"):
+            with self._span("ensemble"):
                 scored = self.scorer.score(loaded, [(j.x, _market_of(j)) for j in group])
-            with self.tracer.start_as_current_span("decision"):
+            with self._span("decision"):
                 for job, s in zip(group, scored, strict=True):
                     job.scored = s
                     job.decision = self._decide(
@@ -256,7 +270,8 @@ class DecisionPipeline:
             counts[(job.decision.action.value, job.route.model_tag, job.route.role)] += 1
             if job.scored is None:
                 continue  # refused: no model saw it
-            job.digest = features_digest(job.x)
+            if self.log is not None or job.shadow is not None:
+                job.digest = features_digest(job.x)  # ties the log's rows to their input
             if self.log is not None:
                 record_prediction(
                     self.log, job.route, job, job.decision, job.scored, latency_ms, now

@@ -46,15 +46,45 @@ def insert_predictions(engine: sa.Engine, records: Sequence[PredictionRecord]) -
     refused one is named in the log. Any other database error (the server is down, the
     table is gone) is raised: the batch was not written.
     """
-    rows = [prediction_row(r) for r in records]
-    if not rows:
+    if not records:
         return 0, 0
     try:
         with engine.begin() as conn:
-            conn.execute(predictions_table.insert(), rows)
+            if conn.dialect.name == "sqlite":
+                # SQLite's writer shares the service's cores: the driver takes the rows as
+                # plain tuples, where SQLAlchemy's executemany converts every value in
+                # Python first (the serving bench measures the difference).
+                sql, values = _sqlite_insert()
+                conn.exec_driver_sql(sql, [values(r) for r in records])
+            else:
+                conn.execute(predictions_table.insert(), [prediction_row(r) for r in records])
     except (sa.exc.IntegrityError, sa.exc.DataError):
-        return _insert_one_by_one(engine, rows)
-    return len(rows), 0
+        return _insert_one_by_one(engine, [prediction_row(r) for r in records])
+    return len(records), 0
+
+
+@functools.cache
+def _sqlite_insert() -> tuple[str, Any]:
+    """The predictions INSERT as SQLite's driver takes it, and a function giving a
+    record's values in its parameters' order, as SQLAlchemy stores them on SQLite: times
+    as UTC text in its DATETIME format (which its reads parse back)."""
+    from sqlalchemy.dialects import sqlite
+
+    compiled = predictions_table.insert().compile(dialect=sqlite.dialect())
+    order = list(compiled.positiontup or ())  # SQLite's paramstyle is positional
+    values_of = attrgetter(*order)
+    times = [order.index("ts"), order.index("feature_timestamp")]
+    direction = order.index("direction")
+
+    def values(record: PredictionRecord) -> tuple[Any, ...]:
+        row = list(values_of(record))
+        for i in times:
+            if row[i] is not None:
+                row[i] = to_utc(row[i]).replace(tzinfo=None).isoformat(" ", "microseconds")
+        row[direction] = int(row[direction])  # e.g. a numpy integer
+        return tuple(row)
+
+    return str(compiled), values
 
 
 def _insert_one_by_one(engine: sa.Engine, rows: list[dict[str, Any]]) -> tuple[int, int]:
