@@ -79,8 +79,8 @@ def _sqlite_insert() -> tuple[str, Any]:
     def values(record: PredictionRecord) -> tuple[Any, ...]:
         row = list(values_of(record))
         for i in times:
-            if row[i] is not None:
-                row[i] = to_utc(row[i]).replace(tzinfo=None).isoformat(" ", "microseconds")
+            if row[i] is not None:  # "YYYY-MM-DD HH:MM:SS.ffffff", the "+00:00" cut off
+                row[i] = to_utc(row[i]).isoformat(" ", "microseconds")[:26]
         row[direction] = int(row[direction])  # e.g. a numpy integer
         return tuple(row)
 

@@ -95,6 +95,8 @@ def to_utc(value: Any) -> Any:
     """Every stored timestamp is UTC: SQLite keeps no zone (an aware time would lose its
     offset), so aware times are converted and naive ones are taken to be UTC already."""
     if isinstance(value, datetime):
+        if value.tzinfo is UTC:
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return value
 
