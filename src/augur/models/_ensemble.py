@@ -13,6 +13,13 @@ With ``calibration="holdout"`` (what tuning uses: a third of the fits) the membe
 fitted once and the Platt scaling is fitted on the validation tail instead (scikit-learn's
 ``FrozenEstimator``); a tail missing one of the training classes falls back to "cv".
 
+Class weights. With ``class_weight="balanced"`` every class weighs in inverse proportion
+to its share of the rows, in the members' fits and in their Platt scaling alike: Platt
+scaling fitted on unweighted rows would map the scores back to the skewed class shares
+and undo the weighting. Random forest and XGBoost take the weights as ``sample_weight``;
+the SVM and logistic regression sit in a ``Pipeline`` that cannot pass it on, so they
+take ``class_weight="balanced"`` (the same weights, computed on the rows they fit).
+
 Validation and weights. ``fit`` holds out the last ``validation_fraction`` of rows
 (after a ``purge`` gap of label-horizon rows), fits on the rest, replays the tail
 through the dynamic weights in time order (so the ensemble's validation figures use
@@ -23,6 +30,7 @@ every model on all rows (``refit``) keeping the weights learnt on the tail.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,6 +187,26 @@ class _Member:
         return out
 
 
+def _balanced(y: NDArray[np.int64]) -> F64:
+    """Row weights in inverse proportion to each class's share of ``y``."""
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    return np.asarray(compute_sample_weight("balanced", y), dtype=np.float64)
+
+
+def _fit_calibrated(cal: Any, X: F64, y: NDArray[np.int64], balanced: bool) -> None:
+    """Fit a ``CalibratedClassifierCV``; ``balanced`` weighs its rows by class (the
+    member's fit when it takes ``sample_weight``, and the Platt scaling always)."""
+    if not balanced:
+        cal.fit(X, y)
+        return
+    with warnings.catch_warnings():
+        # A Pipeline or a FrozenEstimator takes no sample_weight, and scikit-learn warns
+        # that the weights then reach only the Platt scaling: that is what is meant here.
+        warnings.filterwarnings("ignore", message=".*does not appear to accept sample_weight")
+        cal.fit(X, y, sample_weight=_balanced(y))
+
+
 class Ensemble:
     """RF + XGBoost + RBF-SVM + logistic regression, weighted by recent performance.
 
@@ -317,6 +345,8 @@ class Ensemble:
         p = self.params
         classes = np.unique(y)
         y_enc = np.searchsorted(classes, y)  # members see 0..K-1 (XGBoost requires it)
+        balanced = p.class_weight == "balanced"
+        pipeline_weight = "balanced" if balanced else None
         estimators = {
             "rf": RandomForestClassifier(
                 n_estimators=p.rf_n_estimators,
@@ -342,13 +372,23 @@ class Ensemble:
             "svm": Pipeline(
                 [
                     ("scale", StandardScaler()),
-                    ("svc", SVC(C=p.svm_c, gamma=p.svm_gamma, kernel="rbf")),
+                    (
+                        "svc",
+                        SVC(
+                            C=p.svm_c, gamma=p.svm_gamma, kernel="rbf", class_weight=pipeline_weight
+                        ),
+                    ),
                 ]
             ),
             "logreg": Pipeline(
                 [
                     ("scale", StandardScaler()),
-                    ("logreg", LogisticRegression(C=p.logreg_c, max_iter=2000)),
+                    (
+                        "logreg",
+                        LogisticRegression(
+                            C=p.logreg_c, max_iter=2000, class_weight=pipeline_weight
+                        ),
+                    ),
                 ]
             ),
         }
@@ -367,11 +407,13 @@ class Ensemble:
             if name == "svm" and X.shape[0] > p.svm_max_samples:
                 Xm, ym = X[-p.svm_max_samples :], y_enc[-p.svm_max_samples :]
             if holdout is not None:
-                fitted = estimators[name].fit(Xm, ym)
+                # the pipelines weigh classes themselves (class_weight)
+                own = {"sample_weight": _balanced(ym)} if balanced and name in ("rf", "xgb") else {}
+                fitted = estimators[name].fit(Xm, ym, **own)
                 cal = CalibratedClassifierCV(
                     FrozenEstimator(fitted), method="sigmoid", ensemble=False
                 )
-                cal.fit(*holdout)
+                _fit_calibrated(cal, *holdout, balanced)
             else:
                 cal = CalibratedClassifierCV(
                     estimators[name],
@@ -379,7 +421,7 @@ class Ensemble:
                     cv=KFold(p.calibration_folds),
                     ensemble=False,
                 )
-                cal.fit(Xm, ym)
+                _fit_calibrated(cal, Xm, ym, balanced)
             members[name] = _Member(cal, classes[cal.classes_])
             members[name].compile(name)
         say("fitting the quantile model")

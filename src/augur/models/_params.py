@@ -7,7 +7,10 @@ the saved model records them (``to_dict``) in the model store's metadata.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Literal
+
+#: The values of :attr:`EnsembleParams.class_weight`.
+CLASS_WEIGHTS: tuple[str, ...] = ("none", "balanced")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,13 @@ class EnsembleParams:
     quantile_n_estimators: int = 150
     quantile_max_depth: int = 3
     quantile_learning_rate: float = 0.05
+    # imbalanced labels
+    #: "balanced": each class weighs in inverse proportion to its share of the training
+    #: labels (scikit-learn's ``class_weight="balanced"``), in every member's fit and in
+    #: its Platt scaling, so a rare up or down class is predicted as often as its
+    #: evidence warrants rather than drowned by flat; probabilities are then those of
+    #: equally common classes. "none": every row weighs the same.
+    class_weight: Literal["none", "balanced"] = "none"
     # calibration, validation, dynamic weights
     #: "cv": Platt scaling on out-of-fold predictions (``calibration_folds`` extra fits
     #: per member); "holdout": on the validation tail (one fit per member; needs
@@ -85,6 +95,8 @@ class EnsembleParams:
         for name in ("xgb_subsample", "xgb_colsample_bytree"):
             if not 0 < getattr(self, name) <= 1:
                 bad(name, "in (0, 1]")
+        if self.class_weight not in CLASS_WEIGHTS:
+            bad("class_weight", " or ".join(f'"{c}"' for c in CLASS_WEIGHTS))
         if self.calibration_folds < 2:
             bad("calibration_folds", ">= 2")
         if self.calibration not in ("cv", "holdout"):

@@ -180,3 +180,26 @@ def test_ensemble_claims_no_edge_on_unpredictable_returns() -> None:
         f"out-of-sample accuracy {skill['accuracy']:.3f} vs the majority class's "
         f"{skill['majority']:.3f} on pure noise"
     )
+
+
+@pytest.mark.parametrize("calibration", ["cv", "holdout"])
+def test_balanced_class_weight_raises_the_rare_classes_recall(calibration: str) -> None:
+    # A wide dead zone: flat is ~75% of the labels, up and down ~12% each.
+    rng = np.random.default_rng(3)
+    n, k = 1200, 6
+    X = rng.normal(size=(n, k))
+    signal = 0.8 * X[:, 0] - 0.5 * X[:, 1] + rng.normal(0.0, 1.0, n)
+    y = np.where(signal > 1.6, 1, np.where(signal < -1.6, -1, 0))
+    fit, test = slice(0, 900), slice(900, n)
+    rare = y[test] != 0
+    names = [f"f{i}" for i in range(k)]
+    extra = {"refit": False, "calibration": "holdout"} if calibration == "holdout" else {}
+
+    def rare_recall(class_weight: str) -> float:
+        params = small_params(class_weight=class_weight, **extra)
+        ens = Ensemble(params).fit(X[fit], y[fit], 0.01 * signal[fit], names, purge=2)
+        direction = ens.predict(X[test]).direction
+        return float((direction[rare] == y[test][rare]).mean())
+
+    unweighted, balanced = rare_recall("none"), rare_recall("balanced")
+    assert balanced > unweighted + 0.2

@@ -23,6 +23,8 @@ from augur.models import EnsembleParams
         ("calibration", "isotonic"),
         ("calibration", "holdout"),  # with the default refit=True: the tail is refitted on
         ("xgb_max_bin", 0),
+        ("class_weight", "auto"),
+        ("class_weight", None),
     ],
 )
 def test_bad_values_name_the_field(field: str, value: object) -> None:
@@ -41,3 +43,24 @@ def test_holdout_calibration_needs_a_tail_and_no_refit() -> None:
     assert EnsembleParams(calibration="holdout", refit=False).calibration == "holdout"
     with pytest.raises(ValueError, match="validation_fraction > 0 and refit=False"):
         EnsembleParams(calibration="holdout", refit=False, validation_fraction=0.0)
+
+
+def test_class_weight_is_a_study_search_dimension(tmp_path) -> None:
+    from augur.tuning import StudyError, parse_study
+    from augur.tuning._space import resolve
+
+    raw = {
+        "name": "weights",
+        "trials": 2,
+        "storage": str(tmp_path),
+        "data": {"symbols": ["AAA"]},
+        "search_space": {
+            "model.class_weight": {"type": "categorical", "choices": ["none", "balanced"]}
+        },
+    }
+    study = parse_study(raw, check_data=False)
+    trial = resolve(study, {"model.class_weight": "balanced"})
+    assert trial.ensemble_params().class_weight == "balanced"
+    raw["search_space"]["model.class_weight"]["choices"] = ["none", "inverse"]
+    with pytest.raises(StudyError, match=r"model\.class_weight.*EnsembleParams\.class_weight"):
+        parse_study(raw, check_data=False)
