@@ -33,6 +33,7 @@ _COMMAND_MODULES: list[tuple[str, str | None]] = [
     ("augur.cli.serving", None),  # augur serve
     ("augur.cli.report", None),  # augur report serving
     ("augur.cli.tune", None),  # augur tune
+    ("augur.cli.drift", "drift"),  # augur drift check
     ("augur.cli.operator", "operator"),  # augur operator run | crds
 ]
 

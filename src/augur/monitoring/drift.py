@@ -192,18 +192,59 @@ def detect_drift(
                 drifted=bool(flagged),
             )
         )
-    rule = (
-        f"PSI > {psi_threshold:g} or KS p < {alpha:g}/{n_features} (Bonferroni), "
-        f"with >= {min_rows} served rows"
-    )
     return DriftResult(
         model_version=model_version,
         features=tuple(results),
         drifted=any(f.drifted for f in results),
         n_current=n_current,
         enough_data=enough,
-        rule=rule,
+        rule=_rule(psi_threshold, alpha, n_features, min_rows),
         ts=datetime.now(UTC),
+    )
+
+
+def _rule(psi_threshold: float, alpha: float, n_features: int, min_rows: int) -> str:
+    return (
+        f"PSI > {psi_threshold:g} or KS p < {alpha:g}/{n_features} (Bonferroni), "
+        f"with >= {min_rows} served rows"
+    )
+
+
+def stored_drift(
+    frame: pd.DataFrame, model_version: str, *, min_rows: int = MIN_ROWS
+) -> DriftResult | None:
+    """A version's latest drift result as the service stored it in the prediction log.
+
+    ``frame`` is :meth:`PredictionLog.drift_frame` (the latest statistics per version);
+    None when it holds none for ``model_version``. The flag is the one the service
+    computed, under the default rule (the service's monitor uses it); ``n_current`` is
+    the most served rows any feature was tested on.
+    """
+    rows = frame[frame["model_version"] == model_version] if not frame.empty else frame
+    if rows.empty:
+        return None
+    features = tuple(
+        FeatureDrift(
+            feature=str(r["feature"]),
+            n_reference=int(r["n_reference"]),
+            n_current=int(r["n_current"]),
+            ks_statistic=float(r["ks_statistic"]),
+            ks_pvalue=float(r["ks_pvalue"]),
+            mw_pvalue=float(r["mw_pvalue"]),
+            psi=float(r["psi"]),
+            drifted=bool(r["drifted"]),
+        )
+        for r in rows.to_dict("records")
+    )
+    n_current = max(f.n_current for f in features)
+    return DriftResult(
+        model_version=model_version,
+        features=features,
+        drifted=bool(rows["model_drifted"].any()),
+        n_current=n_current,
+        enough_data=n_current >= min_rows,
+        rule=_rule(PSI_THRESHOLD, ALPHA, len(features), min_rows),
+        ts=pd.Timestamp(rows["ts"].max()).to_pydatetime(),
     )
 
 
@@ -521,4 +562,5 @@ __all__ = [
     "psi_from_proportions",
     "reference_sample",
     "save_reference",
+    "stored_drift",
 ]
