@@ -163,6 +163,13 @@ class Settings(BaseSettings):
         "there, and the shadow's CPU is bounded by its container's limit. Unset: "
         "AUGUR_SHADOW_PROCESS decides.",
     )
+    shadow_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="augur serve-shadow: port of its Prometheus /metrics (the shadow's "
+        "decisions and their agreement with the primary's). 0: none.",
+    )
     prediction_cache_size: int = Field(
         default=4096,
         ge=0,

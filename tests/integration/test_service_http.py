@@ -729,8 +729,9 @@ def test_the_shadow_container_scores_mirrored_requests_and_stops_on_sigterm(
         "AUGUR_PREDICTION_LOG_URL": f"sqlite:///{db}",
     }
     augur = str(Path(sys.executable).parent / "augur")
+    metrics_port = free_port()
     proc = subprocess.Popen(
-        [augur, "serve-shadow", "--socket", str(socket)],
+        [augur, "serve-shadow", "--socket", str(socket), "--metrics-port", str(metrics_port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -761,6 +762,19 @@ def test_the_shadow_container_scores_mirrored_requests_and_stops_on_sigterm(
             assert sender.offer(task)
             time.sleep(0.05)
         sender.stop()
+        # Its own /metrics: every mirrored request compared with the primary's action.
+        deadline = time.monotonic() + 30
+        while True:
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+            compared = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("augur_shadow_comparisons_total{")
+            )
+            if compared == len(ids) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert compared == len(ids), text
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)

@@ -179,6 +179,16 @@ def register(app: typer.Typer) -> None:
                 "AUGUR_SHADOW_SOCKET, which the serving container sends to).",
             ),
         ] = None,
+        metrics_port: Annotated[
+            int | None,
+            typer.Option(
+                min=0,
+                max=65535,
+                help="Serve Prometheus /metrics (the shadow's decisions and their agreement "
+                "with the primary's) on this port; 0: none (default: "
+                "AUGUR_SHADOW_METRICS_PORT).",
+            ),
+        ] = None,
     ) -> None:
         """Score the requests a DecisionService mirrors to its shadow version.
 
@@ -203,6 +213,12 @@ def register(app: typer.Typer) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         scorer = shadow_scorer(list(FeatureSpec.from_settings(settings).names), settings)
+        port = settings.shadow_metrics_port if metrics_port is None else metrics_port
+        if port:
+            from prometheus_client import start_http_server
+
+            start_http_server(port)
+            Console().print(f"metrics on :{port}/metrics")
         Console().print(f"scoring mirrored requests from {path} (SIGTERM to stop)")
         try:
             scored = serve_socket(path, scorer, stop)

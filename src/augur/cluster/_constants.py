@@ -28,6 +28,7 @@ SERVING_CONTAINER = "decision"
 SHADOW_CONTAINER = "shadow"
 SHADOW_SOCKET_DIR = "/run/augur-shadow"
 SHADOW_SOCKET = f"{SHADOW_SOCKET_DIR}/shadow.sock"
+SHADOW_METRICS_PORT = 9464  # the shadow container's Prometheus /metrics
 PREDICTION_LOG_DIR = "/var/lib/augur/prediction-log"
 
 # Where the tuning driver finds its study.

@@ -150,8 +150,8 @@ def _shadow_container(ds: DecisionService) -> dict[str, Any]:
     ]
     if spec.prediction_log is None:
         mounts.append({"name": "prediction-log", "mountPath": c.PREDICTION_LOG_DIR})
-    # No port and no probe: the command serves nothing to probe; if it exits, the kubelet
-    # restarts the container, and meanwhile the serving container drops and counts.
+    # Its /metrics is its liveness: a shadow that stops answering is restarted (and
+    # meanwhile the serving container drops and counts what it mirrors).
     return {
         "name": c.SHADOW_CONTAINER,
         "image": spec.image,
@@ -162,7 +162,14 @@ def _shadow_container(ds: DecisionService) -> dict[str, Any]:
             *_prediction_log_env(ds),
             *_overrides_env(ds),
             _shadow_socket_env(),
+            {"name": "AUGUR_SHADOW_METRICS_PORT", "value": str(c.SHADOW_METRICS_PORT)},
         ],
+        "ports": [{"name": "shadow-metrics", "containerPort": c.SHADOW_METRICS_PORT}],
+        "livenessProbe": {
+            "httpGet": {"path": "/metrics", "port": "shadow-metrics"},
+            "initialDelaySeconds": 10,
+            "periodSeconds": 20,
+        },
         "volumeMounts": mounts,
         "resources": spec.shadow.resources.model_dump(),
     }

@@ -124,7 +124,12 @@ def test_a_shadow_runs_in_its_own_container_with_a_cpu_limit() -> None:
     assert shadow["command"] == ["augur", "serve-shadow"]
     assert shadow["image"] == pod["decision"]["image"]
     assert shadow["resources"]["limits"]["cpu"] == "500m"
-    assert "ports" not in shadow and "readinessProbe" not in shadow
+    # Its /metrics (decisions, agreement with the primary) is its only port and its
+    # liveness; it takes no traffic, so it has no readiness probe.
+    assert shadow["ports"] == [{"name": "shadow-metrics", "containerPort": 9464}]
+    assert env_of(shadow)["AUGUR_SHADOW_METRICS_PORT"]["value"] == "9464"
+    assert shadow["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "shadow-metrics"}
+    assert "readinessProbe" not in shadow
 
     sized = body()
     sized["spec"]["shadow"]["resources"] = {"requests": {"cpu": "50m"}, "limits": {"cpu": "1"}}
@@ -158,7 +163,7 @@ def test_both_containers_share_the_shadow_socket_and_nothing_else_of_the_route()
     # ...and gets neither the routing table, the online store nor the token.
     assert set(env_of(shadow)) == {
         "BENTOML_HOME", "AUGUR_PREDICTION_LOG_URL", "AUGUR_DECISION_OVERRIDES",
-        "AUGUR_SHADOW_SOCKET",
+        "AUGUR_SHADOW_SOCKET", "AUGUR_SHADOW_METRICS_PORT",
     }  # fmt: skip
     assert {m["name"] for m in shadow["volumeMounts"]} == {"models", "shadow-socket"}
     assert {"name": "models", "mountPath": "/var/lib/augur/bentoml", "readOnly": True} in shadow[
