@@ -80,7 +80,8 @@ def retrain(
 
     The new version is trained as `augur train` trains, on the same symbols and with the
     same hyper-parameters as the version it shadows (--param overrides them), and saved
-    under the same name. The routing table keeps its versions and weights; its shadow
+    under the same name, so it becomes name:latest (a service started without a routing
+    table would serve it). The routing table keeps its versions and weights; its shadow
     becomes the new version, mirroring --shadow-percent of the requests. A service
     started with that table (`augur serve --routing-table`, AUGUR_ROUTING_TABLE) loads
     the new version without a restart. Compare the two with `augur report serving`
