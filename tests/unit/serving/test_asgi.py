@@ -35,18 +35,22 @@ async def rest_app(scope, receive, send):
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-@pytest.fixture
-def parts(tmp_path, memory_features, models):
-    plog = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}")
-    registry = ModelRegistry(models.__getitem__, memory_features.feature_names, DecisionConfig())
-    pipeline = DecisionPipeline(
-        features=memory_features,
+def one_version_pipeline(features, models, plog=None) -> DecisionPipeline:
+    registry = ModelRegistry(models.__getitem__, features.feature_names, DecisionConfig())
+    return DecisionPipeline(
+        features=features,
         models=registry,
         routing=StaticRouting(RoutingTable.single("m:1")),
         decide=decide,
         max_feature_age_seconds=3 * 3600,
         prediction_log=plog,
     )
+
+
+@pytest.fixture
+def parts(tmp_path, memory_features, models):
+    plog = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}")
+    pipeline = one_version_pipeline(memory_features, models, plog)
     metrics = ServingMetrics(CollectorRegistry())
     app = DecisionApp(
         pipeline,
@@ -278,17 +282,9 @@ def test_fresh_request_ids_are_time_ordered_uuid7() -> None:
     assert abs(int(ids[0][:12], 16) - time.time() * 1000) < 60_000  # Unix milliseconds
 
 
-async def test_batching_off_answers_each_request_alone(tmp_path, memory_features, models) -> None:
+async def test_batching_off_answers_each_request_alone(memory_features, models) -> None:
     """AUGUR_DECIDE_BATCH_MAX=1: no batcher; every request is its own feature read."""
-    registry = ModelRegistry(models.__getitem__, memory_features.feature_names, DecisionConfig())
-    pipeline = DecisionPipeline(
-        features=memory_features,
-        models=registry,
-        routing=StaticRouting(RoutingTable.single("m:1")),
-        decide=decide,
-        max_feature_age_seconds=3 * 3600,
-    )
-    app = DecisionApp(pipeline, max_batch_requests=1)
+    app = DecisionApp(one_version_pipeline(memory_features, models), max_batch_requests=1)
     assert app.batcher is None
     import asyncio
 
