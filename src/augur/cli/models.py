@@ -1,10 +1,12 @@
-"""``augur train`` and ``augur models list|push|pull``: fit + save an ensemble version; list
-versions; copy versions to and from a shared model store (a path or an fsspec URI)."""
+"""``augur train`` and ``augur models list|push|pull``: fit + save a model version (the
+ensemble and the decision thresholds it serves with); list versions; copy versions to and
+from a shared model store (a path or an fsspec URI)."""
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,6 +14,9 @@ from rich.console import Console
 from augur.cli._common import Column, print_table
 from augur.cli._common import fail as _fail
 from augur.cli._common import parse_params as _parse_params
+
+if TYPE_CHECKING:
+    from augur.decision import DecisionConfig
 
 models_app = typer.Typer(
     help="The ensemble versions in the BentoML model store.", no_args_is_help=True
@@ -24,6 +29,47 @@ def _fmt(v: Any, digits: int = 3) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}f}"
     return str(v)
+
+
+def _decision_config(items: list[str]) -> DecisionConfig:
+    """``--decision KEY=VALUE`` pairs → the version's DecisionConfig (defaults for the
+    rest). A value is typed as its field is (strictly: ``true`` is no number, ``1`` no
+    flag), so a bad key or value fails here, naming it, before anything is trained."""
+    from typing import get_type_hints
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from augur.decision import DecisionConfig
+
+    hints = get_type_hints(DecisionConfig)
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            _fail(
+                f"--decision {item!r}: use KEY=VALUE (a field of augur.decision.DecisionConfig), "
+                "e.g. --decision confidence_threshold=0.4",
+                code=2,
+            )
+        if key not in hints:
+            _fail(
+                f"--decision {item!r}: {key!r} is not a DecisionConfig field; the fields are "
+                f"{', '.join(sorted(hints))}",
+                code=2,
+            )
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw  # a word, such as exit_units=return
+        try:
+            values[key] = TypeAdapter(hints[key]).validate_python(value, strict=True)
+        except ValidationError as exc:
+            _fail(f"--decision {item!r}: {exc.errors()[0]['msg']}", code=2)
+    try:
+        return DecisionConfig.from_dict(values)
+    except (TypeError, ValueError) as exc:
+        _fail(f"--decision: {exc}", code=2)
 
 
 def train(
@@ -58,8 +104,19 @@ def train(
             help="Hyper-parameter KEY=VALUE (a field of augur.models.EnsembleParams), repeatable.",
         ),
     ] = None,
+    decision: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--decision",
+            "-d",
+            help="Decision threshold KEY=VALUE the version serves with (a field of "
+            "augur.decision.DecisionConfig, e.g. confidence_threshold=0.4), repeatable; "
+            "fields not named keep their defaults.",
+        ),
+    ] = None,
 ) -> None:
-    """Train the ensemble on the bars dataset, check it on a held-out tail, save a version.
+    """Train the ensemble on the bars dataset, check it on a held-out tail, save a version
+    with the decision thresholds it serves with.
 
     Features and labels come from the FeatureSpec and AUGUR_LABEL_HORIZON /
     AUGUR_LABEL_DEAD_ZONE; the version goes to the BentoML model store
@@ -67,10 +124,11 @@ def train(
     """
     from augur.config import get_settings
     from augur.data import read_bars
-    from augur.models import EnsembleParams, save_ensemble
+    from augur.models import EnsembleParams, save_version
     from augur.models._train import train_on_bars
 
     settings = get_settings()
+    decision_config = _decision_config(decision or [])
     wanted = [s for item in symbols or [] for s in item.split(",") if s] or None
     try:
         params = EnsembleParams.from_dict({"seed": settings.seed, **_parse_params(param or [])})
@@ -95,7 +153,9 @@ def train(
                 progress=lambda msg: status.update(f"training: {msg}…"),
             )
             status.update("saving to the model store…")
-            tag = save_ensemble(result.ensemble, name, reference=result.reference)
+            tag = save_version(
+                result.ensemble, decision_config, name, reference=result.reference
+            ).tag
     except ValueError as exc:
         _fail(str(exc))
     ens = result.ensemble
@@ -139,7 +199,11 @@ def train(
             f"forward-return 90% interval coverage on the held-out rows: "
             f"{_fmt(ho.get('quantile_coverage_90'))}; training took {ens.training_seconds:.1f}s"
         )
-    console.print(f"saved [bold]{tag}[/bold]")
+    default = type(decision_config)().to_dict()
+    changed = [f"{k}={v}" for k, v in decision_config.to_dict().items() if v != default[k]]
+    console.print(
+        f"saved [bold]{tag}[/bold], deciding with {', '.join(changed) or 'the default thresholds'}"
+    )
 
 
 def list_models_cmd(

@@ -2,8 +2,11 @@
 
 One entry = one ``name:version`` directory holding ``ensemble.pkl`` (the pickled
 :class:`~augur.models.Ensemble`) plus metadata BentoML keeps in ``model.yaml``: the
-FeatureSpec hash, feature names, data range, hyper-parameters, out-of-sample metrics,
-training time and label horizon/dead zone. BentoML writes the entry in a temporary
+decision thresholds the version decides with (``decision_config``), the FeatureSpec hash,
+feature names, data range, hyper-parameters, out-of-sample metrics, training time and
+label horizon/dead zone. :func:`save_version` and :func:`load_version` write and read
+the whole :class:`~augur.models.ModelVersion`; :func:`save_ensemble` and
+:func:`load_ensemble` are the same for callers that need only the ensemble. BentoML writes the entry in a temporary
 directory and moves it into the store only when complete, so a crash never leaves a
 half-written version behind.
 
@@ -23,8 +26,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from augur.decision import DecisionConfig
 from augur.models._ensemble import Ensemble
 from augur.models._reference import reference_sample, save_reference
+from augur.models._version import ModelVersion
 
 _ARTIFACT = "ensemble.pkl"
 _KIND = "augur-ensemble"
@@ -98,7 +103,24 @@ def save_ensemble(
     store_dir: str | os.PathLike[str] | None = None,
     reference: Any = None,
 ) -> str:
-    """Save a fitted ensemble as a new version; returns its tag (``name:version``).
+    """Save a fitted ensemble as a new version with the default decision thresholds;
+    returns its tag (``name:version``). See :func:`save_version`."""
+    return save_version(
+        ensemble, None, name, labels=labels, store_dir=store_dir, reference=reference
+    ).tag
+
+
+def save_version(
+    ensemble: Ensemble,
+    decision: DecisionConfig | None = None,
+    name: str | None = None,
+    *,
+    labels: dict[str, str] | None = None,
+    store_dir: str | os.PathLike[str] | None = None,
+    reference: Any = None,
+) -> ModelVersion:
+    """Save a fitted ensemble and the decision thresholds it serves with (default
+    ``DecisionConfig()``) as a new version; returns the saved :class:`ModelVersion`.
 
     ``reference`` (the training feature matrix, a DataFrame in the model's feature
     order) is sampled (at most 5,000 rows) into ``drift_reference.parquet`` beside the
@@ -122,8 +144,10 @@ def save_ensemble(
 
         name = get_settings().model_name
     ctx = ensemble.context
+    decision = decision if decision is not None else DecisionConfig()
     metadata: dict[str, Any] = {
         "kind": _KIND,
+        "decision_config": decision.to_dict(),
         "feature_spec_hash": ensemble.feature_spec_hash,
         "feature_names": list(ensemble.feature_names),
         "data_range": {
@@ -158,7 +182,7 @@ def save_ensemble(
                 reference, seed=int(ensemble.params.seed), feature_names=ensemble.feature_names
             )
             save_reference(sample[list(ensemble.feature_names)], model.path)
-    return str(model.tag)
+    return ModelVersion(str(model.tag), ensemble, decision, metadata)
 
 
 def _get(tag: str, store_dir: str | os.PathLike[str] | None) -> Any:
@@ -197,12 +221,24 @@ def load_ensemble(
     expected_hash: str | None = None,
     store_dir: str | os.PathLike[str] | None = None,
 ) -> Ensemble:
+    """The ensemble of :func:`load_version` (its ``tag`` attribute holds the concrete
+    ``name:version``)."""
+    return load_version(tag, expected_hash=expected_hash, store_dir=store_dir).ensemble
+
+
+def load_version(
+    tag: str | None = None,
+    *,
+    expected_hash: str | None = None,
+    store_dir: str | os.PathLike[str] | None = None,
+) -> ModelVersion:
     """Load ``tag`` (default ``<model_name>:latest``) from the model store.
 
-    The returned ensemble's ``tag`` attribute holds the concrete ``name:version``.
     Raises :class:`FeatureSpecMismatchError` — before unpickling anything — when the
     stored FeatureSpec hash differs from ``expected_hash`` (default: the running
-    code's :func:`current_feature_spec_hash`).
+    code's :func:`current_feature_spec_hash`), and ValueError when its stored decision
+    thresholds are ones the running code refuses. A version saved before versions
+    carried thresholds decides with the defaults.
     """
     if tag is None:
         from augur.config import get_settings
@@ -223,12 +259,19 @@ def load_ensemble(
             "Retrain with `augur train` (or serve with the code/settings that trained it; "
             f"its features were {', '.join(meta.get('feature_names', [])[:8])}…)."
         )
+    try:
+        decision = DecisionConfig.from_dict(dict(meta.get("decision_config") or {}))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"model {model.tag} stores decision thresholds the running code refuses: {exc}. "
+            "Save the version again with thresholds of this code (`augur train --decision`)."
+        ) from exc
     with open(model.path_of(_ARTIFACT), "rb") as fh:
         ensemble = pickle.load(fh)
     if not isinstance(ensemble, Ensemble):
         raise ModelNotFoundError(f"{model.tag} does not hold an Augur Ensemble")
     ensemble.tag = str(model.tag)
-    return ensemble
+    return ModelVersion(str(model.tag), ensemble, decision, meta)
 
 
 def list_models(

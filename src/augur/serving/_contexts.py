@@ -42,8 +42,9 @@ def refusal(x: np.ndarray, ts: datetime | None, now: datetime, max_age: float) -
 
 class MarketReader:
     """The market context of a feature row: its volatility and trend features (the ones
-    the ensemble's confidence reads, one choice for training, tuning and serving) and its
-    price unless the request gives one."""
+    the ensemble's confidence reads, one choice for training, tuning and serving), its
+    price unless the request gives one, and the deciding version's volatility reference
+    (so sizes scale by volatility as in the backtest)."""
 
     def __init__(self, feature_names: Sequence[str]) -> None:
         names = list(feature_names)
@@ -53,7 +54,12 @@ class MarketReader:
         self._price = next((names.index(n) for n in PRICE_FEATURES if n in names), None)
 
     def __call__(
-        self, symbol: str, x: np.ndarray, ts: datetime | None, price: float | None
+        self,
+        symbol: str,
+        x: np.ndarray,
+        ts: datetime | None,
+        price: float | None,
+        volatility_ref: float = 0.0,
     ) -> MarketContext:
         if price is None:
             price = float(x[self._price]) if self._price is not None else 0.0
@@ -62,6 +68,7 @@ class MarketReader:
             price=price,
             timestamp=ts,
             volatility=float(x[self._vol]) if self._vol is not None else 0.0,
+            volatility_ref=volatility_ref,
             trend_strength=float(x[self._trend]) if self._trend is not None else 0.0,
         )
 

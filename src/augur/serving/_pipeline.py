@@ -257,7 +257,9 @@ class DecisionPipeline:
 
     # --- the stages -------------------------------------------------------------------
     def _contexts(self, job: Job, now: datetime) -> None:
-        job.market = self._market(job.symbol, job.x, job.ts, job.price)
+        assert job.route is not None, "routed before the contexts are built"
+        volatility_ref = self.models[job.route.model_tag].volatility_ref
+        job.market = self._market(job.symbol, job.x, job.ts, job.price, volatility_ref)
         job.pos = position_context(job.position, now, self.bar_seconds)
         job.risk = risk_state(job.account)
 

@@ -1,5 +1,6 @@
 """The model versions a service holds, by tag, each with the decision settings it
-decides with; and the loader that reads them from the model store."""
+decides with and its volatility reference; and the loader that reads them from the model
+store."""
 
 from __future__ import annotations
 
@@ -11,25 +12,30 @@ from typing import Any
 
 import numpy as np
 
+from augur.models import ModelVersion
+
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A loaded ensemble, the columns of the feature row it reads and its decision config."""
+    """A loaded ensemble, the columns of the feature row it reads, its decision config
+    and its volatility reference (0: none, so sizes are not scaled by volatility)."""
 
     tag: str
     model: Any  # predict_one(x, volatility=, trend_strength=, explain=) and predict(X, ...)
     columns: np.ndarray  # indices into the reader's row, in the model's feature order
     config: Any  # DecisionConfig
+    volatility_ref: float = 0.0
 
 
 class ModelRegistry:
     """Loaded models by tag; a routing table's versions are loaded before it is used.
 
-    A version decides with its own ``decision_config``, else ``default_config``, with
-    ``overrides`` (DecisionConfig field → value, the service's
-    ``AUGUR_DECISION_OVERRIDES``) applied when it is loaded.
+    The loader returns a :class:`~augur.models.ModelVersion`, which decides with its own
+    ``decision``, or a bare scoring model (tests, benchmarks), which decides with
+    ``default_config``. ``overrides`` (DecisionConfig field → value, the service's
+    ``AUGUR_DECISION_OVERRIDES``) are applied on top when it is loaded.
     """
 
     def __init__(
@@ -66,9 +72,13 @@ class ModelRegistry:
 
     def _load(self, tag: str) -> LoadedModel:
         try:
-            model = self._loader(tag)
+            loaded = self._loader(tag)
         except Exception as exc:
             raise ValueError(f"model {tag!r} cannot be loaded: {exc}") from exc
+        if isinstance(loaded, ModelVersion):
+            model, config = loaded.ensemble, loaded.decision
+        else:
+            model, config = loaded, self._default_config
         names = list(getattr(model, "feature_names", ()) or self._names)
         missing = [n for n in names if n not in self._names]
         if missing:
@@ -76,7 +86,6 @@ class ModelRegistry:
                 f"model {tag!r} needs features the online store lacks: {', '.join(missing[:5])}"
             )
         columns = np.array([self._names.index(n) for n in names], dtype=np.intp)
-        config = getattr(model, "decision_config", None) or self._default_config
         if self._overrides:
             try:
                 config = replace(config, **self._overrides)
@@ -85,7 +94,8 @@ class ModelRegistry:
                     f"model {tag!r}: the decision overrides {self._overrides} do not fit "
                     f"its decision config: {exc}"
                 ) from exc
-        return LoadedModel(tag, model, columns, config)
+        volatility_ref = float(getattr(model, "volatility_ref", None) or 0.0)
+        return LoadedModel(tag, model, columns, config, volatility_ref)
 
     def thresholds(self, tag: str) -> dict[str, Any] | None:
         """A loaded version's decision config as a dict (None when it is not loaded)."""
@@ -102,19 +112,19 @@ def resolve_tag(tag: str) -> str:
     return resolve_version(tag)[0]
 
 
-def model_store_loader(drift: Any = None) -> Callable[[str], Any]:
-    """Load an ensemble from the model store, registering its drift reference with
+def model_store_loader(drift: Any = None) -> Callable[[str], ModelVersion]:
+    """Load a version from the model store, registering its drift reference with
     ``drift`` (a :class:`~augur.monitoring.DriftMonitor`) when it has one."""
 
-    def load(tag: str) -> Any:
-        from augur.models import load_ensemble, load_reference, resolve_version
+    def load(tag: str) -> ModelVersion:
+        from augur.models import load_reference, load_version, resolve_version
 
-        model = load_ensemble(tag)
+        version = load_version(tag)
         if drift is not None:
             reference = load_reference(resolve_version(tag)[1])
             if reference is not None:
                 drift.set_reference(tag, reference)
-        return model
+        return version
 
     return load
 

@@ -2,15 +2,17 @@
 
 The best parameters (searched + fixed, the decision combination the trial chose) are
 re-evaluated walk-forward (the honest out-of-sample figure saved with the model), then
-the ensemble is trained on the full data range and saved with its lineage: study, trial
-id, params, decision thresholds, metrics, data range and FeatureSpec (hash, windows,
-lags), so a `DecisionService` can take it as shadow or canary.
+the ensemble is trained on the full data range and saved as a version that decides with
+the decision thresholds the trial chose (its ``DecisionConfig``), with its lineage: study,
+trial id, params, metrics, data range and FeatureSpec (hash, windows, lags), so a
+`DecisionService` can take it as shadow or canary.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from augur.tuning._study import StudyConfig
 
-__all__ = ["promote_best"]
+__all__ = ["promote_best", "tuned_decision"]
 
 
 def promote_best(
@@ -31,7 +33,7 @@ def promote_best(
 ) -> dict[str, Any]:
     """Train + save the winner; returns ``{"tag", "lineage"}`` (also ``promoted.json``)."""
     from augur.features import training_frame
-    from augur.models import Ensemble, save_ensemble
+    from augur.models import Ensemble, save_version
     from augur.models._confidence import confidence_features
     from augur.tuning._objective import TUNING_MODEL_DEFAULTS, evaluate, load_study_bars
     from augur.tuning._space import resolve
@@ -42,6 +44,7 @@ def promote_best(
     params = dict(best["params"])
     wf = evaluate(study, bars, params)
     configs = resolve(study, params)
+    decision = tuned_decision(configs, best.get("decision", {}))
     spec = configs.feature_spec()
     model_params = configs.ensemble_params(
         **{k: v for k, v in TUNING_MODEL_DEFAULTS.items() if k not in configs.model},
@@ -88,13 +91,14 @@ def promote_best(
         volatility_ref=float(np.median(frame[vol])) if vol else None,
         context=context,
     )
-    tag = save_ensemble(
+    tag = save_version(
         ensemble,
+        decision,
         model_name,
         labels={"study": study.name, "trial": str(best["trial_id"])},
         store_dir=store_dir,
         reference=frame[names],
-    )
+    ).tag
     out = {"tag": tag, "lineage": lineage}
     from augur.tuning._runner import results_dir
 
@@ -104,3 +108,19 @@ def promote_best(
     tmp.write_text(json.dumps(out, indent=2, default=str))
     os.replace(tmp, path)
     return out
+
+
+def tuned_decision(configs: Any, chosen: dict[str, Any]) -> Any:
+    """The DecisionConfig the winning trial scored with: its fixed and searched
+    ``decision.*`` values with the sweep combination it chose (``best["decision"]``) on
+    top, built by the same rule the trial used (``TrialConfigs.decision_configs``)."""
+    from augur.decision import DecisionConfig
+
+    types = {k: type(v) for k, v in DecisionConfig().to_dict().items()}
+    # Results pass through JSON and pandas: an integer field may come back as 3.0.
+    combo = {
+        k: int(v) if types.get(k) is int and isinstance(v, float) and v.is_integer() else v
+        for k, v in {**configs.decision_grid[0], **chosen}.items()
+    }
+    (config,) = replace(configs, decision_grid=[combo]).decision_configs()
+    return config

@@ -64,3 +64,56 @@ def test_train_user_errors_exit_nonzero_without_traceback(home) -> None:
     assert res.exit_code == 1 and "unknown ensemble parameter" in res.output
     res = runner.invoke(app, ["train", "-p", "garbage"])
     assert res.exit_code == 1 and "KEY=VALUE" in res.output
+
+
+def test_train_saves_the_decision_thresholds_given(home) -> None:
+    from augur.decision import DecisionConfig
+    from augur.models import list_models, load_version
+
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--name",
+            "tuned",
+            *SMALL,
+            "--decision",
+            "confidence_threshold=0.5",
+            "--decision",
+            "volatility_scaling=false",
+            "-d",
+            "exit_units=return",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "confidence_threshold=0.5" in res.output
+    version = load_version("tuned:latest")
+    assert version.decision == DecisionConfig(
+        confidence_threshold=0.5, volatility_scaling=False, exit_units="return"
+    )
+    # without --decision: the defaults
+    res = runner.invoke(app, ["train", "--name", "plain", *SMALL])
+    assert res.exit_code == 0, res.output
+    assert load_version("plain:latest").decision == DecisionConfig()
+    assert len(list_models()) == 2
+
+
+@pytest.mark.parametrize(
+    ("flag", "said"),
+    [
+        ("confidence_gate=0.5", "'confidence_gate' is not a DecisionConfig field"),
+        ("confidence_threshold=high", "confidence_threshold=high"),
+        ("volatility_scaling=1", "volatility_scaling=1"),
+        ("confidence_threshold=1.5", "confidence_threshold=1.5 is invalid"),
+        ("exit_units=percent", "exit_units=percent"),
+        ("confidence_threshold", "KEY=VALUE"),
+    ],
+)
+def test_train_refuses_a_bad_decision_threshold_before_training(home, flag, said) -> None:
+    from augur.models import list_models
+
+    res = CliRunner().invoke(app, ["train", *SMALL, "--decision", flag])
+    assert res.exit_code == 2, res.output
+    assert said in " ".join(res.output.split()) and "Traceback" not in res.output
+    assert list_models() == []

@@ -142,3 +142,65 @@ def test_the_private_bentoml_store_api_is_the_one_checked() -> None:
     assert callable(ModelStore)
     for fn in (bentoml.models.create, bentoml.models.get, bentoml.models.list):
         assert "_model_store" in inspect.signature(fn).parameters, fn.__name__
+
+
+# --------------------------------------------------------------- versions and thresholds
+
+
+def test_a_version_round_trips_with_its_decision_thresholds(fitted, xy, tmp_path) -> None:
+    from augur.decision import DecisionConfig
+    from augur.models import ModelVersion, load_version, save_version
+
+    tuned = DecisionConfig(
+        confidence_threshold=0.6, kelly_fraction=0.5, cooldown_losses=2, exit_units="return"
+    )
+    saved = save_version(fitted, tuned, "ens", store_dir=tmp_path)
+    assert isinstance(saved, ModelVersion) and saved.tag.startswith("ens:")
+    loaded = load_version(saved.tag, expected_hash="testhash", store_dir=tmp_path)
+    assert loaded.tag == saved.tag and loaded.decision == tuned
+    assert loaded.feature_spec_hash == "testhash"
+    assert loaded.volatility_ref == fitted.volatility_ref == 1.0
+    assert loaded.lineage["symbols"] == ["AAA"]
+    assert loaded.lineage["decision_config"] == tuned.to_dict()
+    X = xy[0][:20]
+    np.testing.assert_array_equal(loaded.ensemble.predict(X).proba, fitted.predict(X).proba)
+    # the ensemble alone, as before: its version decides with the defaults
+    tag = save_ensemble(fitted, "ens", store_dir=tmp_path)
+    assert load_version(tag, expected_hash="testhash", store_dir=tmp_path).decision == (
+        DecisionConfig()
+    )
+
+
+def _edit_metadata(tmp_path, tag: str, edit) -> None:
+    """Rewrite a stored version's metadata, as a version saved by other code would hold."""
+    import yaml
+
+    name, version = tag.split(":")
+    path = tmp_path / "models" / name / version / "model.yaml"
+    info = yaml.safe_load(path.read_text())
+    edit(info["metadata"])
+    path.write_text(yaml.safe_dump(info))
+
+
+def test_a_version_saved_before_versions_carried_thresholds_loads_with_the_defaults(
+    fitted, tmp_path
+) -> None:
+    from augur.decision import DecisionConfig
+    from augur.models import load_version, save_version
+
+    tag = save_version(fitted, DecisionConfig(confidence_threshold=0.6), store_dir=tmp_path).tag
+    _edit_metadata(tmp_path, tag, lambda meta: meta.pop("decision_config"))
+    assert load_version(tag, expected_hash="testhash", store_dir=tmp_path).decision == (
+        DecisionConfig()
+    )
+
+
+def test_stored_thresholds_the_code_refuses_fail_the_load_naming_the_version(
+    fitted, tmp_path
+) -> None:
+    from augur.models import load_version, save_version
+
+    tag = save_version(fitted, store_dir=tmp_path).tag
+    _edit_metadata(tmp_path, tag, lambda meta: meta["decision_config"].update(gate=0.5))
+    with pytest.raises(ValueError, match=rf"{tag} stores decision thresholds.*'gate'"):
+        load_version(tag, expected_hash="testhash", store_dir=tmp_path)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from augur.decision import DecisionConfig, MarketContext, PositionContext, RiskState, decide
+from augur.models import ModelVersion
 from augur.monitoring import PredictionLog, UnknownRequestIdError, features_digest
 from augur.serving._errors import PredictionLogOffError, StoreUnavailableError, UnknownSymbolError
 from augur.serving._memory import FixedClock, MemoryDrift, MemoryMetrics, MemoryShadow
@@ -371,8 +372,9 @@ def test_decision_overrides_apply_on_top_of_a_versions_own_config(
 ) -> None:
     """A version with its own decision config keeps the fields the overrides do not name;
     /models shows what each loaded version decides with."""
-    own = LinearModel(1.0)
-    own.decision_config = DecisionConfig(confidence_threshold=0.5, kelly_fraction=0.5)
+    own = ModelVersion(
+        "m:1", LinearModel(1.0), DecisionConfig(confidence_threshold=0.5, kelly_fraction=0.5)
+    )
     p = make(
         memory_features,
         {**models, "m:1": own},
@@ -396,8 +398,9 @@ def test_decision_overrides_apply_on_top_of_a_versions_own_config(
 def test_decision_overrides_a_version_cannot_take_fail_its_load_naming_it(
     memory_features: SampleFeatures, models
 ) -> None:
-    own = LinearModel(1.0)
-    own.decision_config = DecisionConfig(max_drawdown=0.5, drawdown_scale_start=0.3)
+    own = ModelVersion(
+        "m:1", LinearModel(1.0), DecisionConfig(max_drawdown=0.5, drawdown_scale_start=0.3)
+    )
     with pytest.raises(ValueError, match=r"model 'm:1'.*drawdown_scale_start"):
         make(
             memory_features,
@@ -405,6 +408,67 @@ def test_decision_overrides_a_version_cannot_take_fail_its_load_naming_it(
             RoutingTable.single("m:1"),
             overrides={"max_drawdown": 0.2},
         )
+
+
+def test_each_version_decides_with_its_own_thresholds(memory_features, models) -> None:
+    """Two versions of one model: AAA's confidence (~0.77) passes the default gate and not
+    the strict version's 0.9, so one enters and the other refuses the same request."""
+    same = LinearModel(1.0)
+    table = RoutingTable.model_validate(
+        {
+            "versions": [
+                {"name": "default", "model_tag": "m:1", "weight": 50},
+                {"name": "strict", "model_tag": "m:2", "weight": 50},
+            ]
+        }
+    )
+    versions = {
+        "m:1": ModelVersion("m:1", same),
+        "m:2": ModelVersion("m:2", same, DecisionConfig(confidence_threshold=0.9)),
+    }
+    p = make(memory_features, versions, table)
+    by_version = {}
+    for key in (f"client-{i}" for i in range(40)):
+        out = p.decide(DecideRequest(symbol="AAA", as_of=NOW, routing_key=key), key)
+        by_version[out.model_version] = out
+    default, strict = by_version["m:1"], by_version["m:2"]
+    assert DecisionConfig().confidence_threshold < default.confidence == strict.confidence < 0.9
+    assert default.action == "enter_long"
+    assert strict.action == "no_action"
+    assert [r.code for r in strict.reasons] == ["confidence_below_threshold"]
+    shown = {v.name: v.decision_config for v in p.models_info().versions}
+    assert shown["default"]["confidence_threshold"] == DecisionConfig().confidence_threshold
+    assert shown["strict"]["confidence_threshold"] == 0.9
+
+
+def test_the_versions_volatility_reference_reaches_the_market_context(
+    memory_features, models
+) -> None:
+    """Sizes scale by the deciding version's volatility reference, as in the backtest:
+    AAA's volatility (0.01) against a reference of 0.015 gives x1.5."""
+    model = LinearModel(1.0)
+    model.volatility_ref = 0.015
+    seen: list[MarketContext] = []
+
+    def spy(signal, pos, risk, market, config, request_id):
+        seen.append(market)
+        return decide(signal, pos, risk, market, config, request_id)
+
+    p = make(memory_features, {"m:1": ModelVersion("m:1", model)}, RoutingTable.single("m:1"))
+    p._decide = spy
+    out = p.decide(DecideRequest(symbol="AAA", as_of=NOW), "r1")
+    assert [m.volatility_ref for m in seen] == [0.015]
+    x, ts = memory_features.rows["AAA"]
+    expected = decide(
+        model.predict_one(x).to_signal("m:1"),
+        PositionContext(),
+        RiskState(),
+        MarketContext("AAA", 0.0, ts, volatility=0.01, volatility_ref=0.015, trend_strength=0.6),
+        DecisionConfig(),
+        "r1",
+    )
+    assert out.action == "enter_long" and out.size == pytest.approx(expected.size)
+    assert "volatility_scaling" in [r.code for r in out.reasons]
 
 
 def test_models_info_shows_no_thresholds_for_a_version_not_loaded(memory_features, models) -> None:

@@ -1,0 +1,216 @@
+"""Each served version decides with its own thresholds, over real HTTP: a real ``augur
+serve`` process, a real Redis online store, and two versions of one tiny ensemble saved
+to a real BentoML model store, one with a stricter confidence gate than the default.
+
+A request key routed to each version asks about the same bar: its confidence lies
+between the two gates, so one version enters and the other refuses. The entered size is
+scaled by the version's volatility reference, as the backtest scales it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from augur.config import Settings
+from augur.decision import DecisionConfig
+from tests.conftest import RedisServer, free_port
+from tests.integration.test_service_http import (
+    AUTH,
+    MAX_AGE,
+    ROOT,
+    TINY,
+    TOKEN,
+    _populate,
+    _sigint_not_ignored,
+    _stop,
+    _tree,
+    _write_json,
+)
+
+pytestmark = pytest.mark.integration
+
+REDIS_DB = 8  # a database of its own on the session's Redis
+# One symbol, 400 daily bars: the tiny ensemble's confidence on the last bar (~0.40) lies
+# between the default gate and STRICT, and its Kelly size is positive.
+SYMBOL = "AAPL"
+N_BARS = 400
+STRICT = 0.6
+
+
+@dataclass
+class Versions:
+    url: str
+    settings: Settings
+    default_tag: str
+    strict_tag: str
+    keys: dict[str, str]  # model tag -> a routing key the table sends to it
+
+
+@pytest.fixture(scope="module")
+def versions(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Versions]:
+    from augur.data import load_sample, write_bars
+    from augur.models import EnsembleParams, save_version
+    from augur.models._train import train_on_bars
+    from augur.serving import Router, RoutingTable
+
+    home = tmp_path_factory.mktemp("versions-home")
+    settings = Settings(
+        home=home,
+        feature_repo=ROOT / "feature_repo",
+        online_store="redis",
+        redis_url=f"{redis_server.url},db={REDIS_DB}",
+    )
+    bars = load_sample([SYMBOL])[SYMBOL].tail(N_BARS).reset_index(drop=True)
+    write_bars(bars, settings.bars_dir)
+    _populate(settings)
+    store_dir = home / "bentoml"
+    ensemble = train_on_bars(bars, params=EnsembleParams(**TINY), settings=settings).ensemble
+    default_tag = save_version(ensemble, DecisionConfig(), store_dir=store_dir).tag
+    strict = DecisionConfig(confidence_threshold=STRICT)
+    strict_tag = save_version(ensemble, strict, store_dir=store_dir).tag
+    table = {
+        "versions": [
+            {"name": "default", "model_tag": default_tag, "weight": 50.0},
+            {"name": "strict", "model_tag": strict_tag, "weight": 50.0},
+        ]
+    }
+    router = Router(RoutingTable.model_validate(table))
+    keys: dict[str, str] = {}
+    for key in (f"client-{i}" for i in range(100)):
+        keys.setdefault(router.pick(key)[0].model_tag, key)
+    assert set(keys) == {default_tag, strict_tag}
+    routes = home / "routes.json"
+    _write_json(routes, table)
+    port = free_port()
+    env = {
+        **os.environ,
+        "AUGUR_HOME": str(home),
+        "BENTOML_HOME": str(store_dir),
+        "AUGUR_FEATURE_REPO": str(settings.feature_repo),
+        "AUGUR_ONLINE_STORE": "redis",
+        "AUGUR_REDIS_URL": settings.redis_url,
+        "AUGUR_ROUTING_TABLE": str(routes),
+        "AUGUR_SERVING_TOKEN": TOKEN,
+        "AUGUR_SERVING_WORKERS": "1",
+        "AUGUR_MAX_FEATURE_AGE_SECONDS": str(MAX_AGE),
+        "BENTOML_DO_NOT_TRACK": "True",
+    }
+    env.pop("AUGUR_DECISION_OVERRIDES", None)  # each version's own thresholds, nothing on top
+    log = home / "server.log"
+    augur = str(Path(sys.executable).parent / "augur")
+    with log.open("wb") as fh, _sigint_not_ignored():
+        proc = subprocess.Popen(
+            [augur, "serve", "--port", str(port), "--host", "127.0.0.1"],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    started: list[Any] = []
+    left: list[str] = []
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the service exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the service was not ready in 240 s:\n{log.read_text()[-4000:]}")
+            time.sleep(0.5)
+        started = _tree(proc)
+        yield Versions(url, settings, default_tag, strict_tag, keys)
+    finally:
+        left = _stop(proc, started)
+    if left:
+        pytest.fail(f"processes outlived the server's stop (killed): {left}")
+
+
+@pytest.fixture(scope="module")
+def client(versions: Versions) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=versions.url, headers=AUTH, timeout=30) as c:
+        yield c
+
+
+def test_each_version_decides_with_its_own_confidence_gate(
+    versions: Versions, client: httpx.Client
+) -> None:
+    from augur.decision import MarketContext, PositionContext, RiskState, decide
+    from augur.features.store import OnlineFeatures
+    from augur.models import load_version
+
+    got = {}
+    for tag, key in versions.keys.items():
+        r = client.post("/decide", json={"symbol": SYMBOL, "routing_key": key})
+        assert r.status_code == 200, r.text
+        got[tag] = r.json()
+        assert got[tag]["model_version"] == tag
+    entered, refused = got[versions.default_tag], got[versions.strict_tag]
+    # the same bar and the same ensemble: the same confidence, between the two gates
+    assert entered["confidence"] == pytest.approx(refused["confidence"], rel=1e-12)
+    assert DecisionConfig().confidence_threshold < entered["confidence"] < STRICT
+    assert entered["action"] in ("enter_long", "enter_short"), entered
+    assert refused["action"] == "no_action" and refused["size"] == 0.0
+    assert [r["code"] for r in refused["reasons"]] == ["confidence_below_threshold"]
+
+    # The entered size is the engine's with the version's volatility reference.
+    version = load_version(versions.default_tag, store_dir=versions.settings.home / "bentoml")
+    online = OnlineFeatures(versions.settings)
+    names = list(online.spec.names)
+    vec, ts = online.get([SYMBOL])[SYMBOL]
+    x = np.array([vec[names.index(n)] for n in version.ensemble.feature_names])
+    vol, trend = vec[names.index("vol_20")], vec[names.index("eff_ratio_20")]
+    signal = version.ensemble.predict_one(
+        x, volatility=vol, trend_strength=trend, explain=False
+    ).to_signal(versions.default_tag)
+    assert version.volatility_ref is not None and version.volatility_ref != vol
+    expected = decide(
+        signal,
+        PositionContext(),
+        RiskState(),
+        MarketContext(
+            symbol=SYMBOL,
+            price=0.0,
+            timestamp=ts,
+            volatility=vol,
+            volatility_ref=version.volatility_ref,
+            trend_strength=trend,
+        ),
+        version.decision,
+        "expected",
+    )
+    assert entered["action"] == expected.action.value
+    assert entered["size"] == pytest.approx(expected.size, rel=1e-9)
+    assert "volatility_scaling" in [r["code"] for r in entered["reasons"]]
+    assert pd.Timestamp(entered["feature_timestamp"]) == pd.Timestamp(ts)
+
+
+def test_models_shows_each_versions_thresholds(versions: Versions, client: httpx.Client) -> None:
+    body = client.get("/models").json()
+    shown = {
+        v["model_tag"]: (v["loaded"], v["decision_config"]["confidence_threshold"])
+        for v in body["versions"]
+    }
+    assert shown == {
+        versions.default_tag: (True, DecisionConfig().confidence_threshold),
+        versions.strict_tag: (True, STRICT),
+    }
