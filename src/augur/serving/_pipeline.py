@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -292,13 +292,19 @@ class DecisionPipeline:
             return
         for job in jobs:
             assert job.shadow is not None and job.decision is not None and job.market is not None
+            market = job.market
+            if job.shadow.model_tag in self.models:
+                # the shadow sizes by its own version's volatility reference
+                ref = self.models[job.shadow.model_tag].volatility_ref
+                if ref != market.volatility_ref:
+                    market = replace(market, volatility_ref=ref)
             self.shadow.offer(
                 ShadowTask(
                     route=job.shadow,
                     symbol=job.symbol,
                     x=job.x,
                     ts=job.ts,
-                    market=job.market,
+                    market=market,
                     pos=job.pos,
                     risk=job.risk,
                     routing_key=job.routing_key,

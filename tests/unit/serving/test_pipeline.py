@@ -471,6 +471,28 @@ def test_the_versions_volatility_reference_reaches_the_market_context(
     assert "volatility_scaling" in [r.code for r in out.reasons]
 
 
+def test_the_shadow_is_told_its_own_versions_volatility_reference(memory_features, models) -> None:
+    primary, candidate = LinearModel(1.0), LinearModel(0.5)
+    primary.volatility_ref, candidate.volatility_ref = 0.015, 0.005
+    table = RoutingTable.model_validate(
+        {
+            "versions": [{"name": "stable", "model_tag": "m:1", "weight": 100}],
+            "shadow": {"name": "next", "model_tag": "m:3", "percent": 100},
+        }
+    )
+    shadow = MemoryShadow()
+    p = make(
+        memory_features,
+        {"m:1": ModelVersion("m:1", primary), "m:3": ModelVersion("m:3", candidate)},
+        table,
+        shadow=shadow,
+    )
+    p.decide(DecideRequest(symbol="AAA", as_of=NOW), "r1")
+    (task,) = shadow.tasks
+    assert task.market.volatility_ref == 0.005
+    assert task.market.volatility == 0.01 and task.market.symbol == "AAA"
+
+
 def test_models_info_shows_no_thresholds_for_a_version_not_loaded(memory_features, models) -> None:
     p = make(memory_features, models, RoutingTable.single("m:1"))
     p.routing = StaticRouting(TABLE)  # swapped in without loading its other versions
