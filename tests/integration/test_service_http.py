@@ -315,7 +315,12 @@ def test_decisions_match_the_in_process_engine(served: Served, client: httpx.Cli
             PositionContext(),
             RiskState(equity=9_500.0, peak_equity=10_000.0, consecutive_losses=1),
             MarketContext(
-                symbol=symbol, price=0.0, timestamp=ts, volatility=vol, trend_strength=trend
+                symbol=symbol,
+                price=0.0,
+                timestamp=ts,
+                volatility=vol,
+                volatility_ref=model.volatility_ref or 0.0,
+                trend_strength=trend,
             ),
             DecisionConfig(),
             f"parity-{symbol}",

@@ -166,15 +166,16 @@ def _train_like(
         EnsembleParams,
         FeatureSpecMismatchError,
         ModelNotFoundError,
-        load_ensemble,
-        save_ensemble,
+        load_version,
+        save_version,
     )
     from augur.models._train import train_on_bars
 
     try:
-        drifted = load_ensemble(tag)
-    except (ModelNotFoundError, FeatureSpecMismatchError) as exc:
+        version = load_version(tag)
+    except (ModelNotFoundError, FeatureSpecMismatchError, ValueError) as exc:
         fail(f"cannot read the recipe of {tag}: {exc}", code=2)
+    drifted = version.ensemble
     try:
         params = EnsembleParams.from_dict({**drifted.params.to_dict(), **overrides})
     except (TypeError, ValueError) as exc:
@@ -198,12 +199,14 @@ def _train_like(
                 progress=lambda msg: status.update(f"training: {msg}…"),
             )
             status.update("saving to the model store…")
-            new_tag = save_ensemble(
+            # The successor keeps the thresholds the drifted version decides with.
+            new_tag = save_version(
                 result.ensemble,
+                version.decision,
                 tag.split(":", 1)[0],
                 labels={"retrained_from": tag},
                 reference=result.reference,
-            )
+            ).tag
     except ValueError as exc:
         fail(str(exc))
     ho = result.holdout.get("ensemble") or {}

@@ -23,7 +23,8 @@ SMALL = {"rf_n_estimators": 10, "xgb_n_estimators": 10, "quantile_n_estimators":
 def trained_home(tmp_path_factory) -> tuple[Path, str]:
     """A home with bars and one small version, trained once for the module."""
     from augur.data import write_bars
-    from augur.models import save_ensemble
+    from augur.decision import DecisionConfig
+    from augur.models import save_version
     from augur.models._train import train_on_bars
     from tests.conftest import synthetic_bars
 
@@ -38,7 +39,10 @@ def trained_home(tmp_path_factory) -> tuple[Path, str]:
             params=small_params(**SMALL),
             settings=get_settings(),
         )
-        tag = save_ensemble(result.ensemble, reference=result.reference)
+        # Thresholds of its own: a successor must decide as it did.
+        tag = save_version(
+            result.ensemble, DecisionConfig(confidence_threshold=0.5), reference=result.reference
+        ).tag
     get_settings.cache_clear()
     return home, tag
 
@@ -89,7 +93,7 @@ def retrain(*args: str) -> tuple[int, str]:
 
 
 def test_a_drifted_version_gets_a_shadow_trained_as_it_was(home, tag) -> None:
-    from augur.models import list_models, load_ensemble
+    from augur.models import list_models, load_ensemble, load_version
 
     table = {
         "versions": [
@@ -113,6 +117,8 @@ def test_a_drifted_version_gets_a_shadow_trained_as_it_was(home, tag) -> None:
     assert written["shadow"] == {"name": "mirror", "model_tag": new, "percent": 25.0}
     old, fresh = load_ensemble(tag), load_ensemble(new)
     assert fresh.params == old.params  # the drifted version's recipe (small trees)
+    assert load_version(new).decision == load_version(tag).decision  # and its thresholds
+    assert load_version(new).decision.confidence_threshold == 0.5
     assert fresh.context["symbols"] == ["AAA"]  # and its symbols, not every one stored
 
 
