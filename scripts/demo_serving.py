@@ -103,7 +103,18 @@ def main() -> int:
                     f"reasons {[x['code'] for x in decision['reasons']]}"
                 )
             print("responses per version:", counts)
-            print("GET /models:", client.get("/models").json().get("routing_table"))
+            models = client.get("/models").json()
+            print("GET /models:", models.get("routing_table"))
+            # Each version decides with its own thresholds: the tuned ones for the promoted
+            # version, the defaults (or those given to `augur train --decision`) otherwise.
+            for v in models["versions"]:
+                config = v.get("decision_config") or {}
+                print(
+                    f"  {v['role']:8s} {v['model_tag']}: confidence threshold "
+                    f"{config.get('confidence_threshold')}, Kelly fraction "
+                    f"{config.get('kelly_fraction')}, cool-down after "
+                    f"{config.get('cooldown_losses')} losses"
+                )
     finally:
         os.killpg(server.pid, signal.SIGINT)
         try:
