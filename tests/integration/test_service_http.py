@@ -115,23 +115,46 @@ def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
     tags = [save_ensemble(result.ensemble, "augur-ensemble", store_dir=store_dir) for _ in range(3)]
     routes = home / "routes.json"
     _write_json(routes, _routes(tags))
-    port = free_port()
-    env = {
+    env = serve_env(
+        settings, routes, AUGUR_ROUTING_RELOAD_SECONDS="0.2", AUGUR_MAX_BODY_BYTES="8192"
+    )
+    log = home / "server.log"
+    proc, url = start_serving(env, log)
+    started: list[Any] = []
+    try:
+        wait_ready(proc, url, log)
+        started = _tree(proc)  # the stop test stops it: its tree is known from here on
+        served = Served(url, settings, tags, routes, log, redis_server, proc, started)
+        yield served
+    finally:
+        left = _stop(proc, started)
+    # A stop that left processes behind fails here too when no test stopped the server
+    # (the stop test names them itself).
+    if left and not served.stop_checked:
+        pytest.fail(f"processes outlived the server's stop (killed): {left}")
+
+
+def serve_env(settings: Settings, routes: Path, **extra: str) -> dict[str, str]:
+    """``augur serve``'s environment for a test home with Redis features and a table."""
+    return {
         **os.environ,
-        "AUGUR_HOME": str(home),
-        "BENTOML_HOME": str(store_dir),
+        "AUGUR_HOME": str(settings.home),
+        "BENTOML_HOME": str(settings.home / "bentoml"),
         "AUGUR_FEATURE_REPO": str(settings.feature_repo),
         "AUGUR_ONLINE_STORE": "redis",
         "AUGUR_REDIS_URL": settings.redis_url,
         "AUGUR_ROUTING_TABLE": str(routes),
-        "AUGUR_ROUTING_RELOAD_SECONDS": "0.2",
         "AUGUR_SERVING_TOKEN": TOKEN,
         "AUGUR_SERVING_WORKERS": "1",
         "AUGUR_MAX_FEATURE_AGE_SECONDS": str(MAX_AGE),
-        "AUGUR_MAX_BODY_BYTES": "8192",
         "BENTOML_DO_NOT_TRACK": "True",
+        **extra,
     }
-    log = home / "server.log"
+
+
+def start_serving(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``augur serve`` on a free port, output to ``log``; returns it and its URL."""
+    port = free_port()
     augur = str(Path(sys.executable).parent / "augur")
     with log.open("wb") as fh, _sigint_not_ignored():
         proc = subprocess.Popen(
@@ -143,30 +166,24 @@ def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
             # its own process group: teardown removes whatever of it outlives a failed stop
             start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    started: list[Any] = []
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the service exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the service was not ready in 240 s:\n{log.read_text()[-4000:]}")
-            time.sleep(0.5)
-        started = _tree(proc)  # the stop test stops it: its tree is known from here on
-        served = Served(url, settings, tags, routes, log, redis_server, proc, started)
-        yield served
-    finally:
-        left = _stop(proc, started)
-    # A stop that left processes behind fails here too when no test stopped the server
-    # (the stop test names them itself).
-    if left and not served.stop_checked:
-        pytest.fail(f"processes outlived the server's stop (killed): {left}")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 240) -> None:
+    """Until ``/readyz`` answers 200; fails the test with the log's tail if the service
+    exits or is not ready in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"the service exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"the service was not ready in {timeout:.0f} s:\n{log.read_text()[-4000:]}")
+        time.sleep(0.5)
 
 
 def _tree(proc: subprocess.Popen[bytes]) -> list[Any]:

@@ -9,13 +9,8 @@ scaled by the version's volatility reference, as the backtest scales it.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,18 +20,18 @@ import pytest
 
 from augur.config import Settings
 from augur.decision import DecisionConfig
-from tests.conftest import RedisServer, free_port
+from tests.conftest import RedisServer
 from tests.integration.test_service_http import (
     AUTH,
-    MAX_AGE,
     ROOT,
     TINY,
-    TOKEN,
     _populate,
-    _sigint_not_ignored,
     _stop,
     _tree,
     _write_json,
+    serve_env,
+    start_serving,
+    wait_ready,
 )
 
 pytestmark = pytest.mark.integration
@@ -95,48 +90,14 @@ def versions(
     assert set(keys) == {default_tag, strict_tag}
     routes = home / "routes.json"
     _write_json(routes, table)
-    port = free_port()
-    env = {
-        **os.environ,
-        "AUGUR_HOME": str(home),
-        "BENTOML_HOME": str(store_dir),
-        "AUGUR_FEATURE_REPO": str(settings.feature_repo),
-        "AUGUR_ONLINE_STORE": "redis",
-        "AUGUR_REDIS_URL": settings.redis_url,
-        "AUGUR_ROUTING_TABLE": str(routes),
-        "AUGUR_SERVING_TOKEN": TOKEN,
-        "AUGUR_SERVING_WORKERS": "1",
-        "AUGUR_MAX_FEATURE_AGE_SECONDS": str(MAX_AGE),
-        "BENTOML_DO_NOT_TRACK": "True",
-    }
+    env = serve_env(settings, routes)
     env.pop("AUGUR_DECISION_OVERRIDES", None)  # each version's own thresholds, nothing on top
     log = home / "server.log"
-    augur = str(Path(sys.executable).parent / "augur")
-    with log.open("wb") as fh, _sigint_not_ignored():
-        proc = subprocess.Popen(
-            [augur, "serve", "--port", str(port), "--host", "127.0.0.1"],
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_serving(env, log)
     started: list[Any] = []
     left: list[str] = []
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the service exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the service was not ready in 240 s:\n{log.read_text()[-4000:]}")
-            time.sleep(0.5)
+        wait_ready(proc, url, log)
         started = _tree(proc)
         yield Versions(url, settings, default_tag, strict_tag, keys)
     finally:
