@@ -11,6 +11,7 @@ Metrics: prometheus_client objects, created on first use — after BentoML has s
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -111,10 +112,17 @@ class ServingMetrics:
             ["matched"],
             registry=reg,
         )
+        self._decisions = functools.cache(self.decisions.labels)
+        self._latency = functools.cache(self.latency.labels)
+        self._requests = functools.cache(
+            lambda route, status: self.requests.labels(route, str(status))
+        )
 
     # --- the request path's Metrics port -----------------------------------------------
+    # Each label combination's child is looked up once (``functools.cache`` over
+    # ``.labels``): the hot path then only observes or increments.
     def decided(self, action: str, version: str, role: str, n: int = 1) -> None:
-        self.decisions.labels(action, version, role).inc(n)
+        self._decisions(action, version, role).inc(n)
 
     def shadow_compared(self, version: str, agreed: bool) -> None:
         self.shadow_comparisons.labels(version, "true" if agreed else "false").inc()
@@ -126,8 +134,8 @@ class ServingMetrics:
         self.store_errors.inc()
 
     def request_served(self, route: str, version: str, status: int, seconds: float) -> None:
-        self.latency.labels(route, version).observe(seconds)
-        self.requests.labels(route, str(status)).inc()
+        self._latency(route, version).observe(seconds)
+        self._requests(route, status).inc()
 
 
 _default: ServingMetrics | None = None

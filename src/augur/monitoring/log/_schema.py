@@ -113,7 +113,10 @@ def features_digest(values: np.ndarray | Sequence[float]) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per request, and a frozen dataclass's __init__ costs ten times
+# a plain one's (it sets each field through object.__setattr__). Nothing changes a record
+# once it is made.
+@dataclass(slots=True)
 class PredictionRecord:
     """One scored request as logged (one row per request id and role).
 
