@@ -305,7 +305,8 @@ def promote(service_body: dict[str, Any], tag: str, job: TuningJob) -> dict[str,
     new = {**spec, "versions": versions}
     shadow = spec.get("shadow")
     if shadow and shadow.get("modelTag") == tag:  # a shadow graduating to canary
-        new.pop("shadow")
+        # The spec goes out as a JSON merge patch: a key left out is kept, null deletes.
+        new["shadow"] = None
     return new
 
 

@@ -161,6 +161,9 @@ def test_a_canary_larger_than_the_primary_is_refused() -> None:
 
 
 def test_a_shadow_graduating_to_canary_leaves_the_shadow() -> None:
+    """The operator sends the new spec as a JSON merge patch: the shadow must be there as
+    null to be deleted (a key left out keeps the old shadow, which the API server then
+    refuses: its tag now serves)."""
     svc = service([("stable", "m:a", 100)], shadow="m:new")
     spec = promote(svc, "m:new", tj("canary", 10))
-    assert spec is not None and "shadow" not in spec
+    assert spec is not None and "shadow" in spec and spec["shadow"] is None
