@@ -71,6 +71,12 @@ kind-up: setup ## (needs Docker, kind, helm) Augur on a kind cluster: KubeRay, i
 k8s-test: k8s-build ## run only the k8s tier (operators against a real control plane)
 	$(PY) -m pytest tests/k8s tests/unit/cluster $(PYTEST_ARGS)
 
+# Helm never upgrades a chart's crds/: apply them before `helm upgrade`, against the cluster
+# of $KUBECONFIG. --force-conflicts takes over fields an earlier install or apply owns.
+.PHONY: crds-upgrade
+crds-upgrade: ## apply helm/augur/crds server-side to the cluster of $KUBECONFIG (before helm upgrade)
+	kubectl apply --server-side --force-conflicts -f helm/augur/crds/
+
 # The layers (import-linter): contracts in pyproject.toml, [tool.importlinter].
 lint: setup ## ruff + mypy + the import layers (lint-imports)
 	$(VENV)/bin/ruff check src tests benchmarks bentos tuning feature_repo operators scripts
