@@ -24,7 +24,12 @@ from pydantic import BaseModel, ValidationError
 from augur.monitoring import UnknownRequestIdError
 from augur.serving._auth import OPEN_PATHS, BearerAuth
 from augur.serving._batcher import NaturalBatcher
-from augur.serving._errors import PredictionLogOffError, StoreUnavailableError, UnknownSymbolError
+from augur.serving._errors import (
+    AccountStoreUnavailableError,
+    PredictionLogOffError,
+    StoreUnavailableError,
+    UnknownSymbolError,
+)
 from augur.serving._pipeline import DecisionPipeline
 from augur.serving._schemas import (
     DecideBatchRequest,
@@ -226,11 +231,16 @@ class DecisionApp:
     def _store_down(self, exc: Exception) -> HTTPError:
         if self.metrics is not None:
             self.metrics.store_failed()
-        log.warning("online store unavailable: %s", exc)
+        log.warning("store unavailable: %s", exc)
+        store = (
+            "account store"
+            if isinstance(exc, AccountStoreUnavailableError)
+            else ("online feature store")
+        )
         return HTTPError(
             503,
             "store_unavailable",
-            f"the online feature store is unreachable ({exc}); retry shortly",
+            f"the {store} is unreachable ({exc}); retry shortly",
             headers=[(b"retry-after", self.retry_after)],
         )
 
@@ -289,9 +299,12 @@ class DecisionApp:
             out = await anyio.to_thread.run_sync(self.pipeline.record_outcome, req, who)
         except (UnknownRequestIdError, PredictionLogOffError) as exc:
             raise HTTPError(404, "unknown_request_id", str(exc)) from None
+        except AccountStoreUnavailableError as exc:
+            raise self._store_down(exc) from None
         except ValueError as exc:
             raise HTTPError(422, "validation_error", f"realized_return: {exc}") from None
-        return 200, out.model_dump_json().encode(), ""
+        # without an account_id, the answer is what it always was
+        return 200, out.model_dump_json(exclude_none=True).encode(), ""
 
     async def _models(self, scope: Scope, body: bytes, request_id: str) -> tuple[int, bytes, str]:
         return 200, self.pipeline.models_info().model_dump_json().encode(), ""

@@ -1,5 +1,5 @@
 """The composition root of the decision service: settings → adapters (online features,
-model store, routing table, prediction log, drift, shadow, metrics, tracer) → the request
+model store, routing table, prediction log, account store, drift, shadow, metrics, tracer) → the request
 pipeline → the ASGI app.
 
 The Bento (``bentos/decision/service.py``) calls :func:`build_service` once per worker;
@@ -68,6 +68,7 @@ def build_service(
     decide: Callable[..., Any] | None = None,
     decision_config: Any = None,
     prediction_log: Any = "default",
+    accounts: Any = "default",
     drift: Any = "default",
     metrics: Any = "default",
     routing_table: RoutingTable | None = None,
@@ -76,8 +77,9 @@ def build_service(
 ) -> ServingApp:
     """Wire the service from settings; any part can be passed in instead.
 
-    ``prediction_log``/``drift``/``metrics``: ``"default"`` builds the real one from the
-    settings, ``None`` turns it off. ``routing_table`` fixes the table (no file watching);
+    ``prediction_log``/``accounts``/``drift``/``metrics``: ``"default"`` builds the real one
+    from the settings, ``None`` turns it off (``accounts``: requests naming an
+    ``account_id`` get 503). ``routing_table`` fixes the table (no file watching);
     else ``settings.routing_table`` is watched, else everything goes to
     ``<model_name>:latest`` resolved in the model store.
     """
@@ -94,6 +96,12 @@ def build_service(
             prediction_log = open_prediction_log(settings, on_drop)
         if prediction_log is not None:
             closers.append(prediction_log.close)
+        if accounts == "default":
+            from augur.serving._accounts import open_accounts
+
+            accounts = open_accounts(settings.online_store, settings.redis_url, settings.home)
+        if accounts is not None:
+            closers.append(accounts.close)
         if drift == "default":
             drift = _drift_monitor(settings, prediction_log)
             closers.append(drift.stop)
@@ -136,6 +144,7 @@ def build_service(
             max_feature_age_seconds=settings.max_feature_age_seconds,
             bar_seconds=settings.bar_seconds,
             prediction_log=prediction_log,
+            accounts=accounts,
             drift=drift,
             shadow=shadow,
             metrics=metrics,

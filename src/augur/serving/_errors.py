@@ -21,6 +21,10 @@ class StoreUnavailableError(RuntimeError):
     """The online feature store cannot be reached (HTTP 503 with Retry-After)."""
 
 
+class AccountStoreUnavailableError(StoreUnavailableError):
+    """The account store cannot be reached, or the service keeps none (HTTP 503)."""
+
+
 class PredictionLogOffError(LookupError):
     """An outcome was posted to a service that keeps no prediction log (HTTP 404)."""
 
@@ -35,4 +39,9 @@ class PredictionLogOffError(LookupError):
         )
 
 
-__all__ = ["PredictionLogOffError", "StoreUnavailableError", "UnknownSymbolError"]
+__all__ = [
+    "AccountStoreUnavailableError",
+    "PredictionLogOffError",
+    "StoreUnavailableError",
+    "UnknownSymbolError",
+]

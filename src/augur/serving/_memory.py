@@ -5,6 +5,7 @@ a full shadow drops)."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from augur.serving._accounts import AccountState, settle_state
 from augur.serving._errors import StoreUnavailableError
 from augur.serving._ports import FeatureRow
 
@@ -48,6 +50,38 @@ class MemoryPredictionLog:
             return False
         self.outcomes.append((request_id, realized_return, caller))
         return True
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryAccounts:
+    """Accounts in a dict, each update under one lock (the same accounting as the real
+    stores: :func:`~augur.serving._accounts.settle_state`)."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, AccountState] = {}
+        self._lock = threading.Lock()
+
+    def get(self, account_id: str) -> AccountState:
+        with self._lock:
+            return self.accounts.get(account_id, AccountState())
+
+    def open(self, account_id: str, request_id: str, symbol: str, size: float) -> None:
+        with self._lock:
+            state = self.accounts.get(account_id, AccountState())
+            if request_id not in state.positions:
+                self.accounts[account_id] = state.opened(request_id, symbol, size)
+
+    def settle(
+        self, account_id: str, request_id: str, realized_return: float, at: datetime
+    ) -> AccountState | None:
+        with self._lock:
+            state = self.accounts.get(account_id, AccountState())
+            after = settle_state(state, request_id, realized_return, at)
+            if after is not None:
+                self.accounts[account_id] = after
+            return after
 
     def close(self) -> None:
         pass
@@ -119,6 +153,7 @@ class MemoryDrift:
 
 __all__ = [
     "FixedClock",
+    "MemoryAccounts",
     "MemoryDrift",
     "MemoryFeatures",
     "MemoryMetrics",

@@ -116,7 +116,7 @@ def openapi_document(
                 "requestBody": body("OutcomeRequest"),
                 "responses": {
                     "200": _ok("OutcomeResponse", "Outcome recorded."),
-                    **_errors(401, 404, 413, 422),
+                    **_errors(401, 404, 413, 422, 503),
                 },
                 "security": security,
             }

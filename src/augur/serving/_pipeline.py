@@ -2,6 +2,10 @@
 
     route → features → score → decide → record → mirror
 
+A request that names an ``account_id`` decides with that account's state from the
+account store (:mod:`augur.serving._accounts`) instead of a caller's ``account``; its
+entries open positions there and its outcomes settle them.
+
 :class:`DecisionPipeline` takes parsed requests and returns decisions. It reaches the
 world only through its ports (:mod:`augur.serving._ports`): the online feature store, the
 prediction log, the shadow, drift monitoring, metrics and the clock; the composition root
@@ -30,6 +34,7 @@ from augur.decision import (
     RiskState,
 )
 from augur.monitoring import features_digest
+from augur.serving._accounts import AccountState
 from augur.serving._contexts import (
     FLAT_POSITION,
     NO_ACCOUNT,
@@ -38,9 +43,15 @@ from augur.serving._contexts import (
     refusal,
     risk_state,
 )
-from augur.serving._errors import PredictionLogOffError, StoreUnavailableError, UnknownSymbolError
+from augur.serving._errors import (
+    AccountStoreUnavailableError,
+    PredictionLogOffError,
+    StoreUnavailableError,
+    UnknownSymbolError,
+)
 from augur.serving._models_view import models_view
 from augur.serving._ports import (
+    AccountStore,
     Clock,
     DriftObserver,
     FeatureReader,
@@ -54,6 +65,7 @@ from augur.serving._registry import ModelRegistry
 from augur.serving._routing import Route, Router, RoutingTableFile, StaticRouting
 from augur.serving._schemas import (
     AccountIn,
+    AccountOut,
     DecideBatchRequest,
     DecideBatchResponse,
     DecideRequest,
@@ -96,6 +108,7 @@ class Job:
     decision: Decision | None = None
     scored: Scored | None = None
     digest: str = ""  # features_digest(x), once scored
+    account_id: str | None = None  # an account the service keeps (then ``account`` is None)
 
 
 class DecisionPipeline:
@@ -111,6 +124,7 @@ class DecisionPipeline:
         max_feature_age_seconds: float,
         bar_seconds: float = 3600.0,
         prediction_log: PredictionSink | None = None,
+        accounts: AccountStore | None = None,
         drift: DriftObserver | None = None,
         shadow: ShadowSink | None = None,
         metrics: Metrics | None = None,
@@ -131,6 +145,7 @@ class DecisionPipeline:
         self.max_age = max_feature_age_seconds
         self.bar_seconds = bar_seconds
         self.log = prediction_log
+        self.accounts = accounts
         self.drift = drift
         self.shadow = shadow
         self.metrics = metrics
@@ -182,10 +197,20 @@ class DecisionPipeline:
                     req.account,
                     self._routing_key(req.symbol, req.routing_key),
                     request_id,
+                    account_id=req.account_id,
                 )
             )
             results.append(_PENDING)
-        decided = iter(self._run(jobs, now))
+        try:
+            accounts = self._accounts_of(jobs)
+        except AccountStoreUnavailableError as exc:
+            # only the requests that name an account fail; the others are decided
+            for i, job in zip(_pending(results), jobs, strict=True):
+                if job.account_id is not None:
+                    results[i] = exc
+            jobs = [job for job in jobs if job.account_id is None]
+            accounts = {}
+        decided = iter(self._run(jobs, now, accounts))
         return [next(decided) if r is _PENDING else r for r in results]
 
     def decide(self, req: DecideRequest, request_id: str) -> DecisionOut:
@@ -216,19 +241,23 @@ class DecisionPipeline:
                 req.account,
                 self._routing_key(s, req.routing_key),
                 f"{request_id}-{i}",
+                account_id=req.account_id,
             )
             for i, s in enumerate(symbols)
             if s in rows
         ]
-        decisions = self._run(jobs, self.clock())
+        decisions = self._run(jobs, self.clock(), self._accounts_of(jobs))
         return DecideBatchResponse(decisions=decisions, errors=errors, request_id=request_id)
 
     def _routing_key(self, symbol: str, given: str | None) -> str:
         return symbol if self._key_by_symbol or not given else given
 
-    def _run(self, jobs: list[Job], now: datetime) -> list[DecisionOut]:
+    def _run(
+        self, jobs: list[Job], now: datetime, accounts: dict[str, AccountState]
+    ) -> list[DecisionOut]:
         """The stages, each over the whole batch: route, refuse what no model may see,
-        score per version, decide, record, mirror."""
+        score per version, decide (a kept account's state from ``accounts``, as read
+        for the batch), open the entries' positions, record, mirror."""
         t0 = time.perf_counter()
         to_score: dict[str, list[Job]] = {}
         with self._span("routing"):
@@ -247,15 +276,42 @@ class DecisionPipeline:
             with self._span("decision"):
                 for job, s in zip(group, scored, strict=True):
                     job.scored = s
+                    if job.account_id is not None:
+                        # the batch's earlier entries count towards this one's caps
+                        state = accounts[job.account_id]
+                        job.risk = state.risk(job.as_of or now, self.bar_seconds)
                     job.decision = self._decide(
                         s.signal, job.pos, job.risk, job.market, loaded.config, job.request_id
                     )
+                    if job.account_id is not None and _enters(job.decision):
+                        d = job.decision
+                        accounts[job.account_id] = accounts[job.account_id].opened(
+                            job.request_id, job.symbol, d.direction * d.size
+                        )
+        self._open_positions(jobs)
         latency_ms = (time.perf_counter() - t0) * 1e3
         self._record(jobs, latency_ms, now)
         self._mirror([job for job in jobs if job.shadow is not None and job.scored is not None])
         return [_out(job) for job in jobs]
 
     # --- the stages -------------------------------------------------------------------
+    def _accounts_of(self, jobs: list[Job]) -> dict[str, AccountState]:
+        """The state of each account the batch names, read once per batch."""
+        ids = sorted({job.account_id for job in jobs if job.account_id is not None})
+        if not ids:
+            return {}
+        if self.accounts is None:
+            raise AccountStoreUnavailableError("this service keeps no accounts")
+        return {i: self.accounts.get(i) for i in ids}
+
+    def _open_positions(self, jobs: list[Job]) -> None:
+        """Each entry decided for a kept account opens a position in it."""
+        for job in jobs:
+            d = job.decision
+            if job.account_id is not None and d is not None and _enters(d):
+                assert self.accounts is not None
+                self.accounts.open(job.account_id, job.request_id, job.symbol, d.direction * d.size)
+
     def _contexts(self, job: Job, now: datetime) -> None:
         assert job.route is not None, "routed before the contexts are built"
         volatility_ref = self.models[job.route.model_tag].volatility_ref
@@ -334,11 +390,38 @@ class DecisionPipeline:
         )
         if not matched:
             raise UnknownRequestIdError(req.request_id)
-        return OutcomeResponse(request_id=req.request_id, recorded=True)
+        if req.account_id is None:
+            return OutcomeResponse(request_id=req.request_id, recorded=True)
+        if self.accounts is None:
+            raise AccountStoreUnavailableError("this service keeps no accounts")
+        after = self.accounts.settle(
+            req.account_id, req.request_id, req.realized_return, self.clock()
+        )
+        state = after if after is not None else self.accounts.get(req.account_id)
+        return OutcomeResponse(
+            request_id=req.request_id,
+            recorded=True,
+            position_closed=after is not None,
+            account=AccountOut(
+                account_id=req.account_id,
+                equity=state.equity,
+                peak_equity=state.peak_equity,
+                consecutive_losses=state.consecutive_losses,
+                open_exposure=state.open_exposure,
+            ),
+        )
 
     def models_info(self) -> ModelsResponse:
         """``GET /models``: the routing table in force and each version's state."""
         return models_view(self.routing, self.models, self.features, self.scorer)
+
+
+def _pending(results: list[DecisionOut | Exception]) -> list[int]:
+    return [i for i, r in enumerate(results) if r is _PENDING]
+
+
+def _enters(decision: Decision) -> bool:
+    return decision.action in (Action.ENTER_LONG, Action.ENTER_SHORT) and decision.size > 0
 
 
 def _market_of(job: Job) -> MarketContext:

@@ -1,8 +1,8 @@
 """The ports of the request path: what :class:`~augur.serving.DecisionPipeline` needs from
 the world, as typed protocols.
 
-Each has a real adapter (Feast online store, prediction log, shadow process, Prometheus,
-the system clock) wired by :mod:`augur.serving._bootstrap`, and an in-memory one in
+Each has a real adapter (Feast online store, prediction log, account store, shadow
+process, Prometheus, the system clock) wired by :mod:`augur.serving._bootstrap`, and an in-memory one in
 :mod:`augur.serving._memory` for unit tests and the benchmark's no-op server.
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from augur.monitoring import PredictionRecord
+    from augur.serving._accounts import AccountState
     from augur.serving._shadow_codec import ShadowTask
 
 # A feature row as the online store gives it: the vector in feature-name order and the
@@ -39,6 +40,27 @@ class PredictionSink(Protocol):
     def log_prediction(self, record: PredictionRecord) -> bool: ...
 
     def log_outcome(self, request_id: str, realized_return: float, caller: str = "") -> bool: ...
+
+
+class AccountStore(Protocol):
+    """The accounts the service keeps (:mod:`augur.serving._accounts`), shared by every
+    worker and replica. Each call is one atomic step on the store; a store that cannot be
+    reached raises :class:`~augur.serving._errors.AccountStoreUnavailableError`."""
+
+    def get(self, account_id: str) -> AccountState:
+        """The account now (a fresh one when it was never seen)."""
+        ...
+
+    def open(self, account_id: str, request_id: str, symbol: str, size: float) -> None:
+        """Record an entry: ``size`` signed (negative is short), fraction of equity."""
+        ...
+
+    def settle(
+        self, account_id: str, request_id: str, realized_return: float, at: datetime
+    ) -> AccountState | None:
+        """Realise the open position of ``request_id``: the account after, or None when
+        it has no position open under that id (nothing changes)."""
+        ...
 
 
 class ShadowSink(Protocol):
@@ -77,6 +99,7 @@ def system_clock() -> datetime:
 
 
 __all__ = [
+    "AccountStore",
     "Clock",
     "DriftObserver",
     "FeatureReader",

@@ -10,10 +10,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 # Symbols as the sample data and the feature store spell them (EURUSD, AAPL, ^GSPC, BTC-USD).
 SYMBOL_PATTERN = r"^[A-Za-z0-9._:^=/-]{1,64}$"
+# Account ids as clients may spell them (no braces: the Redis keys use a hash tag).
+ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+
+
+def _account_id(description: str) -> Any:
+    return Field(default=None, pattern=ACCOUNT_ID_PATTERN, description=description)
+
+
+_DECIDE_ACCOUNT_ID = (
+    "An account the service keeps: its equity, peak, loss streak and open positions "
+    "(from earlier entries and their outcomes) drive the drawdown limit, the cool-down and "
+    "the exposure caps; an entry opens a position in it. Excludes 'account'."
+)
 
 
 class _Strict(BaseModel):
@@ -49,7 +69,23 @@ class AccountIn(_Strict):
     )
 
 
-class DecideRequest(_Strict):
+class _AccountOrId(_Strict):
+    account: AccountIn | None = None
+    account_id: str | None = _account_id(_DECIDE_ACCOUNT_ID)
+
+    @model_validator(mode="after")
+    def _one_account(self) -> _AccountOrId:
+        # The service's state and the caller's cannot both be the account: refuse rather
+        # than guess which one the caller meant.
+        if self.account is not None and self.account_id is not None:
+            raise ValueError(
+                "send either account_id (the service keeps that account's state) or "
+                "account (your own state), not both; drop 'account'"
+            )
+        return self
+
+
+class DecideRequest(_AccountOrId):
     """Ask for a decision for one symbol now (or as of a time)."""
 
     symbol: str = Field(pattern=SYMBOL_PATTERN, description="Symbol in the feature store.")
@@ -69,10 +105,9 @@ class DecideRequest(_Strict):
         "same key always meets the same model version.",
     )
     position: PositionIn | None = None
-    account: AccountIn | None = None
 
 
-class DecideBatchRequest(_Strict):
+class DecideBatchRequest(_AccountOrId):
     """Decisions for many symbols in one call (one account, per-symbol positions)."""
 
     symbols: list[str] = Field(min_length=1, description="Symbols, each as in /decide.")
@@ -82,7 +117,6 @@ class DecideBatchRequest(_Strict):
         default_factory=dict, description="Open positions by symbol."
     )
     prices: dict[str, float] = Field(default_factory=dict, description="Current prices by symbol.")
-    account: AccountIn | None = None
 
 
 class OutcomeRequest(_Strict):
@@ -90,6 +124,11 @@ class OutcomeRequest(_Strict):
 
     request_id: str = Field(min_length=1, max_length=64, description="From the /decide answer.")
     realized_return: float = Field(description="Realised return of the decision (0.01 = 1%).")
+    account_id: str | None = _account_id(
+        "The account the decision was made for: its open position from that decision "
+        "closes and its equity moves by size x realized_return (a loss extends the "
+        "losing streak)."
+    )
 
 
 class ReasonOut(BaseModel):
@@ -127,9 +166,27 @@ class DecideBatchResponse(BaseModel):
     request_id: str
 
 
+class AccountOut(BaseModel):
+    """An account the service keeps, as it stands."""
+
+    account_id: str
+    equity: float = Field(description="Equity now, 1.0 at the account's first decision.")
+    peak_equity: float
+    consecutive_losses: int
+    open_exposure: dict[str, float] = Field(description="Signed open exposure per symbol.")
+
+
 class OutcomeResponse(BaseModel):
     request_id: str
     recorded: bool
+    position_closed: bool | None = Field(
+        default=None,
+        description="With account_id only: the outcome closed the account's position from this "
+        "request (false: no open position under it, e.g. a no_action or a repeated outcome).",
+    )
+    account: AccountOut | None = Field(
+        default=None, description="With account_id only: the account after the outcome."
+    )
 
 
 class VersionOut(BaseModel):
@@ -192,8 +249,10 @@ def describe_validation_error(exc: ValidationError) -> tuple[str, list[dict[str,
 
 
 __all__ = [
+    "ACCOUNT_ID_PATTERN",
     "SYMBOL_PATTERN",
     "AccountIn",
+    "AccountOut",
     "DecideBatchRequest",
     "DecideBatchResponse",
     "DecideRequest",

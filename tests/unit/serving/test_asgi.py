@@ -291,3 +291,41 @@ async def test_batching_off_answers_each_request_alone(memory_features, models) 
     async with client(app) as c:
         answers = await asyncio.gather(*[c.post("/decide", json=EXAMPLE) for _ in range(4)])
     assert [r.status_code for r in answers] == [200] * 4 and memory_features.reads == 4
+
+
+async def test_account_id_over_http_settles_refuses_a_body_too_and_503_without_a_store(
+    parts, tmp_path
+) -> None:
+    from augur.serving._accounts import SqliteAccounts
+
+    app = parts[0]
+    async with client(app) as c:
+        # no account store: a request naming an account cannot honour its limits
+        r = await c.post("/decide", json={**EXAMPLE, "account_id": "desk-1"})
+        assert r.status_code == 503 and "no accounts" in r.json()["detail"]
+        assert "account store" in r.json()["detail"]
+
+        app.pipeline.accounts = accounts = SqliteAccounts(tmp_path / "accounts.db")
+        r = await c.post("/decide", json={**EXAMPLE, "account_id": "desk-1"})
+        assert r.status_code == 200 and r.json()["action"] == "enter_long", r.text
+        size, rid = r.json()["size"], r.json()["request_id"]
+        r = await c.post(
+            "/outcome", json={"request_id": rid, "realized_return": -0.01, "account_id": "desk-1"}
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["position_closed"] is True
+        assert r.json()["account"] == {
+            "account_id": "desk-1",
+            "equity": pytest.approx(1 - size * 0.01),
+            "peak_equity": 1.0,
+            "consecutive_losses": 1,
+            "open_exposure": {},
+        }
+        for path, body in (
+            ("/decide", {**EXAMPLE, "account_id": "desk-1", "account": {"equity": 0.5}}),
+            ("/decide_batch", {"symbols": ["AAA"], "account_id": "a", "account": {}}),
+        ):
+            r = await c.post(path, json=body)
+            assert r.status_code == 422, r.text
+            assert "either account_id" in r.json()["detail"]
+        accounts.close()

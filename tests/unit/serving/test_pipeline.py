@@ -640,3 +640,139 @@ def test_the_shadow_scorer_logs_compares_and_counts(memory_features, models) -> 
     assert row.features_digest == task.digest and row.action == decision.action.value
     agreed = decision.action.value == task.primary_action
     assert metrics.counts[("shadow_compared", "m:3", agreed)] == 1
+
+
+# --- accounts the service keeps --------------------------------------------------------
+def _kept(memory_features, models, **ports):
+    from augur.serving._memory import MemoryAccounts, MemoryPredictionLog
+
+    accounts = ports.pop("accounts", MemoryAccounts())
+    clock = ports.pop("clock", FixedClock(NOW))
+    p = make(
+        memory_features,
+        models,
+        RoutingTable.single("m:1"),
+        plog=MemoryPredictionLog(),
+        accounts=accounts,
+        clock=clock,
+        **ports,
+    )
+    return p, accounts, clock
+
+
+def test_an_entry_opens_a_position_in_the_account_and_its_outcome_settles_it(
+    memory_features, models
+) -> None:
+    p, accounts, _ = _kept(memory_features, models)
+    out = p.decide(DecideRequest(symbol="AAA", account_id="desk-1"), "e1")
+    assert out.action == "enter_long" and out.size > 0
+    assert accounts.get("desk-1").open_exposure == {"AAA": pytest.approx(out.size)}
+
+    settled = p.record_outcome(
+        OutcomeRequest(request_id="e1", realized_return=-0.02, account_id="desk-1"), "desk"
+    )
+    assert settled.position_closed is True and settled.account is not None
+    assert settled.account.equity == pytest.approx(1 - out.size * 0.02)
+    assert settled.account.consecutive_losses == 1 and settled.account.open_exposure == {}
+    # the same outcome again: recorded in the log, but the account moves only once
+    again = p.record_outcome(
+        OutcomeRequest(request_id="e1", realized_return=-0.02, account_id="desk-1"), "desk"
+    )
+    assert again.position_closed is False and again.account == settled.account
+
+
+def test_after_a_losing_streak_the_cooldown_engages_without_the_caller_saying_so(
+    memory_features, models
+) -> None:
+    p, accounts, clock = _kept(memory_features, models)
+    config = DecisionConfig()
+    for i in range(config.cooldown_losses):
+        out = p.decide(DecideRequest(symbol="AAA", account_id="desk-1"), f"e{i}")
+        assert out.action == "enter_long", out.reasons
+        p.record_outcome(
+            OutcomeRequest(request_id=f"e{i}", realized_return=-0.01, account_id="desk-1"), "d"
+        )
+    refused = p.decide(DecideRequest(symbol="AAA", account_id="desk-1"), "after")
+    assert refused.action == "risk_rejected"
+    assert "cooldown" in [r.code for r in refused.reasons]
+    assert accounts.get("desk-1").open_exposure == {}  # a refusal opens nothing
+    # another account, and a caller without one, are not cooled down
+    assert p.decide(DecideRequest(symbol="AAA", account_id="desk-2"), "o").action == "enter_long"
+    assert p.decide(DecideRequest(symbol="AAA"), "anon").action == "enter_long"
+    # the cool-down lasts cooldown_bars whole bars after the last loss
+    clock.advance(config.cooldown_bars * p.bar_seconds)
+    memory_features.rows["AAA"] = (memory_features.rows["AAA"][0], clock.now)
+    assert p.decide(DecideRequest(symbol="AAA", account_id="desk-1"), "later").action == (
+        "enter_long"
+    )
+
+
+def test_the_accounts_drawdown_and_open_exposure_limit_its_decisions(
+    memory_features, models
+) -> None:
+    from augur.serving._accounts import AccountState
+    from augur.serving._memory import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.accounts["deep"] = AccountState(equity=0.7, peak_equity=1.0)
+    hot = AccountState(positions={"x": ("BBB", 0.3), "y": ("CCC", -0.3)})
+    accounts.accounts["hot"] = hot  # portfolio heat 0.6: at the default cap
+    p, _, _ = _kept(memory_features, models, accounts=accounts)
+    deep = p.decide(DecideRequest(symbol="AAA", account_id="deep"), "d")
+    assert deep.action == "risk_rejected" and "drawdown_limit" in [r.code for r in deep.reasons]
+    full = p.decide(DecideRequest(symbol="AAA", account_id="hot"), "h")
+    assert full.action == "risk_rejected"
+    assert "portfolio_heat" in [r.code for r in full.reasons]
+
+
+def test_a_batch_for_one_account_counts_its_own_entries_against_the_caps(
+    memory_features, models
+) -> None:
+    memory_features.rows["AA2"] = memory_features.rows["AAA"]
+    memory_features.rows["AA3"] = memory_features.rows["AAA"]
+    config = DecisionConfig()
+    p, accounts, _ = _kept(memory_features, models)
+    out = p.decide_batch(
+        DecideBatchRequest(symbols=["AAA", "AA2", "AA3"], account_id="desk-1"), "b"
+    )
+    sizes = [d.size for d in out.decisions]
+    assert sum(sizes) <= config.max_portfolio_heat + 1e-12
+    alone = p.decide(DecideRequest(symbol="AAA", account_id="fresh"), "alone").size
+    assert sizes[0] == pytest.approx(alone)
+    assert accounts.get("desk-1").open_exposure == pytest.approx(
+        {d.symbol: d.size for d in out.decisions if d.size > 0}
+    )
+    # the batch's positions are settled under each symbol's own request id
+    settled = p.record_outcome(
+        OutcomeRequest(request_id="b-1", realized_return=0.01, account_id="desk-1"), "d"
+    )
+    assert settled.position_closed and "AA2" not in settled.account.open_exposure
+
+
+def test_an_account_id_on_a_service_without_accounts_is_unavailable(
+    memory_features, models
+) -> None:
+    from augur.serving._errors import AccountStoreUnavailableError
+
+    p = make(memory_features, models, RoutingTable.single("m:1"))
+    kept, plain = p.decide_many(
+        [
+            (DecideRequest(symbol="AAA", account_id="a", as_of=NOW), "r"),
+            (DecideRequest(symbol="AAA", as_of=NOW), "plain"),
+        ]
+    )
+    assert isinstance(kept, AccountStoreUnavailableError)
+    assert not isinstance(plain, Exception) and plain.action == "enter_long"  # batched along
+
+
+def test_account_and_account_id_together_are_refused() -> None:
+    from pydantic import ValidationError
+
+    for model, body in (
+        (DecideRequest, {"symbol": "AAA"}),
+        (DecideBatchRequest, {"symbols": ["AAA"]}),
+    ):
+        with pytest.raises(ValidationError, match=r"either account_id .* or account"):
+            model.model_validate({**body, "account_id": "a", "account": {"equity": 0.9}})
+    with pytest.raises(ValidationError, match="account_id"):
+        DecideRequest.model_validate({"symbol": "AAA", "account_id": "{slot}"})
