@@ -1,0 +1,156 @@
+"""The service keeps an account's risk state, over real HTTP: a real ``augur serve`` with
+two worker processes, a real Redis (online features and the accounts), one tiny ensemble
+that enters on the last bar of its symbol.
+
+Decisions and outcomes name an ``account_id`` and never an account body; after
+``cooldown_losses`` losing outcomes, whichever worker answers refuses the next entry with
+the cool-down.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from augur.config import Settings
+from augur.decision import DecisionConfig
+from tests.conftest import RedisServer
+from tests.integration.test_service_http import (
+    AUTH,
+    ROOT,
+    TINY,
+    _populate,
+    _stop,
+    _tree,
+    _write_json,
+    serve_env,
+    start_serving,
+    wait_ready,
+)
+
+pytestmark = pytest.mark.integration
+
+REDIS_DB = 10  # a database of its own on the session's Redis
+# As in test_versions_http: the tiny ensemble's confidence on AAPL's last daily bar passes
+# the default gate and its Kelly size is positive, so a fresh account enters.
+SYMBOL = "AAPL"
+N_BARS = 400
+
+
+@dataclass
+class Served:
+    url: str
+    settings: Settings
+
+
+@pytest.fixture(scope="module")
+def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    from augur.data import load_sample, write_bars
+    from augur.models import EnsembleParams, save_version
+    from augur.models._train import train_on_bars
+
+    home = tmp_path_factory.mktemp("accounts-home")
+    settings = Settings(
+        home=home,
+        feature_repo=ROOT / "feature_repo",
+        online_store="redis",
+        redis_url=f"{redis_server.url},db={REDIS_DB}",
+    )
+    bars = load_sample([SYMBOL])[SYMBOL].tail(N_BARS).reset_index(drop=True)
+    write_bars(bars, settings.bars_dir)
+    _populate(settings)
+    ensemble = train_on_bars(bars, params=EnsembleParams(**TINY), settings=settings).ensemble
+    tag = save_version(ensemble, DecisionConfig(), store_dir=home / "bentoml").tag
+    routes = home / "routes.json"
+    _write_json(routes, {"versions": [{"name": "only", "model_tag": tag, "weight": 100.0}]})
+    env = serve_env(settings, routes, AUGUR_SERVING_WORKERS="2")
+    env.pop("AUGUR_DECISION_OVERRIDES", None)  # the version's own (default) thresholds
+    log = home / "server.log"
+    proc, url = start_serving(env, log)
+    started: list[Any] = []
+    left: list[str] = []
+    try:
+        wait_ready(proc, url, log)
+        started = _tree(proc)
+        yield Served(url, settings)
+    finally:
+        left = _stop(proc, started)
+    if left:
+        pytest.fail(f"processes outlived the server's stop (killed): {left}")
+
+
+@pytest.fixture(scope="module")
+def client(served: Served) -> Iterator[httpx.Client]:
+    # a new connection per request: the two workers share the port, so both answer
+    with httpx.Client(
+        base_url=served.url,
+        headers=AUTH,
+        timeout=60,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    ) as c:
+        yield c
+
+
+def _codes(decision: dict[str, Any]) -> list[str]:
+    return [r["code"] for r in decision["reasons"]]
+
+
+def test_after_a_losing_streak_the_cooldown_engages_without_the_client_saying_so(
+    served: Served, client: httpx.Client
+) -> None:
+    from augur.serving._accounts import RedisAccounts
+
+    account = f"desk-{uuid.uuid4().hex[:8]}"
+    config = DecisionConfig()
+    equity = 1.0
+    for i in range(config.cooldown_losses):
+        r = client.post("/decide", json={"symbol": SYMBOL, "account_id": account})
+        assert r.status_code == 200, r.text
+        decision = r.json()
+        assert decision["action"] in ("enter_long", "enter_short"), decision
+        assert decision["size"] > 0
+        r = client.post(
+            "/outcome",
+            json={
+                "request_id": decision["request_id"],
+                "realized_return": -0.01,
+                "account_id": account,
+            },
+        )
+        assert r.status_code == 200, r.text
+        equity *= 1 - decision["size"] * 0.01
+        body = r.json()
+        assert body["position_closed"] is True
+        assert body["account"]["consecutive_losses"] == i + 1
+        assert body["account"]["equity"] == pytest.approx(equity, rel=1e-12)
+
+    r = client.post("/decide", json={"symbol": SYMBOL, "account_id": account})
+    assert r.status_code == 200, r.text
+    refused = r.json()
+    assert refused["action"] == "risk_rejected" and "cooldown" in _codes(refused), refused
+    # the same question without the account, and for another account, still enters
+    fresh = client.post("/decide", json={"symbol": SYMBOL, "account_id": f"{account}-b"}).json()
+    assert fresh["action"] in ("enter_long", "enter_short"), fresh
+    plain = client.post("/decide", json={"symbol": SYMBOL}).json()
+    assert plain["action"] in ("enter_long", "enter_short"), plain
+
+    # what the workers wrote is in Redis, where every replica reads it
+    store = RedisAccounts.from_url(served.settings.redis_url)
+    state = store.get(account)
+    store.close()
+    assert state.consecutive_losses == config.cooldown_losses
+    assert state.equity == pytest.approx(equity, rel=1e-12) and state.positions == {}
+
+
+def test_an_account_id_with_an_account_body_is_422(client: httpx.Client) -> None:
+    r = client.post(
+        "/decide",
+        json={"symbol": SYMBOL, "account_id": "desk", "account": {"equity": 0.5}},
+    )
+    assert r.status_code == 422 and r.json()["error"] == "validation_error"
+    assert "either account_id" in r.json()["detail"]
