@@ -2,9 +2,10 @@
 
 Compiled once per machine (``cache=True`` writes the machine code next to this file's
 ``__pycache__``); parallel over paths (simulation) or combinations (sweep) with
-``prange``. The sizing rules are the decision engine's own functions
-(:mod:`augur.decision._sizing`) compiled here, so the service, the simulation and the
-sweep cannot drift apart.
+``prange``. The account rules are the decision engine's own step
+(:func:`augur.decision._step.step`: gate, drawdown limit, cool-down, exits, sizing)
+compiled here and inlined, so the service, the backtest, the simulation and the sweep
+cannot drift apart.
 
 Random numbers: every path owns a SplitMix64 stream whose start is a hash of
 ``(seed, path index)``; a path's draws therefore depend on nothing else (not the chunk
@@ -15,10 +16,13 @@ multiply-xorshift round per draw — cheap enough to keep the inner loop tight.
 
 from __future__ import annotations
 
+import types
+from typing import Any
+
 import numpy as np
 from numba import njit, prange
 
-from augur.decision import _sizing
+from augur.decision import _sizing, _step
 
 # fastmath without "nnan"/"ninf": the kernels test for NaN/zero explicitly.
 _FAST = {"contract", "arcp", "nsz", "afn"}
@@ -26,6 +30,35 @@ _FAST = {"contract", "arcp", "nsz", "afn"}
 kelly_size = njit(cache=True, inline="always")(_sizing.kelly_size)
 drawdown_scale = njit(cache=True, inline="always")(_sizing.drawdown_scale)
 payoff_ratio = njit(cache=True, inline="always")(_sizing.payoff_ratio)
+volatility_scale = njit(cache=True, inline="always")(_sizing.volatility_scale)
+
+
+def _compiled(fn: Any, **callees: Any) -> Any:
+    """``fn`` compiled and inlined, its calls to ``callees`` going to their compiled forms.
+
+    The decision modules import no numba (``decide()`` runs as plain Python), so the
+    functions they call by name are plain functions too: ``fn`` is rebuilt over a copy of
+    its module's globals in which those names are the compiled versions.
+    """
+    rebuilt = types.FunctionType(
+        fn.__code__, {**fn.__globals__, **callees}, fn.__name__, fn.__defaults__
+    )
+    rebuilt.__doc__ = fn.__doc__
+    return njit(inline="always")(rebuilt)
+
+
+_SIZING = {
+    "kelly_size": kelly_size,
+    "drawdown_scale": drawdown_scale,
+    "payoff_ratio": payoff_ratio,
+    "volatility_scale": volatility_scale,
+}
+entry_kelly = _compiled(_step.entry_kelly, **_SIZING)
+drawdown_of = _compiled(_step.drawdown_of)
+step = _compiled(_step.step, **_SIZING)
+_EXIT_POSITION = _step.EXIT_POSITION
+_ENTER_LONG = _step.ENTER_LONG
+_ENTER_SHORT = _step.ENTER_SHORT
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -79,28 +112,109 @@ def path_indices(seed: int, path: int, n: int, block: int, n_steps: int) -> np.n
     return out
 
 
+#: The DecisionConfig fields a kernel reads, in the column order of :func:`rule_rows`
+#: (a last column: 1 when ``exit_units`` is "volatility").
+RULE_FIELDS = (
+    "confidence_threshold",
+    "kelly_fraction",
+    "max_position_size",
+    "max_payoff_ratio",
+    "max_drawdown",
+    "drawdown_scale_start",
+    "cooldown_losses",
+    "cooldown_bars",
+    "stop_loss",
+    "take_profit",
+    "max_holding_bars",
+    "exit_on_reversal",
+    "volatility_scaling",
+    "volatility_scale_cap",
+    "max_symbol_exposure",
+    "max_portfolio_heat",
+    "max_correlated_exposure",
+)
+
+
+def rule_rows(configs: Any) -> np.ndarray:
+    """One float row per ``DecisionConfig``: :data:`RULE_FIELDS` then the exit-units flag."""
+    rows = np.empty((len(configs), len(RULE_FIELDS) + 1))
+    for c, cfg in enumerate(configs):
+        rows[c, : len(RULE_FIELDS)] = [float(getattr(cfg, name)) for name in RULE_FIELDS]
+        rows[c, len(RULE_FIELDS)] = 1.0 if cfg.exit_units == "volatility" else 0.0
+    return rows
+
+
+@njit(cache=True, inline="always")
+def _rules(row: np.ndarray) -> tuple:  # type: ignore[type-arg]
+    """A :func:`rule_rows` row as the step's ``rules`` tuple (see ``_step.rules_of``)."""
+    return (
+        row[0],
+        row[1],
+        row[3],
+        row[2],
+        row[4],
+        row[5],
+        int(row[6]),
+        int(row[7]),
+        row[12] > 0.5,
+        row[13],
+        row[17] > 0.5,
+        row[8],
+        row[9],
+        int(row[10]),
+        row[11] > 0.5,
+    )
+
+
 @njit(cache=True)
-def base_sizes(
+def kelly_sizes(
     probability: np.ndarray,
     payoff: np.ndarray,
-    confidence: np.ndarray,
-    direction: np.ndarray,
-    confidence_threshold: float,
     kelly_fraction: float,
     max_payoff_ratio: float,
     size_cap: float,
 ) -> np.ndarray:
-    """Per-outcome size before drawdown scaling: confidence gate + capped fractional Kelly."""
+    """Per-outcome capped fractional Kelly (the ``kelly`` input of the step)."""
     n = probability.shape[0]
     out = np.zeros(n)
     for i in range(n):
-        if direction[i] == 0 or not confidence[i] >= confidence_threshold:
-            continue
         b = payoff[i]
         if b > max_payoff_ratio:
             b = max_payoff_ratio
         out[i] = kelly_size(probability[i], b, kelly_fraction, size_cap)
     return out
+
+
+# Columns of the simulation's outcome rows (one 64-byte row per outcome, so that a
+# random draw reads one cache line): see ``outcome_rows``.
+OUTCOME_KELLY = 0
+OUTCOME_DIRECTION = 1
+OUTCOME_CONFIDENCE = 2
+OUTCOME_VOLATILITY = 3
+OUTCOME_VOLATILITY_REF = 4
+OUTCOME_SIGNED_RETURN = 5
+
+
+def outcome_rows(
+    kelly: np.ndarray,
+    direction: np.ndarray,
+    confidence: np.ndarray,
+    volatility: np.ndarray,
+    volatility_ref: np.ndarray,
+    signed_return: np.ndarray,
+) -> np.ndarray:
+    """The per-outcome inputs of :func:`simulate_chunk`, one padded row per outcome."""
+    rows = np.zeros((len(kelly), 8))
+    for column, values in (
+        (OUTCOME_KELLY, kelly),
+        (OUTCOME_DIRECTION, direction),
+        (OUTCOME_CONFIDENCE, confidence),
+        (OUTCOME_VOLATILITY, volatility),
+        (OUTCOME_VOLATILITY_REF, volatility_ref),
+        (OUTCOME_SIGNED_RETURN, signed_return),
+    ):
+        rows[:, column] = values
+    return rows
 
 
 #: Paths advanced together by one thread. Their block boundaries coincide (every path
@@ -111,58 +225,60 @@ LANES = 16
 
 @njit(cache=True, parallel=True, fastmath=_FAST)
 def simulate_chunk(
-    base: np.ndarray,
-    signed_return: np.ndarray,
+    outcomes: np.ndarray,
     cost: float,
     n_steps: int,
     block: int,
     seed: int,
     path_start: int,
-    exposure_cap: float,
-    dd_start: float,
-    dd_limit: float,
-    cooldown_losses: int,
-    cooldown_bars: int,
+    rules: np.ndarray,
     ruin_equity: float,
     annualisation: float,
     metrics: np.ndarray,
     ruined: np.ndarray,
+    sizes: np.ndarray,
 ) -> None:
     """Simulate ``metrics.shape[0]`` paths starting at global index ``path_start``.
 
-    Per step: draw (block bootstrap), cool-down check, confidence-gated Kelly size
-    (``base``) scaled by the drawdown and capped by ``exposure_cap``, net return
-    ``size * (direction * r - cost)``. A path stops trading once its drawdown reaches
-    ``dd_limit`` or its equity falls to ``ruin_equity`` (remaining steps earn 0). Writes
-    terminal return, maximum drawdown, Sharpe (of the per-step returns, times
-    ``annualisation``) and win rate (NaN without trades) into ``metrics[k, 0..3]`` and
-    the ruin flag into ``ruined[k]``.
+    Per step: draw (block bootstrap), then the decision engine's :func:`step` for a flat
+    position (gate, drawdown limit, cool-down, Kelly size scaled by drawdown and
+    volatility, capped) with the config row ``rules`` (see :func:`rule_rows`); an entry
+    earns ``size * (direction * r - cost)`` over the step. A path stops trading once its
+    drawdown reaches the limit (the step refuses) or its equity falls to ``ruin_equity``
+    (remaining steps earn 0). Writes terminal return, maximum drawdown, Sharpe (of the
+    per-step returns, times ``annualisation``) and win rate (NaN without trades) into
+    ``metrics[k, 0..3]``, the ruin flag into ``ruined[k]`` and, when ``sizes`` has a row
+    per path, each step's traded size into ``sizes[k, step]``.
     """
-    n = base.shape[0]
+    n = outcomes.shape[0]
     nn = np.uint64(n)
     n_paths = metrics.shape[0]
     n_groups = (n_paths + LANES - 1) // LANES
-    inv_span = 1.0 / (dd_limit - dd_start)
-    cd_on = cooldown_losses > 0
+    trace = sizes.shape[0] > 0
+    thresholds = _rules(rules)
+    dd_limit = rules[4]
+    symbol_room = rules[14]
+    heat_room = rules[15]
+    correlated_room = rules[16]
     for g in prange(n_groups):
         state = np.empty(LANES, dtype=np.uint64)
         idx = np.empty(LANES, dtype=np.int64)
         eq = np.ones(LANES)
         peak = np.ones(LANES)
+        dd = np.zeros(LANES)
         max_dd = np.zeros(LANES)
-        scale = np.ones(LANES)
         s = np.zeros(LANES)
         ss = np.zeros(LANES)
         trades = np.zeros(LANES, dtype=np.int64)
         wins = np.zeros(LANES, dtype=np.int64)
         streak = np.zeros(LANES, dtype=np.int64)
-        cooldown = np.zeros(LANES, dtype=np.int64)
+        since_loss = np.full(LANES, 1 << 40, dtype=np.int64)
         alive = np.ones(LANES, dtype=np.bool_)
         first = g * LANES
         for lane in range(LANES):
             state[lane] = path_state(seed, path_start + first + lane)
         j = block
-        for _t in range(n_steps):
+        for t in range(n_steps):
             if j == block:
                 for lane in range(LANES):
                     state[lane], idx[lane] = _draw_index(state[lane], nn)
@@ -173,12 +289,33 @@ def simulate_chunk(
                     idx[lane] = nxt if nxt < n else 0
             j += 1
             for lane in range(LANES):
-                i = idx[lane]
-                cd = cooldown[lane]
-                size = base[i] * scale[lane]
-                size = size if size < exposure_cap else exposure_cap
-                size = size if (cd == 0 and alive[lane]) else 0.0
-                r = size * (signed_return[i] - cost)
+                row = outcomes[idx[lane]]
+                # One trade per step: the position is always flat when the step decides,
+                # so the exit rules (and their arguments) play no part here.
+                _, size, _ = step(
+                    dd[lane],
+                    streak[lane],
+                    since_loss[lane],
+                    0,
+                    0.0,
+                    0.0,
+                    0,
+                    row[OUTCOME_DIRECTION],
+                    0.0,
+                    row[OUTCOME_CONFIDENCE],
+                    0.0,
+                    0.0,
+                    row[OUTCOME_KELLY],  # computed once per outcome, never negative
+                    0.0,
+                    row[OUTCOME_VOLATILITY],
+                    row[OUTCOME_VOLATILITY_REF],
+                    symbol_room,
+                    heat_room,
+                    correlated_room,
+                    thresholds,
+                )
+                size = size if alive[lane] else 0.0
+                r = size * (row[OUTCOME_SIGNED_RETURN] - cost)
                 e = eq[lane] * (1.0 + r)
                 eq[lane] = e
                 s[lane] += r
@@ -186,19 +323,16 @@ def simulate_chunk(
                 trades[lane] += size > 0.0
                 win = r > 0.0
                 wins[lane] += win
-                st = 0 if win else streak[lane] + (r < 0.0)
-                streak[lane] = st
-                cd = cd - 1 if cd > 0 else 0
-                cooldown[lane] = (
-                    cooldown_bars if (cd_on and r < 0.0 and st >= cooldown_losses) else cd
-                )
+                streak[lane] = 0 if win else streak[lane] + (r < 0.0)
+                since_loss[lane] = 0 if r < 0.0 else since_loss[lane] + 1
                 pk = peak[lane] if peak[lane] > e else e
                 peak[lane] = pk
-                dd = 1.0 - e / pk
-                max_dd[lane] = max_dd[lane] if max_dd[lane] > dd else dd
-                sc = (dd_limit - dd) * inv_span
-                scale[lane] = 1.0 if sc > 1.0 else sc
-                alive[lane] = alive[lane] and dd < dd_limit and e > ruin_equity
+                d = 1.0 - e / pk
+                dd[lane] = d
+                max_dd[lane] = max_dd[lane] if max_dd[lane] > d else d
+                alive[lane] = alive[lane] and d < dd_limit and e > ruin_equity
+                if trace and first + lane < n_paths:
+                    sizes[first + lane, t] = size
         for lane in range(LANES):
             k = first + lane
             if k >= n_paths:
@@ -256,40 +390,32 @@ def sweep_kernel(
     q05: np.ndarray,
     q95: np.ndarray,
     volatility: np.ndarray,
+    volatility_ref: np.ndarray,
     params: np.ndarray,
     cost: float,
     annualisation: float,
     out: np.ndarray,
+    positions: np.ndarray,
 ) -> None:
-    """Chronological backtest of every parameter row in ``params`` (parallel over rows).
+    """Chronological backtest of every config row in ``params`` (parallel over rows).
 
-    ``params[c]`` = (confidence_threshold, kelly_fraction, max_position_size cap,
-    max_payoff_ratio, max_drawdown, drawdown_scale_start, cooldown_losses, cooldown_bars,
-    stop_loss, take_profit, max_holding_bars, exit_on_reversal, exit_in_volatility_units,
-    exposure cap).
-    Per bar, after marking the open position to the close: an open position is checked
-    for stop loss / take profit / time limit / confident reversal and closed at the
-    close; a flat one may be entered (gate, drawdown limit, cool-down, Kelly size scaled
-    by drawdown, capped) at the close. ``cost`` is charged per unit of notional on entry
-    and on exit. ``out[c]`` = (total_return, sharpe, max_drawdown, win_rate, n_trades,
-    avg_trade_return).
+    ``params[c]`` is one :func:`rule_rows` row. Per bar, after marking the open position
+    to the close, the decision engine's :func:`step` decides: an open position is closed
+    at the close (stop loss / take profit / time limit / confident reversal), a flat one
+    may be entered at the close (gate, drawdown limit, cool-down, Kelly size scaled by
+    drawdown and volatility, capped by the position size and the exposure caps).
+    ``cost`` is charged per unit of notional on entry and on exit. ``out[c]`` =
+    (total_return, sharpe, max_drawdown, win_rate, n_trades, avg_trade_return); when
+    ``positions`` has a row per config, ``positions[c, t]`` is the signed position held
+    after bar ``t``'s decision.
     """
     n = price.shape[0]
+    trace = positions.shape[0] > 0
     for c in prange(params.shape[0]):
-        thr = params[c, 0]
-        kf = params[c, 1]
-        cap = params[c, 2]
-        max_b = params[c, 3]
-        dd_limit = params[c, 4]
-        dd_start = params[c, 5]
-        cd_losses = int(params[c, 6])
-        cd_bars = int(params[c, 7])
-        stop = params[c, 8]
-        take = params[c, 9]
-        max_hold = int(params[c, 10])
-        reversal = params[c, 11] > 0.5
-        vol_units = params[c, 12] > 0.5
-        xcap = params[c, 13]
+        thresholds = _rules(params[c])
+        symbol_room = params[c, 14]
+        heat_room = params[c, 15]
+        correlated_room = params[c, 16]
 
         eq = 1.0  # mark-to-market equity, net of costs paid
         prev_eq = 1.0
@@ -316,49 +442,51 @@ def sweep_kernel(
                 held += 1
             if eq > peak:
                 peak = eq
-            dd = 1.0 - eq / peak
-            d = direction[t]
-            conf = confidence[t]
-            if side != 0:
-                ret = side * (p / entry_price - 1.0)
-                unit = volatility[t] if vol_units else 1.0
-                # stop loss / take profit (need a unit), time limit, confident reversal
-                leave = (
-                    (unit > 0.0 and stop > 0.0 and ret <= -stop * unit)
-                    or (unit > 0.0 and take > 0.0 and ret >= take * unit)
-                    or (max_hold > 0 and held >= max_hold)
-                    or (reversal and d == -side and conf >= thr)
-                )
-                if leave:
-                    eq -= entry_eq * size * cost * (p / entry_price)
-                    trade_ret = eq / start_eq - 1.0
-                    trades += 1
-                    trade_sum += trade_ret
-                    if trade_ret > 0.0:
-                        wins += 1
-                        streak = 0
-                    elif trade_ret < 0.0:
-                        streak += 1
-                        since_loss = -1
-                    side = 0
-            elif d != 0 and conf >= thr and dd < dd_limit:
-                cooling = cd_losses > 0 and streak >= cd_losses and since_loss < cd_bars
-                if not cooling:
-                    b = payoff_ratio(d, q05[t], q95[t], max_b)
-                    f = kelly_size(probability[t], b, kf, cap) * drawdown_scale(
-                        dd, dd_start, dd_limit
-                    )
-                    if f > xcap:
-                        f = xcap
-                    if f > 1e-9:
-                        side = d
-                        size = f
-                        entry_price = p
-                        start_eq = eq
-                        eq -= eq * size * cost
-                        entry_eq = eq
-                        held = 0
+            action, f, _ = step(
+                drawdown_of(eq, peak),
+                streak,
+                since_loss,
+                side,
+                size,
+                entry_price,
+                held,
+                direction[t],
+                probability[t],
+                confidence[t],
+                q05[t],
+                q95[t],
+                -1.0,  # the step computes the Kelly size when an entry gets that far
+                p,
+                volatility[t],
+                volatility_ref[t],
+                symbol_room,
+                heat_room,
+                correlated_room,
+                thresholds,
+            )
+            if action == _EXIT_POSITION:
+                eq -= entry_eq * size * cost * (p / entry_price)
+                trade_ret = eq / start_eq - 1.0
+                trades += 1
+                trade_sum += trade_ret
+                if trade_ret > 0.0:
+                    wins += 1
+                    streak = 0
+                elif trade_ret < 0.0:
+                    streak += 1
+                    since_loss = -1
+                side = 0
+            elif action in (_ENTER_LONG, _ENTER_SHORT):
+                side = 1 if action == _ENTER_LONG else -1
+                size = f
+                entry_price = p
+                start_eq = eq
+                eq -= eq * size * cost
+                entry_eq = eq
+                held = 0
             since_loss += 1
+            if trace:
+                positions[c, t] = side * size if side != 0 else 0.0
             r = eq / prev_eq - 1.0  # bar t's return, costs included (prev_eq starts at 1)
             s += r
             ss += r * r

@@ -4,10 +4,12 @@ One simulation is one path of ``n_steps`` (252) decision steps. Each step's outc
 (probability, payoff ratio, confidence, realised forward return, direction) of one
 out-of-sample prediction — is drawn by a circular *block* bootstrap from the realised
 out-of-sample outcomes (blocks of ``block_length`` consecutive outcomes keep their
-autocorrelation) and passed through the decision engine's sizing and risk rules:
-confidence gate, capped fractional Kelly, drawdown scaling, the drawdown stop and the
-cool-down after consecutive losses. Each step is one trade over the label horizon:
-``r = size * (direction * realised_return - round_trip_cost)``; equity compounds.
+autocorrelation) and passed through the decision engine's own step
+(:func:`augur.decision._step.step`, compiled — the function ``decide()`` calls): the
+confidence gate, capped fractional Kelly, drawdown and volatility-regime scaling, the
+exposure caps, the drawdown stop and the cool-down after consecutive losses. Each step is
+one trade over the label horizon: ``r = size * (direction * realised_return -
+round_trip_cost)``; equity compounds.
 
 Per path: terminal return, maximum drawdown, Sharpe (per-step mean/std(ddof=1) times
 ``sqrt(periods_per_year)``; steps without a trade count as 0) and win rate (share of
@@ -74,7 +76,10 @@ class OutOfSampleOutcomes:
     ``payoff_ratio``: ``b`` from the quantiles (see :func:`augur.decision.payoff_ratio`);
     ``confidence``: the ensemble confidence (0..1); ``realised_return``: the realised
     forward return of the underlying over the label horizon (not signed by direction);
-    ``direction``: +1, -1 or 0 (flat). The parquet written by ``augur backtest`` at
+    ``direction``: +1, -1 or 0 (flat). Optional (:attr:`OPTIONAL_COLUMNS`, 0 when
+    absent, which turns volatility scaling off as in ``decide()``): ``volatility``, the
+    per-bar volatility when the prediction was made, and ``volatility_ref``, the model
+    version's reference for it. The parquet written by ``augur backtest`` at
     ``<AUGUR_HOME>/reports/oos_outcomes.parquet`` has exactly these columns.
     """
 
@@ -83,13 +88,19 @@ class OutOfSampleOutcomes:
     confidence: np.ndarray
     realised_return: np.ndarray
     direction: np.ndarray
+    volatility: np.ndarray | None = None
+    volatility_ref: np.ndarray | None = None
 
     COLUMNS = ("probability", "payoff_ratio", "confidence", "realised_return", "direction")
+    OPTIONAL_COLUMNS = ("volatility", "volatility_ref")
     FILE_NAME = "oos_outcomes.parquet"
 
     def __post_init__(self) -> None:
         n = len(self.probability)
-        for name in self.COLUMNS:
+        for name in self.OPTIONAL_COLUMNS:
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros(n))
+        for name in self.COLUMNS + self.OPTIONAL_COLUMNS:
             arr = np.ascontiguousarray(
                 getattr(self, name), dtype=np.int64 if name == "direction" else np.float64
             )
@@ -127,12 +138,18 @@ class OutOfSampleOutcomes:
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> OutOfSampleOutcomes:
-        """From a DataFrame with the :attr:`COLUMNS` (extra columns are ignored)."""
+        """From a DataFrame with the :attr:`COLUMNS` and any :attr:`OPTIONAL_COLUMNS`
+        (extra columns are ignored)."""
         return cls(
             **{
                 name: _column(frame, name, np.int64 if name == "direction" else np.float64)
                 for name in cls.COLUMNS
-            }
+            },
+            **{
+                name: _column(frame, name, np.float64)
+                for name in cls.OPTIONAL_COLUMNS
+                if name in frame.columns
+            },
         )
 
     @classmethod
@@ -140,7 +157,8 @@ class OutOfSampleOutcomes:
         cls, frame: pd.DataFrame, max_payoff_ratio: float = 10.0
     ) -> OutOfSampleOutcomes:
         """From per-bar predictions (``p_up``, ``p_down``, ``confidence``, ``q05``,
-        ``q95``, ``forward_return``; optional ``direction``).
+        ``q95``, ``forward_return``; optional ``direction``, ``volatility`` and
+        ``volatility_ref``).
 
         Without a ``direction`` column it is ``sign(p_up - p_down)``; ``probability`` is
         ``p_up`` for +1, ``p_down`` for -1 (and ``max(p_up, p_down)`` for flat).
@@ -171,11 +189,18 @@ class OutOfSampleOutcomes:
             confidence=_column(frame, "confidence", np.float64),
             realised_return=_column(frame, "forward_return", np.float64),
             direction=direction,
+            **{
+                name: _column(frame, name, np.float64)
+                for name in cls.OPTIONAL_COLUMNS
+                if name in frame.columns
+            },
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """DataFrame with the :attr:`COLUMNS`."""
-        return pd.DataFrame({name: getattr(self, name) for name in self.COLUMNS})
+        """DataFrame with the :attr:`COLUMNS` and :attr:`OPTIONAL_COLUMNS`."""
+        return pd.DataFrame(
+            {name: getattr(self, name) for name in self.COLUMNS + self.OPTIONAL_COLUMNS}
+        )
 
     def save(self, path: Path) -> Path:
         """Write parquet atomically (temp file + ``os.replace``)."""
@@ -256,8 +281,8 @@ class SimulationResult:
 
 @dataclass(frozen=True)
 class _Prepared:
-    base: np.ndarray
-    signed_return: np.ndarray
+    rows: np.ndarray
+    rules: np.ndarray
     scalars: tuple[Any, ...]
 
 
@@ -273,62 +298,58 @@ def _prepare(
 ) -> _Prepared:
     from augur.backtest import _kernels
 
-    exposure_cap = min(
-        config.max_symbol_exposure, config.max_portfolio_heat, config.max_correlated_exposure
-    )
-    base = _kernels.base_sizes(
+    kelly = _kernels.kelly_sizes(
         outcomes.probability,
         outcomes.payoff_ratio,
-        outcomes.confidence,
-        outcomes.direction,
-        config.confidence_threshold,
         config.kelly_fraction,
         config.max_payoff_ratio,
         config.max_position_size,
     )
     signed = outcomes.direction * outcomes.realised_return
+    # both are arrays after __post_init__ (zeros when the outcomes had none)
+    assert outcomes.volatility is not None and outcomes.volatility_ref is not None
     return _Prepared(
-        base=base,
-        signed_return=np.ascontiguousarray(signed, dtype=np.float64),
+        rows=_kernels.outcome_rows(
+            kelly,
+            outcomes.direction,
+            outcomes.confidence,
+            outcomes.volatility,
+            outcomes.volatility_ref,
+            signed,
+        ),
+        rules=_kernels.rule_rows([config])[0],
         scalars=(
             float(cost),
             int(n_steps),
             int(block_length),
             int(seed) & (2**63 - 1),  # the kernels take a non-negative int64
-            float(exposure_cap),
-            float(config.drawdown_scale_start),
-            float(config.max_drawdown),
-            int(config.cooldown_losses),
-            int(config.cooldown_bars),
             float(ruin_equity),
             float(np.sqrt(periods_per_year)),
         ),
     )
 
 
-def _run_chunk(prep: _Prepared, path_start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _run_chunk(
+    prep: _Prepared, path_start: int, n: int, sizes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     from augur.backtest import _kernels
 
-    cost, n_steps, block, seed, xcap, dd_start, dd_limit, cd_l, cd_b, ruin_eq, ann = prep.scalars
+    cost, n_steps, block, seed, ruin_eq, ann = prep.scalars
     metrics = np.empty((n, len(METRICS)), dtype=np.float64)
     ruined = np.empty(n, dtype=np.bool_)
     _kernels.simulate_chunk(
-        prep.base,
-        prep.signed_return,
+        prep.rows,
         cost,
         n_steps,
         block,
         seed,
         path_start,
-        xcap,
-        dd_start,
-        dd_limit,
-        cd_l,
-        cd_b,
+        prep.rules,
         ruin_eq,
         ann,
         metrics,
         ruined,
+        np.empty((0, 0)) if sizes is None else sizes,
     )
     return metrics, ruined
 

@@ -9,11 +9,12 @@ The backtest per combination follows :func:`augur.decision.decide` bar by bar, a
 bar's close: mark the open position to the close; if a position is open, close it on
 stop loss / take profit / time limit / confident reversal; else, if the signal passes the
 confidence gate and neither the drawdown limit nor the cool-down forbids it, enter in
-the signal's direction with the capped fractional-Kelly size scaled by the drawdown. One
+the signal's direction with the capped fractional-Kelly size scaled by the drawdown and
+the volatility regime. Every bar is decided by the decision engine's own step
+(:func:`augur.decision._step.step`, compiled), the function ``decide()`` calls. One
 action per bar (an exit and a new entry never share a bar). Costs: ``commission_bps +
-slippage_bps`` per side, per unit of notional traded. Volatility-regime scaling and the
-multi-symbol exposure limits are not applied beyond the single-symbol caps (one symbol,
-no look-ahead reference volatility).
+slippage_bps`` per side, per unit of notional traded. One symbol, one account: the
+exposure caps leave their full room, as for the only open position.
 
 Metrics (per combination; conventions of :mod:`augur.backtest.metrics`): ``total_return``
 (fraction), ``sharpe`` (per-bar returns, ddof=1, times ``sqrt(periods_per_year)``),
@@ -35,7 +36,8 @@ import pandas as pd
 
 from augur.decision import DecisionConfig
 
-#: Columns :func:`sweep` needs in ``predictions`` (``direction`` and ``volatility`` optional).
+#: Columns :func:`sweep` needs in ``predictions`` (``direction``, ``volatility`` and
+#: ``volatility_ref`` optional).
 PREDICTION_COLUMNS = ("p_up", "p_down", "confidence", "q05", "q95", "price")
 #: Result columns besides the grid's own.
 RESULT_COLUMNS = (
@@ -46,20 +48,6 @@ RESULT_COLUMNS = (
     "n_trades",
     "avg_profit",
     "score",
-)
-_PARAM_ORDER = (
-    "confidence_threshold",
-    "kelly_fraction",
-    "max_position_size",
-    "max_payoff_ratio",
-    "max_drawdown",
-    "drawdown_scale_start",
-    "cooldown_losses",
-    "cooldown_bars",
-    "stop_loss",
-    "take_profit",
-    "max_holding_bars",
-    "exit_on_reversal",
 )
 
 
@@ -101,14 +89,9 @@ def _configs(grid: pd.DataFrame, base: DecisionConfig) -> list[DecisionConfig]:
 
 
 def _params(configs: list[DecisionConfig]) -> np.ndarray:
-    params = np.empty((len(configs), len(_PARAM_ORDER) + 2))
-    for c, cfg in enumerate(configs):
-        params[c, : len(_PARAM_ORDER)] = [float(getattr(cfg, name)) for name in _PARAM_ORDER]
-        params[c, len(_PARAM_ORDER)] = 1.0 if cfg.exit_units == "volatility" else 0.0
-        params[c, len(_PARAM_ORDER) + 1] = min(
-            cfg.max_symbol_exposure, cfg.max_portfolio_heat, cfg.max_correlated_exposure
-        )
-    return params
+    from augur.backtest._kernels import rule_rows
+
+    return rule_rows(configs)
 
 
 def _prediction_arrays(predictions: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -141,12 +124,12 @@ def _prediction_arrays(predictions: pd.DataFrame) -> dict[str, np.ndarray]:
     arrays["probability"] = np.where(
         direction > 0, p_up, np.where(direction < 0, p_down, np.maximum(p_up, p_down))
     )
-    if "volatility" in predictions.columns:
-        arrays["volatility"] = np.ascontiguousarray(
-            predictions["volatility"].to_numpy(dtype=np.float64)
-        )
-    else:
-        arrays["volatility"] = np.zeros(len(predictions))
+    # Without them, volatility-unit exits and volatility scaling are off, as in decide().
+    for c in ("volatility", "volatility_ref"):
+        if c in predictions.columns:
+            arrays[c] = np.ascontiguousarray(predictions[c].to_numpy(dtype=np.float64))
+        else:
+            arrays[c] = np.zeros(len(predictions))
     return arrays
 
 
@@ -163,8 +146,10 @@ def sweep(
 
     ``predictions``: one row per bar in time order with :data:`PREDICTION_COLUMNS`
     (``price`` is the bar's close; optional ``direction`` — else ``sign(p_up - p_down)`` —
-    and ``volatility`` per bar for volatility-unit exits; without it those exits are off,
-    as in :func:`~augur.decision.decide`). ``grid``: ``{DecisionConfig field: values}``
+    and ``volatility`` per bar for volatility-unit exits, and ``volatility_ref`` — the
+    model version's reference volatility, as ``augur backtest`` writes it — for
+    volatility scaling; without them those rules are off, as in
+    :func:`~augur.decision.decide`). ``grid``: ``{DecisionConfig field: values}``
     (cartesian product) or a DataFrame with one combination per row; fields not in the
     grid come from ``base_config``. Returns the grid's columns plus
     :data:`RESULT_COLUMNS` (see the module docstring for units).
@@ -186,10 +171,12 @@ def sweep(
         arrays["q05"],
         arrays["q95"],
         arrays["volatility"],
+        arrays["volatility_ref"],
         params,
         (commission_bps + slippage_bps) / 1e4,
         float(np.sqrt(periods_per_year)),
         out,
+        np.empty((0, 0)),
     )
     result = frame.copy()
     result["total_return"] = out[:, 0]

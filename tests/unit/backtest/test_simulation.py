@@ -234,9 +234,13 @@ def test_bad_arguments_are_clear_errors():
 def test_outcomes_frame_round_trip_and_parquet(tmp_path):
     outcomes = make_outcomes(50)
     frame = outcomes.to_frame()
-    assert list(frame.columns) == list(OutOfSampleOutcomes.COLUMNS)
-    back = OutOfSampleOutcomes.from_frame(frame.assign(extra=1))
+    assert list(frame.columns) == [*OutOfSampleOutcomes.COLUMNS, "volatility", "volatility_ref"]
+    back = OutOfSampleOutcomes.from_frame(frame.assign(extra=1, volatility=0.01))
     np.testing.assert_array_equal(back.realised_return, outcomes.realised_return)
+    assert (back.volatility == 0.01).all() and (back.volatility_ref == 0.0).all()
+    # files written before the volatility columns existed still load (no scaling)
+    old = OutOfSampleOutcomes.from_frame(frame[list(OutOfSampleOutcomes.COLUMNS)])
+    assert (old.volatility == 0.0).all()
     path = outcomes.save(tmp_path / "reports" / OutOfSampleOutcomes.FILE_NAME)
     assert len(OutOfSampleOutcomes.load(path)) == 50
     with pytest.raises(FileNotFoundError, match="augur backtest"):

@@ -32,44 +32,52 @@ def test_simulation_kernels_match_python_source():
     rng = np.random.default_rng(0)
     n = 50
     direction = rng.choice([-1, 0, 1], n)
-    args = (
-        rng.uniform(0.4, 0.8, n),
-        rng.uniform(0, 3, n),
-        rng.uniform(0, 1, n),
-        direction,
-        0.3,
-        1.0,
-        2.0,
-        0.8,
-    )
-    base = _kernels.base_sizes(*args)
-    np.testing.assert_array_equal(base, _kernels.base_sizes.py_func(*args))
+    args = (rng.uniform(0.4, 0.8, n), rng.uniform(0, 3, n), 1.0, 2.0, 0.8)
+    kelly = _kernels.kelly_sizes(*args)
+    np.testing.assert_array_equal(kelly, _kernels.kelly_sizes.py_func(*args))
     signed = direction * rng.normal(0, 0.08, n)
+    confidence = rng.uniform(0, 1, n)
+    volatility = rng.uniform(0.005, 0.02, n)  # volatility scaling on, around its reference
+    rules = _kernels.rule_rows(
+        [
+            DecisionConfig(
+                confidence_threshold=0.3,
+                max_position_size=0.8,
+                max_drawdown=0.3,
+                drawdown_scale_start=0.2,
+                cooldown_losses=2,
+                cooldown_bars=3,
+                max_symbol_exposure=0.6,
+                max_portfolio_heat=1.0,
+                max_correlated_exposure=1.0,
+            )
+        ]
+    )[0]
     outs = []
     for kernel in (_kernels.simulate_chunk, _kernels.simulate_chunk.py_func):
         metrics = np.empty((20, 4))
         ruined = np.empty(20, dtype=np.bool_)
+        sizes = np.empty((20, 60))
         kernel(
-            base,
-            signed,
+            _kernels.outcome_rows(
+                kelly, direction, confidence, volatility, np.full(n, 0.01), signed
+            ),
             4e-4,
             60,
             5,
             11,
             0,
-            0.6,
-            0.2,
-            0.3,
-            2,
-            3,
+            rules,
             0.97,  # ruin equity: some paths must be ruined
             np.sqrt(252.0),
             metrics,
             ruined,
+            sizes,
         )
-        outs.append((metrics, ruined))
+        outs.append((metrics, ruined, sizes))
     np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-12, equal_nan=True)
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
+    np.testing.assert_allclose(outs[0][2], outs[1][2], rtol=1e-12)
     assert outs[0][1].any()
 
     counts = [np.zeros((4, 16), dtype=np.int64) for _ in range(2)]
@@ -94,7 +102,8 @@ def test_sweep_kernel_matches_python_source():
             "q05": -rng.uniform(0.001, 0.01, n),
             "q95": rng.uniform(0.001, 0.01, n),
             "price": 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n))),
-            "volatility": np.full(n, 0.01),
+            "volatility": rng.uniform(0.005, 0.02, n),
+            "volatility_ref": np.full(n, 0.01),
         }
     )
     a = _prediction_arrays(pred)
@@ -120,6 +129,7 @@ def test_sweep_kernel_matches_python_source():
     outs = []
     for kernel in (_kernels.sweep_kernel, _kernels.sweep_kernel.py_func):
         out = np.empty((2, 6))
+        positions = np.empty((2, n))
         kernel(
             a["price"],
             a["direction"],
@@ -128,11 +138,14 @@ def test_sweep_kernel_matches_python_source():
             a["q05"],
             a["q95"],
             a["volatility"],
+            a["volatility_ref"],
             params,
             2e-4,
             np.sqrt(252.0),
             out,
+            positions,
         )
-        outs.append(out)
-    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-12, equal_nan=True)
-    assert (outs[0][:, 4] > 0).all()
+        outs.append((out, positions))
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-12)
+    assert (outs[0][0][:, 4] > 0).all()

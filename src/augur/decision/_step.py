@@ -1,0 +1,282 @@
+"""The account rules as one float-only step: gate → risk → exits → sizing.
+
+:func:`step` is the single implementation of the confidence gate, the drawdown limit,
+the cool-down, the exits and the sizing scales. :func:`augur.decision.decide` calls it
+and turns its codes into an :class:`~augur.decision.Action` and
+:class:`~augur.decision.Reason` texts; :mod:`augur.backtest._kernels` compiles the very
+same function with numba (``njit(inline="always")``) for the parameter sweep and the
+Monte Carlo simulation. It takes and returns plain floats, ints and bools only, so the
+tuning, the report and the service cannot apply different rules.
+
+Reasons are bits of one int (several can hold at once, e.g. a drawdown limit and a
+cool-down, or a time limit and a reversal); :data:`REASON_BITS` lists them in the order
+``decide()`` reports them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from augur.decision._sizing import drawdown_scale, kelly_size, payoff_ratio, volatility_scale
+
+#: Sizes at or below this are treated as zero (no dust orders).
+MIN_SIZE = 1e-9
+
+# Action codes (``decide()`` maps them to ``Action``).
+NO_ACTION = 0
+RISK_REJECTED = 1
+EXIT_POSITION = 2
+ENTER_LONG = 3
+ENTER_SHORT = 4
+
+# Reason bits, in the order decide() reports them.
+FLAT_SIGNAL = 1 << 0
+CONFIDENCE_BELOW_THRESHOLD = 1 << 1
+DRAWDOWN_LIMIT = 1 << 2  # at or beyond the limit (risk stage)
+COOLDOWN = 1 << 3
+STOP_LOSS = 1 << 4
+TAKE_PROFIT = 1 << 5
+TIME_LIMIT = 1 << 6
+SIGNAL_REVERSAL = 1 << 7
+HOLDING = 1 << 8
+KELLY_NON_POSITIVE = 1 << 9
+DRAWDOWN_NO_ROOM = 1 << 10  # code "drawdown_limit": the scaled size rounds to nothing
+DRAWDOWN_SCALING = 1 << 11
+VOLATILITY_SCALING = 1 << 12
+EXPOSURE_CAP = 1 << 13  # size limited by the symbol exposure cap
+EXPOSURE_CAP_USED_UP = 1 << 14
+PORTFOLIO_HEAT = 1 << 15
+PORTFOLIO_HEAT_USED_UP = 1 << 16
+CORRELATED_EXPOSURE = 1 << 17
+CORRELATED_EXPOSURE_USED_UP = 1 << 18
+SIZE_ZERO = 1 << 19
+ENTERED = 1 << 20
+
+REASON_BITS = (
+    FLAT_SIGNAL,
+    CONFIDENCE_BELOW_THRESHOLD,
+    DRAWDOWN_LIMIT,
+    COOLDOWN,
+    STOP_LOSS,
+    TAKE_PROFIT,
+    TIME_LIMIT,
+    SIGNAL_REVERSAL,
+    HOLDING,
+    KELLY_NON_POSITIVE,
+    DRAWDOWN_NO_ROOM,
+    DRAWDOWN_SCALING,
+    VOLATILITY_SCALING,
+    EXPOSURE_CAP,
+    EXPOSURE_CAP_USED_UP,
+    PORTFOLIO_HEAT,
+    PORTFOLIO_HEAT_USED_UP,
+    CORRELATED_EXPOSURE,
+    CORRELATED_EXPOSURE_USED_UP,
+    SIZE_ZERO,
+    ENTERED,
+)
+
+
+def rules_of(
+    config: Any,
+) -> tuple[
+    float, float, float, float, float, float, int, int, bool, float, bool, float, float, int, bool
+]:
+    """A :class:`~augur.decision.DecisionConfig`'s thresholds as the step's ``rules`` tuple."""
+    return (
+        float(config.confidence_threshold),
+        float(config.kelly_fraction),
+        float(config.max_payoff_ratio),
+        float(config.max_position_size),
+        float(config.max_drawdown),
+        float(config.drawdown_scale_start),
+        int(config.cooldown_losses),
+        int(config.cooldown_bars),
+        bool(config.volatility_scaling),
+        float(config.volatility_scale_cap),
+        config.exit_units == "volatility",
+        float(config.stop_loss),
+        float(config.take_profit),
+        int(config.max_holding_bars),
+        bool(config.exit_on_reversal),
+    )
+
+
+def drawdown_of(equity: float, peak_equity: float) -> float:
+    """Drawdown from peak as a fraction (1 when the peak is not positive)."""
+    if peak_equity <= 0.0:
+        return 1.0
+    dd = 1.0 - equity / peak_equity
+    return dd if dd > 0.0 else 0.0
+
+
+def entry_kelly(
+    direction: int,
+    probability: float,
+    q05: float,
+    q95: float,
+    kelly_fraction: float,
+    max_payoff_ratio: float,
+    max_position_size: float,
+) -> float:
+    """The signal's capped fractional-Kelly size (before the account's scaling)."""
+    b = payoff_ratio(direction, q05, q95, max_payoff_ratio)
+    return kelly_size(probability, b, kelly_fraction, max_position_size)
+
+
+def step(
+    drawdown: float,
+    consecutive_losses: int,
+    bars_since_loss: int,
+    position_side: int,
+    position_size: float,
+    entry_price: float,
+    bars_held: int,
+    direction: int,
+    probability: float,
+    confidence: float,
+    q05: float,
+    q95: float,
+    kelly: float,
+    price: float,
+    volatility: float,
+    volatility_ref: float,
+    symbol_room: float,
+    heat_room: float,
+    correlated_room: float,
+    rules: tuple[
+        float,
+        float,
+        float,
+        float,
+        float,
+        float,
+        int,
+        int,
+        bool,
+        float,
+        bool,
+        float,
+        float,
+        int,
+        bool,
+    ],
+) -> tuple[int, float, int]:
+    """One decision for one symbol: ``(action code, size, reason bits)``.
+
+    Account: ``drawdown`` from peak (fraction), the loss streak and the decision steps
+    since the last loss. Position: ``position_side`` +1/-1/0, its absolute size, entry
+    price and steps held. Signal: ``direction``, ``probability``, ``confidence`` and the
+    forward-return quantiles; ``kelly`` is the signal's :func:`entry_kelly` when the
+    caller has it already (the Monte Carlo computes it once per outcome), else any
+    negative number, and the step computes it only when an entry gets that far. Market:
+    ``price`` and the per-bar ``volatility`` with its reference. Rooms: what the symbol, portfolio-heat and correlated-exposure caps leave
+    for this symbol. ``rules``: the config's thresholds, :func:`rules_of`.
+
+    An open position is exited (size: its own) or held — exits are always allowed. A
+    flat one is entered only if the gate passes and neither the drawdown limit nor the
+    cool-down forbids it, with the Kelly size scaled by drawdown and volatility regime
+    and capped by the position size and the three rooms.
+    """
+    (
+        confidence_threshold,
+        kelly_fraction,
+        max_payoff_ratio,
+        max_position_size,
+        max_drawdown,
+        drawdown_scale_start,
+        cooldown_losses,
+        cooldown_bars,
+        volatility_scaling,
+        volatility_scale_cap,
+        exit_in_volatility_units,
+        stop_loss,
+        take_profit,
+        max_holding_bars,
+        exit_on_reversal,
+    ) = rules
+    gate_passes = direction != 0 and confidence >= confidence_threshold  # NaN fails too
+    if position_side != 0:
+        reasons = 0
+        if entry_price > 0.0 and price > 0.0:
+            ret = position_side * (price / entry_price - 1.0)
+            unit = volatility if exit_in_volatility_units else 1.0
+            # Volatility-unit exits need a volatility; without one they cannot be placed.
+            if unit > 0.0:
+                if stop_loss > 0.0 and ret <= -stop_loss * unit:
+                    reasons |= STOP_LOSS
+                elif take_profit > 0.0 and ret >= take_profit * unit:
+                    reasons |= TAKE_PROFIT
+        if max_holding_bars > 0 and bars_held >= max_holding_bars:
+            reasons |= TIME_LIMIT
+        if exit_on_reversal and direction == -position_side and confidence >= confidence_threshold:
+            reasons |= SIGNAL_REVERSAL
+        if reasons != 0:
+            return EXIT_POSITION, abs(position_size), reasons
+        return NO_ACTION, 0.0, HOLDING
+
+    # A flat position: every rule's outcome is computed straight through and the first
+    # rule that applies decides. No early exits, so that a compiled loop over many paths
+    # (the Monte Carlo) can use selects rather than jumps.
+    if kelly < 0.0:
+        kelly = 0.0
+        if gate_passes:  # only an entry that passes the gate needs the Kelly size
+            b = payoff_ratio(direction, q05, q95, max_payoff_ratio)
+            kelly = kelly_size(probability, b, kelly_fraction, max_position_size)
+    blocks = 0
+    if drawdown >= max_drawdown:
+        blocks |= DRAWDOWN_LIMIT
+    if (
+        cooldown_losses > 0
+        and consecutive_losses >= cooldown_losses
+        and bars_since_loss < cooldown_bars
+    ):
+        blocks |= COOLDOWN
+    dd_scale = drawdown_scale(drawdown, drawdown_scale_start, max_drawdown)
+    vol_scale = 1.0
+    if volatility_scaling:
+        vol_scale = volatility_scale(volatility, volatility_ref, volatility_scale_cap)
+    scaling = (DRAWDOWN_SCALING if dd_scale < 1.0 else 0) | (
+        VOLATILITY_SCALING if vol_scale != 1.0 else 0
+    )
+    size = kelly * dd_scale * vol_scale  # x1.0 is exact: an unscaled size stays as it is
+    size = max_position_size if size > max_position_size else size
+    # Exposure caps: how much room each limit leaves for this symbol.
+    symbol_hit = size > symbol_room
+    size = symbol_room if symbol_hit else size
+    heat_hit = size > heat_room
+    size = heat_room if heat_hit else size
+    correlated_hit = size > correlated_room
+    size = correlated_room if correlated_hit else size
+    limited = (
+        scaling
+        | (EXPOSURE_CAP if symbol_hit else 0)
+        | (PORTFOLIO_HEAT if heat_hit else 0)
+        | (CORRELATED_EXPOSURE if correlated_hit else 0)
+    )
+
+    action = RISK_REJECTED
+    out = 0.0
+    if direction == 0:
+        action, reasons = NO_ACTION, FLAT_SIGNAL
+    elif not gate_passes:
+        action, reasons = NO_ACTION, CONFIDENCE_BELOW_THRESHOLD
+    elif blocks != 0:
+        reasons = blocks
+    elif not kelly > MIN_SIZE:
+        action, reasons = NO_ACTION, KELLY_NON_POSITIVE
+    elif kelly * dd_scale <= MIN_SIZE:  # at the limit up to rounding (1 - 0.8 < 0.2)
+        reasons = DRAWDOWN_NO_ROOM
+    elif symbol_hit and symbol_room <= MIN_SIZE:
+        reasons = scaling | EXPOSURE_CAP_USED_UP
+    elif heat_hit and heat_room <= MIN_SIZE:
+        reasons = scaling | (limited & EXPOSURE_CAP) | PORTFOLIO_HEAT_USED_UP
+    elif correlated_hit and correlated_room <= MIN_SIZE:
+        reasons = (limited & ~CORRELATED_EXPOSURE) | CORRELATED_EXPOSURE_USED_UP
+    elif not (size - size == 0.0 and size > MIN_SIZE):  # NaN and inf fail size - size == 0
+        reasons = limited | SIZE_ZERO
+    else:
+        action = ENTER_LONG if direction > 0 else ENTER_SHORT
+        out = size
+        reasons = limited | ENTERED
+    return action, out, reasons
