@@ -4,6 +4,8 @@ AUGUR_SHADOW_SOCKET / AUGUR_SHADOW_PROCESS ask for."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from augur.config import Settings
@@ -139,3 +141,23 @@ def test_a_failed_start_stops_what_it_started(tmp_path, memory_features, models)
             routing_table=RoutingTable.single("m:404"),
         )
     assert {t.name for t in threading.enumerate()} - before == set()
+
+
+def test_the_service_keeps_accounts_in_sqlite_under_its_home_and_closes_them(
+    tmp_path, memory_features: SampleFeatures, models
+) -> None:
+    from augur.serving._accounts import SqliteAccounts
+
+    svc = _service_with(Settings(home=tmp_path), memory_features, models)
+    try:
+        accounts = svc.pipeline.accounts
+        assert isinstance(accounts, SqliteAccounts)
+        assert accounts.path == tmp_path / "serving" / "accounts.db"
+        out = svc.pipeline.decide(DecideRequest(symbol="AAA", as_of=NOW, account_id="a"), "r")
+        assert accounts.get("a").open_exposure == (
+            {"AAA": out.size * out.direction} if out.size > 0 else {}
+        )
+    finally:
+        svc.close()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        accounts.get("a")  # closed with the service
