@@ -53,6 +53,17 @@ The operator's RBAC rules: the least it needs, named resource by resource and ve
   verbs: [list, watch]
 {{- end -}}
 
+{{/* Named namespaces, with rbac.clusterDiscovery: read-only, what kopf lists at startup to
+see which of its namespaces and CRDs exist (no access to any object in them). */}}
+{{- define "augur.operator.discoveryRules" -}}
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+{{- end -}}
+
 {{/* Only per watched namespace: the namespace's KopfPeering (the chart creates it). */}}
 {{- define "augur.operator.peeringRules" -}}
 - apiGroups: [kopf.dev]

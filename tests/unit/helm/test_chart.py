@@ -157,11 +157,17 @@ def test_values_reach_the_deployment(render: Render) -> None:
     assert {"name": "AUGUR_OPERATOR_HEALTH_PORT", "value": "9090"} in container["env"]
 
 
-def test_watched_namespaces_get_roles_and_no_cluster_access(render: Render) -> None:
+def test_watched_namespaces_get_roles_and_no_cluster_access_to_objects(render: Render) -> None:
     objs = render("ci/namespaced-values.yaml")
     (container,) = deployment(objs)["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["--namespace=trading-a", "--namespace=trading-b"]
-    assert not of_kind(objs, "ClusterRole") and not of_kind(objs, "ClusterRoleBinding")
+    (cluster_role,) = of_kind(objs, "ClusterRole")  # rbac.clusterDiscovery: read-only
+    assert [(r["apiGroups"], r["resources"], r["verbs"]) for r in cluster_role["rules"]] == [
+        ([""], ["namespaces"], ["list", "watch"]),
+        (["apiextensions.k8s.io"], ["customresourcedefinitions"], ["list", "watch"]),
+    ]
+    strict = render("ci/namespaced-values.yaml", sets=("rbac.clusterDiscovery=false",))
+    assert not of_kind(strict, "ClusterRole") and not of_kind(strict, "ClusterRoleBinding")
     for kind in ("Role", "RoleBinding", "KopfPeering"):
         assert sorted(o["metadata"]["namespace"] for o in of_kind(objs, kind)) == [
             "trading-a",

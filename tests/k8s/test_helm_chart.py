@@ -1,0 +1,243 @@
+"""The Helm chart on a real control plane: ``helm install`` / ``upgrade`` / ``uninstall``
+with the ``helm`` the tier builds, the operator's pods scheduled onto the kwok Nodes (kwok
+runs them; the image is never pulled), its RBAC as the API server enforces it, and the
+real operator doing its job with nothing more than that RBAC.
+
+The CRDs are the tier's (the ``kubectl`` fixture applies helm/augur/crds), so every install
+here is ``--skip-crds``, as the chart's README says for CRDs applied beforehand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import free_port
+from tests.k8s.conftest import ROOT, Kubectl, wait_for
+from tests.k8s.controlplane import _build
+from tests.k8s.controlplane._cluster import NODES, Cluster
+from tests.k8s.test_decisionservice_operator import decision_service, wait_ready
+
+CHART = ROOT / "helm" / "augur"
+HELM = _build.BIN / "helm"
+INSTANCE = "app.kubernetes.io/instance"
+# What a namespaced install could leave behind: its own objects, the pods and ReplicaSets
+# they make, and Helm's release records (Secrets).
+NAMESPACED_KINDS = "deployments,replicasets,pods,serviceaccounts,roles,rolebindings,configmaps"
+
+
+@dataclass
+class Helm:
+    """helm against the test control plane."""
+
+    kubeconfig: Path
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(HELM), f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=180,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed: {proc.stderr}")
+        return proc
+
+
+@pytest.fixture
+def helm(cluster: Cluster, kubectl: Kubectl) -> Helm:
+    if not HELM.exists():
+        pytest.skip(f"no helm binary at {HELM}: `make k8s-build` builds it")
+    return Helm(cluster.kubeconfig)
+
+
+@pytest.fixture
+def other_namespace(kubectl: Kubectl) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    kubectl.run("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+def can_i(kubectl: Kubectl, account: str, verb: str, what: str, namespace: str | None) -> bool:
+    """What the API server's RBAC authorizer answers for the ServiceAccount ``account``."""
+    where = ["-n", namespace] if namespace else ["--all-namespaces"]
+    proc = kubectl.run("auth", "can-i", verb, what, *where, f"--as={account}", check=False)
+    return proc.stdout.strip() == "yes"
+
+
+def running_pods(kubectl: Kubectl, namespace: str, release: str, count: int) -> list[Any]:
+    def ready() -> list[dict[str, Any]] | None:
+        pods = kubectl.list("pods", namespace, f"{INSTANCE}={release}")
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        up = [p for p in live if p["status"].get("phase") == "Running"]
+        return up if len(up) == count == len(live) else None
+
+    return wait_for(f"{count} Running operator pods", ready, timeout=90)
+
+
+def test_install_upgrade_uninstall(kubectl: Kubectl, helm: Helm, namespace: str) -> None:
+    # The chart's pods must pass the strictest Pod Security Standard.
+    kubectl.run("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    release = f"augur-{namespace}"
+    install = helm.run(
+        "install", release, str(CHART), "-n", namespace, "--skip-crds", "--wait", "--timeout=90s"
+    )
+    print(
+        f"\n$ helm install {release} helm/augur -n {namespace} --skip-crds --wait\n{install.stdout}"
+    )
+    assert "STATUS: deployed" in install.stdout
+
+    operator = f"{release}-operator"
+    cluster_role = f"{operator}-{namespace}"
+    dep = kubectl.get("deployment", operator, namespace)
+    assert dep is not None and dep["spec"]["replicas"] == 2
+    assert kubectl.get("serviceaccount", operator, namespace) is not None
+    assert kubectl.get("clusterrole", cluster_role) is not None
+    binding = kubectl.get("clusterrolebinding", cluster_role)
+    assert binding is not None
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": operator, "namespace": namespace}
+    ]
+    pods = running_pods(kubectl, namespace, release, 2)
+    assert {p["spec"]["nodeName"] for p in pods} <= set(NODES)
+
+    account = f"system:serviceaccount:{namespace}:{operator}"
+    for verb, what in [
+        ("watch", "decisionservices.augur.dev"),
+        ("patch", "tuningjobs.augur.dev"),
+        ("create", "deployments.apps"),
+        ("patch", "rayjobs.ray.io"),
+        ("list", "secrets"),
+        ("create", "events"),
+    ]:
+        assert can_i(kubectl, account, verb, what, None), f"cannot {verb} {what}"
+    for verb, what in [
+        ("get", "secrets"),
+        ("create", "secrets"),
+        ("delete", "deployments.apps"),
+        ("create", "pods"),
+        ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
+        ("*", "*"),
+    ]:
+        assert not can_i(kubectl, account, verb, what, None), f"may {verb} {what}"
+
+    upgrade = helm.run(
+        "upgrade", release, str(CHART), "-n", namespace, "--skip-crds",
+        "--set", "operator.replicas=3", "--wait", "--timeout=90s",
+    )  # fmt: skip
+    assert "has been upgraded" in upgrade.stdout
+    dep = kubectl.get("deployment", operator, namespace)
+    assert dep is not None and dep["spec"]["replicas"] == 3
+    running_pods(kubectl, namespace, release, 3)
+
+    helm.run("uninstall", release, "-n", namespace, "--wait", "--timeout=90s")
+
+    def leftovers() -> list[str] | None:
+        proc = kubectl.run("get", NAMESPACED_KINDS, "-n", namespace, "-l", f"{INSTANCE}={release}",
+                           "-o", "name")  # fmt: skip
+        records = kubectl.run("get", "secrets", "-n", namespace, "-l", f"name={release}",
+                              "-o", "name")  # fmt: skip
+        left = (proc.stdout + records.stdout).split()
+        return None if left else ["nothing"]
+
+    wait_for("no namespaced object of the release", leftovers, timeout=60)
+    assert kubectl.get("clusterrole", cluster_role) is None
+    assert kubectl.get("clusterrolebinding", cluster_role) is None
+
+
+def service_account_kubeconfig(
+    kubectl: Kubectl, cluster: Cluster, namespace: str, name: str, path: Path
+) -> Path:
+    """A kubeconfig that authenticates as the ServiceAccount (a TokenRequest token), as the
+    operator's pod would."""
+    token = kubectl.run("create", "token", name, "-n", namespace, "--duration=1h").stdout.strip()
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    for user in config["users"]:
+        user["user"] = {"token": token}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_namespaced_install_lets_the_operator_work_there_and_nowhere_else(
+    kubectl: Kubectl,
+    helm: Helm,
+    cluster: Cluster,
+    namespace: str,
+    other_namespace: str,
+    tmp_path: Path,
+) -> None:
+    watched = other_namespace
+    release = f"augur-{namespace}"
+    peering = f"augur-{uuid.uuid4().hex[:6]}"
+    helm.run(
+        "install", release, str(CHART), "-n", namespace, "--skip-crds",
+        "--set", f"operator.watchNamespaces={{{watched}}}",
+        "--set", f"operator.peering.name={peering}",
+        "--set", "operator.replicas=1",
+    )  # fmt: skip
+    operator = f"{release}-operator"
+    account = f"system:serviceaccount:{namespace}:{operator}"
+    assert kubectl.get("kopfpeering", peering, watched) is not None
+    assert can_i(kubectl, account, "list", "decisionservices.augur.dev", watched)
+    assert can_i(kubectl, account, "patch", "kopfpeerings.kopf.dev", watched)
+    assert not can_i(kubectl, account, "list", "decisionservices.augur.dev", namespace)
+    assert not can_i(kubectl, account, "list", "decisionservices.augur.dev", None)
+    assert not can_i(kubectl, account, "list", "clusterkopfpeerings.kopf.dev", None)
+
+    # The operator itself, as that ServiceAccount: with only the chart's Role it makes a
+    # DecisionService's children and records its status.
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(
+            service_account_kubeconfig(
+                kubectl, cluster, namespace, operator, tmp_path / "operator.kubeconfig"
+            )
+        ),
+        "AUGUR_OPERATOR_RESYNC_SECONDS": "2",
+        "AUGUR_OPERATOR_PEERING": peering,
+        "AUGUR_OPERATOR_PRIORITY": "100",
+        "AUGUR_OPERATOR_HEALTH_PORT": str(free_port()),
+    }
+    log = tmp_path / "operator.log"
+    augur = str(Path(sys.executable).parent / "augur")
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [augur, "operator", "run", f"--namespace={watched}"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        kubectl.apply(decision_service("eurusd", watched, shadow=False))
+        try:
+            wait_ready(kubectl, "eurusd", watched, timeout=120)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\noperator log:\n{log.read_text()[-4000:]}") from None
+        for kind in ("deployment", "service", "hpa", "pdb"):
+            assert kubectl.get(kind, "eurusd", watched) is not None, kind
+        text = log.read_text()
+        assert f"[{watched}/eurusd]" in text  # this operator handled it
+        assert "Forbidden" not in text, text[-4000:]  # the chart's RBAC is enough
+        peers = kubectl.get("kopfpeering", peering, watched)
+        assert peers is not None and json.dumps(peers.get("status") or {}) != "{}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    helm.run("uninstall", release, "-n", namespace)
+    assert kubectl.get("kopfpeering", peering, watched) is None
+    assert kubectl.get("role", operator, watched) is None
