@@ -121,6 +121,19 @@ class Settings(BaseSettings):
         '\'{"confidence_threshold": 0.4, "max_drawdown": 0.15}\'; fields not named keep the '
         "version's. Empty ('{}'): each version's own.",
     )
+    correlation_window: int = Field(
+        default=250,
+        ge=0,
+        description="Serving: the last bars of the offline feature table whose 1-bar returns "
+        "give each symbol pair's correlation (correlated symbols share "
+        "max_correlated_exposure). 0: symbols count as uncorrelated.",
+    )
+    correlation_min_bars: int = Field(
+        default=30,
+        ge=2,
+        description="Serving: fewest common bars in that window for a pair to have a "
+        "correlation (fewer: uncorrelated).",
+    )
     serving_token: str = Field(
         default="",
         description="Bearer token every endpoint except health/readiness requires. Empty: no "

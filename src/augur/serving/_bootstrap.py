@@ -69,6 +69,7 @@ def build_service(
     decision_config: Any = None,
     prediction_log: Any = "default",
     accounts: Any = "default",
+    correlations: Any = "default",
     drift: Any = "default",
     metrics: Any = "default",
     routing_table: RoutingTable | None = None,
@@ -77,8 +78,8 @@ def build_service(
 ) -> ServingApp:
     """Wire the service from settings; any part can be passed in instead.
 
-    ``prediction_log``/``accounts``/``drift``/``metrics``: ``"default"`` builds the real one
-    from the settings, ``None`` turns it off (``accounts``: requests naming an
+    ``prediction_log``/``accounts``/``correlations``/``drift``/``metrics``: ``"default"``
+    builds the real one from the settings, ``None`` turns it off (``accounts``: requests naming an
     ``account_id`` get 503). ``routing_table`` fixes the table (no file watching);
     else ``settings.routing_table`` is watched, else everything goes to
     ``<model_name>:latest`` resolved in the model store.
@@ -102,6 +103,8 @@ def build_service(
             accounts = open_accounts(settings.online_store, settings.redis_url, settings.home)
         if accounts is not None:
             closers.append(accounts.close)
+        if correlations == "default":
+            correlations = _correlations(settings)
         if drift == "default":
             drift = _drift_monitor(settings, prediction_log)
             closers.append(drift.stop)
@@ -145,6 +148,7 @@ def build_service(
             bar_seconds=settings.bar_seconds,
             prediction_log=prediction_log,
             accounts=accounts,
+            correlations=correlations,
             drift=drift,
             shadow=shadow,
             metrics=metrics,
@@ -170,6 +174,18 @@ def build_service(
             except Exception:
                 log.exception("closing a part of a service that failed to start")
         raise
+
+
+def _correlations(settings: Settings) -> Any:
+    """Return correlations from the offline feature table (None when turned off)."""
+    if settings.correlation_window == 0:
+        return None
+    from augur.features.store import offline_features_path
+    from augur.serving._correlations import CorrelationMatrix
+
+    return CorrelationMatrix.load(
+        offline_features_path(settings), settings.correlation_window, settings.correlation_min_bars
+    )
 
 
 def _drift_monitor(settings: Settings, prediction_log: Any) -> Any:

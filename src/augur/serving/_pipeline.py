@@ -53,6 +53,7 @@ from augur.serving._models_view import models_view
 from augur.serving._ports import (
     AccountStore,
     Clock,
+    Correlations,
     DriftObserver,
     FeatureReader,
     Metrics,
@@ -125,6 +126,7 @@ class DecisionPipeline:
         bar_seconds: float = 3600.0,
         prediction_log: PredictionSink | None = None,
         accounts: AccountStore | None = None,
+        correlations: Correlations | None = None,
         drift: DriftObserver | None = None,
         shadow: ShadowSink | None = None,
         metrics: Metrics | None = None,
@@ -146,6 +148,7 @@ class DecisionPipeline:
         self.bar_seconds = bar_seconds
         self.log = prediction_log
         self.accounts = accounts
+        self.correlations = correlations
         self.drift = drift
         self.shadow = shadow
         self.metrics = metrics
@@ -279,7 +282,9 @@ class DecisionPipeline:
                     if job.account_id is not None:
                         # the batch's earlier entries count towards this one's caps
                         state = accounts[job.account_id]
-                        job.risk = state.risk(job.as_of or now, self.bar_seconds)
+                        job.risk = self._correlated(
+                            job.symbol, state.risk(job.as_of or now, self.bar_seconds)
+                        )
                     job.decision = self._decide(
                         s.signal, job.pos, job.risk, job.market, loaded.config, job.request_id
                     )
@@ -317,7 +322,15 @@ class DecisionPipeline:
         volatility_ref = self.models[job.route.model_tag].volatility_ref
         job.market = self._market(job.symbol, job.x, job.ts, job.price, volatility_ref)
         job.pos = position_context(job.position, now, self.bar_seconds)
-        job.risk = risk_state(job.account)
+        job.risk = self._correlated(job.symbol, risk_state(job.account))
+
+    def _correlated(self, symbol: str, risk: RiskState) -> RiskState:
+        """The risk state with ``symbol``'s correlations to the symbols it has exposure in
+        (the engine caps correlated exposure together)."""
+        if self.correlations is None or not risk.open_exposure:
+            return risk
+        corr = self.correlations.among(symbol, risk.open_exposure)
+        return replace(risk, correlations=corr) if corr else risk
 
     def _record(self, jobs: list[Job], latency_ms: float, now: datetime) -> None:
         """Each decision into the prediction log, each fresh bar into drift, the counts

@@ -8,7 +8,7 @@ process, Prometheus, the system clock) wired by :mod:`augur.serving._bootstrap`,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -63,6 +63,14 @@ class AccountStore(Protocol):
         ...
 
 
+class Correlations(Protocol):
+    """Return correlations between symbols (:mod:`augur.serving._correlations`)."""
+
+    def among(self, symbol: str, others: Iterable[str]) -> dict[tuple[str, str], float]:
+        """``symbol``'s correlation with each of ``others`` that has one."""
+        ...
+
+
 class ShadowSink(Protocol):
     """Takes mirrored requests to score off the request path. ``offer`` never blocks:
     False means there was no room and the sink has counted the drop."""
@@ -101,6 +109,7 @@ def system_clock() -> datetime:
 __all__ = [
     "AccountStore",
     "Clock",
+    "Correlations",
     "DriftObserver",
     "FeatureReader",
     "FeatureRow",

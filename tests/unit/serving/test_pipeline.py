@@ -776,3 +776,24 @@ def test_account_and_account_id_together_are_refused() -> None:
             model.model_validate({**body, "account_id": "a", "account": {"equity": 0.9}})
     with pytest.raises(ValidationError, match="account_id"):
         DecideRequest.model_validate({"symbol": "AAA", "account_id": "{slot}"})
+
+
+def test_correlated_symbols_share_one_exposure_cap(memory_features, models) -> None:
+    """An account with exposure in BBB enters AAA only up to what the correlated cap
+    leaves when the two move together; uncorrelated, AAA has its own room."""
+    from augur.serving._accounts import AccountState
+    from augur.serving._correlations import CorrelationMatrix
+    from augur.serving._memory import MemoryAccounts
+
+    config = DecisionConfig()
+    held = config.max_correlated_exposure - 0.01
+    sizes = {}
+    for corr in (0.9, 0.1):
+        accounts = MemoryAccounts()
+        accounts.accounts["desk"] = AccountState(positions={"x": ("BBB", -held)})
+        matrix = CorrelationMatrix({("BBB", "AAA"): corr})
+        p, _, _ = _kept(memory_features, models, accounts=accounts, correlations=matrix)
+        out = p.decide(DecideRequest(symbol="AAA", account_id="desk"), f"c{corr}")
+        sizes[corr] = (out.size, [r.code for r in out.reasons])
+    assert sizes[0.9][0] == pytest.approx(0.01) and "correlated_exposure" in sizes[0.9][1]
+    assert sizes[0.1][0] > 0.01 and "correlated_exposure" not in sizes[0.1][1]
