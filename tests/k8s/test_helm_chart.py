@@ -89,6 +89,29 @@ def running_pods(kubectl: Kubectl, namespace: str, release: str, count: int) -> 
     return wait_for(f"{count} Running operator pods", ready, timeout=90)
 
 
+@pytest.mark.parametrize(
+    "scenario", ["values.yaml", *sorted(p.name for p in (CHART / "ci").glob("*-values.yaml"))]
+)
+def test_every_scenario_is_accepted_by_the_api_server(
+    kubectl: Kubectl, helm: Helm, namespace: str, scenario: str
+) -> None:
+    """Each ci/ scenario rendered and sent to the API server as a dry run with strict field
+    validation: every field exists in the real schemas (ours and Kubernetes')."""
+    values = CHART / scenario if scenario == "values.yaml" else CHART / "ci" / scenario
+    rendered = helm.run(
+        "template", "rel", str(CHART), "-n", namespace, "-f", str(values),
+        # the scenario's namespaces need not exist here: watch the test's own instead
+        *(["--set", f"operator.watchNamespaces={{{namespace}}}"] if "namespaced" in scenario else []),
+    ).stdout  # fmt: skip
+    proc = kubectl.run(
+        "create", "--dry-run=server", "--validate=strict", "-n", namespace, "-o", "name",
+        "-f", "-", stdin=rendered,
+    )  # fmt: skip
+    kinds = sorted(name.split("/")[0].split(".")[0] for name in proc.stdout.split())
+    expected = sorted(d["kind"].lower() for d in yaml.safe_load_all(rendered) if d)
+    assert kinds == expected and "deployment" in kinds
+
+
 def test_install_upgrade_uninstall(kubectl: Kubectl, helm: Helm, namespace: str) -> None:
     # The chart's pods must pass the strictest Pod Security Standard.
     kubectl.run("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
@@ -241,3 +264,23 @@ def test_a_namespaced_install_lets_the_operator_work_there_and_nowhere_else(
     helm.run("uninstall", release, "-n", namespace)
     assert kubectl.get("kopfpeering", peering, watched) is None
     assert kubectl.get("role", operator, watched) is None
+
+
+def test_make_crds_upgrade_applies_the_charts_crds(kubectl: Kubectl, cluster: Cluster) -> None:
+    """Helm never upgrades crds/: `make crds-upgrade` is how, against $KUBECONFIG."""
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "crds-upgrade"],
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    applied = {line.split()[0] for line in proc.stdout.splitlines() if "serverside-applied" in line}
+    expected = {
+        f"customresourcedefinition.apiextensions.k8s.io/{yaml.safe_load(p.read_text())['metadata']['name']}"
+        for p in (CHART / "crds").glob("*.yaml")
+    }
+    assert applied == expected, proc.stdout
