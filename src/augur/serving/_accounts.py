@@ -280,6 +280,8 @@ class RedisAccounts:
     def settle(
         self, account_id: str, request_id: str, realized_return: float, at: datetime
     ) -> AccountState | None:
+        """Settled in one script; the account returned is read just after it, so another
+        worker's update may already be in it."""
         keys = self._keys(account_id)
         with _unavailable("redis"):
             done = self._settle(keys=keys, args=[request_id, repr(realized_return), at.timestamp()])
