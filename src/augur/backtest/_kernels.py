@@ -53,9 +53,10 @@ _SIZING = {
     "payoff_ratio": payoff_ratio,
     "volatility_scale": volatility_scale,
 }
-entry_kelly = _compiled(_step.entry_kelly, **_SIZING)
 drawdown_of = _compiled(_step.drawdown_of)
-step = _compiled(_step.step, **_SIZING)
+signal_terms = _compiled(_step.signal_terms, **_SIZING)
+entry = _compiled(_step.entry, **_SIZING)
+step = _compiled(_step.step, **_SIZING, signal_terms=signal_terms, entry=entry)
 _EXIT_POSITION = _step.EXIT_POSITION
 _ENTER_LONG = _step.ENTER_LONG
 _ENTER_SHORT = _step.ENTER_SHORT
@@ -166,54 +167,46 @@ def _rules(row: np.ndarray) -> tuple:  # type: ignore[type-arg]
     )
 
 
-@njit(cache=True)
-def kelly_sizes(
-    probability: np.ndarray,
-    payoff: np.ndarray,
-    kelly_fraction: float,
-    max_payoff_ratio: float,
-    size_cap: float,
-) -> np.ndarray:
-    """Per-outcome capped fractional Kelly (the ``kelly`` input of the step)."""
-    n = probability.shape[0]
-    out = np.zeros(n)
-    for i in range(n):
-        b = payoff[i]
-        if b > max_payoff_ratio:
-            b = max_payoff_ratio
-        out[i] = kelly_size(probability[i], b, kelly_fraction, size_cap)
-    return out
-
-
 # Columns of the simulation's outcome rows (one 64-byte row per outcome, so that a
 # random draw reads one cache line): see ``outcome_rows``.
-OUTCOME_KELLY = 0
-OUTCOME_DIRECTION = 1
-OUTCOME_CONFIDENCE = 2
-OUTCOME_VOLATILITY = 3
-OUTCOME_VOLATILITY_REF = 4
-OUTCOME_SIGNED_RETURN = 5
+OUTCOME_GATE = 0
+OUTCOME_KELLY = 1
+OUTCOME_VOLATILITY_SCALE = 2
+OUTCOME_DIRECTION = 3
+OUTCOME_SIGNED_RETURN = 4
 
 
+@njit(cache=True)
 def outcome_rows(
-    kelly: np.ndarray,
-    direction: np.ndarray,
+    probability: np.ndarray,
+    payoff: np.ndarray,
     confidence: np.ndarray,
+    direction: np.ndarray,
     volatility: np.ndarray,
     volatility_ref: np.ndarray,
-    signed_return: np.ndarray,
+    realised_return: np.ndarray,
+    rules: np.ndarray,
 ) -> np.ndarray:
-    """The per-outcome inputs of :func:`simulate_chunk`, one padded row per outcome."""
-    rows = np.zeros((len(kelly), 8))
-    for column, values in (
-        (OUTCOME_KELLY, kelly),
-        (OUTCOME_DIRECTION, direction),
-        (OUTCOME_CONFIDENCE, confidence),
-        (OUTCOME_VOLATILITY, volatility),
-        (OUTCOME_VOLATILITY_REF, volatility_ref),
-        (OUTCOME_SIGNED_RETURN, signed_return),
-    ):
-        rows[:, column] = values
+    """Per outcome, what the step's :func:`signal_terms` makes of it (gate, Kelly size,
+    volatility scale), its direction and its signed return; one padded row each.
+
+    The outcomes store the payoff ratio ``b`` rather than the quantiles; the quantiles
+    ``(-1, b)`` (long) or ``(-b, 1)`` (short) give exactly that ``b`` back."""
+    thresholds = _rules(rules)
+    n = probability.shape[0]
+    rows = np.zeros((n, 8))
+    for i in range(n):
+        d = direction[i]
+        b = payoff[i]
+        q05, q95 = (-1.0, b) if d > 0 else (-b, 1.0)
+        gate, kelly, scale = signal_terms(
+            d, probability[i], confidence[i], q05, q95, volatility[i], volatility_ref[i], thresholds
+        )
+        rows[i, OUTCOME_GATE] = gate
+        rows[i, OUTCOME_KELLY] = kelly
+        rows[i, OUTCOME_VOLATILITY_SCALE] = scale
+        rows[i, OUTCOME_DIRECTION] = d
+        rows[i, OUTCOME_SIGNED_RETURN] = d * realised_return[i]
     return rows
 
 
@@ -240,10 +233,11 @@ def simulate_chunk(
 ) -> None:
     """Simulate ``metrics.shape[0]`` paths starting at global index ``path_start``.
 
-    Per step: draw (block bootstrap), then the decision engine's :func:`step` for a flat
-    position (gate, drawdown limit, cool-down, Kelly size scaled by drawdown and
-    volatility, capped) with the config row ``rules`` (see :func:`rule_rows`); an entry
-    earns ``size * (direction * r - cost)`` over the step. A path stops trading once its
+    ``outcomes``: :func:`outcome_rows`. Per step: draw (block bootstrap), then the
+    decision engine's step for a flat position — its :func:`entry` stage (gate, drawdown
+    limit, cool-down, Kelly size scaled by drawdown and volatility, capped), on the
+    outcome's precomputed :func:`signal_terms` — with the config row ``rules`` (see
+    :func:`rule_rows`); an entry earns ``size * (direction * r - cost)`` over the step. A path stops trading once its
     drawdown reaches the limit (the step refuses) or its equity falls to ``ruin_equity``
     (remaining steps earn 0). Writes terminal return, maximum drawdown, Sharpe (of the
     per-step returns, times ``annualisation``) and win rate (NaN without trades) into
@@ -289,33 +283,25 @@ def simulate_chunk(
                     idx[lane] = nxt if nxt < n else 0
             j += 1
             for lane in range(LANES):
-                row = outcomes[idx[lane]]
+                i = idx[lane]
                 # One trade per step: the position is always flat when the step decides,
-                # so the exit rules (and their arguments) play no part here.
-                _, size, _ = step(
+                # so only its entry stage applies (what it needs from the signal and the
+                # market is computed once per outcome, in outcome_rows).
+                _, size, _ = entry(
                     dd[lane],
                     streak[lane],
                     since_loss[lane],
-                    0,
-                    0.0,
-                    0.0,
-                    0,
-                    row[OUTCOME_DIRECTION],
-                    0.0,
-                    row[OUTCOME_CONFIDENCE],
-                    0.0,
-                    0.0,
-                    row[OUTCOME_KELLY],  # computed once per outcome, never negative
-                    0.0,
-                    row[OUTCOME_VOLATILITY],
-                    row[OUTCOME_VOLATILITY_REF],
+                    int(outcomes[i, OUTCOME_DIRECTION]),
+                    int(outcomes[i, OUTCOME_GATE]),
+                    outcomes[i, OUTCOME_KELLY],
+                    outcomes[i, OUTCOME_VOLATILITY_SCALE],
                     symbol_room,
                     heat_room,
                     correlated_room,
                     thresholds,
                 )
                 size = size if alive[lane] else 0.0
-                r = size * (row[OUTCOME_SIGNED_RETURN] - cost)
+                r = size * (outcomes[i, OUTCOME_SIGNED_RETURN] - cost)
                 e = eq[lane] * (1.0 + r)
                 eq[lane] = e
                 s[lane] += r
@@ -323,8 +309,9 @@ def simulate_chunk(
                 trades[lane] += size > 0.0
                 win = r > 0.0
                 wins[lane] += win
-                streak[lane] = 0 if win else streak[lane] + (r < 0.0)
-                since_loss[lane] = 0 if r < 0.0 else since_loss[lane] + 1
+                streak[lane] = (streak[lane] + (r < 0.0)) * (not win)  # a win resets it
+                # a loss restarts the count; as a product, not a jump (losses come at random)
+                since_loss[lane] = (since_loss[lane] + 1) * (r >= 0.0)
                 pk = peak[lane] if peak[lane] > e else e
                 peak[lane] = pk
                 d = 1.0 - e / pk
@@ -455,7 +442,6 @@ def sweep_kernel(
                 confidence[t],
                 q05[t],
                 q95[t],
-                -1.0,  # the step computes the Kelly size when an entry gets that far
                 p,
                 volatility[t],
                 volatility_ref[t],

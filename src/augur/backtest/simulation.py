@@ -298,26 +298,21 @@ def _prepare(
 ) -> _Prepared:
     from augur.backtest import _kernels
 
-    kelly = _kernels.kelly_sizes(
-        outcomes.probability,
-        outcomes.payoff_ratio,
-        config.kelly_fraction,
-        config.max_payoff_ratio,
-        config.max_position_size,
-    )
-    signed = outcomes.direction * outcomes.realised_return
     # both are arrays after __post_init__ (zeros when the outcomes had none)
     assert outcomes.volatility is not None and outcomes.volatility_ref is not None
+    rules = _kernels.rule_rows([config])[0]
     return _Prepared(
         rows=_kernels.outcome_rows(
-            kelly,
-            outcomes.direction,
+            outcomes.probability,
+            outcomes.payoff_ratio,
             outcomes.confidence,
+            outcomes.direction,
             outcomes.volatility,
             outcomes.volatility_ref,
-            signed,
+            outcomes.realised_return,
+            rules,
         ),
-        rules=_kernels.rule_rows([config])[0],
+        rules=rules,
         scalars=(
             float(cost),
             int(n_steps),

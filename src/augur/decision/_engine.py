@@ -205,7 +205,6 @@ def decide(
         signal.confidence,
         signal.q05,
         signal.q95,
-        -1.0,  # the step computes the Kelly size itself when it needs it
         market.price,
         market.volatility,
         market.volatility_ref,

@@ -55,11 +55,12 @@ def kelly_size(probability: float, payoff: float, kelly_fraction: float, max_siz
 def drawdown_scale(drawdown: float, scale_start: float, limit: float) -> float:
     """Size multiplier for the current drawdown: 1 below ``scale_start``, falling linearly
     to 0 at ``limit`` (and 0 beyond it)."""
-    if drawdown >= limit:
-        return 0.0
-    if drawdown <= scale_start:
-        return 1.0
-    return (limit - drawdown) / (limit - scale_start)
+    # Selects rather than early returns: the compiled Monte Carlo evaluates this for many
+    # paths at once, where a jump that goes either way at random costs more than the sum.
+    span = limit - scale_start
+    linear = (limit - drawdown) / span if span > 0.0 else 0.0
+    scale = 1.0 if drawdown <= scale_start else linear
+    return 0.0 if drawdown >= limit else scale
 
 
 def volatility_scale(volatility: float, volatility_ref: float, cap: float) -> float:

@@ -77,11 +77,17 @@ REASON_BITS = (
 )
 
 
-def rules_of(
-    config: Any,
-) -> tuple[
+#: A DecisionConfig's thresholds as the step takes them (:func:`rules_of`): confidence
+#: threshold, Kelly fraction, max payoff ratio, max position size, max drawdown,
+#: drawdown-scaling start, cool-down losses, cool-down bars, volatility scaling (bool),
+#: volatility-scale cap, exits in volatility units (bool), stop loss, take profit, max
+#: holding bars, exit on reversal (bool).
+Rules = tuple[
     float, float, float, float, float, float, int, int, bool, float, bool, float, float, int, bool
-]:
+]
+
+
+def rules_of(config: Any) -> Rules:
     """A :class:`~augur.decision.DecisionConfig`'s thresholds as the step's ``rules`` tuple."""
     return (
         float(config.confidence_threshold),
@@ -124,118 +130,77 @@ def entry_kelly(
     return kelly_size(probability, b, kelly_fraction, max_position_size)
 
 
-def step(
-    drawdown: float,
-    consecutive_losses: int,
-    bars_since_loss: int,
-    position_side: int,
-    position_size: float,
-    entry_price: float,
-    bars_held: int,
+def signal_terms(
     direction: int,
     probability: float,
     confidence: float,
     q05: float,
     q95: float,
-    kelly: float,
-    price: float,
     volatility: float,
     volatility_ref: float,
+    rules: Rules,
+) -> tuple[int, float, float]:
+    """What an entry needs from the signal and the market alone: ``(gate, kelly, scale)``.
+
+    ``gate`` is 0 when the confidence gate passes, else its reason bit; ``kelly`` the
+    signal's capped fractional-Kelly size (0 when the gate fails); ``scale`` the
+    volatility-regime multiplier (1 with volatility scaling off). The Monte Carlo
+    computes these once per outcome; :func:`step` computes them on every call.
+    """
+    thr, kelly_fraction, max_payoff_ratio, max_position_size = (
+        rules[0],
+        rules[1],
+        rules[2],
+        rules[3],
+    )
+    if direction == 0:
+        gate = FLAT_SIGNAL
+    elif not confidence >= thr:  # NaN fails too
+        gate = CONFIDENCE_BELOW_THRESHOLD
+    else:
+        gate = 0
+    kelly = 0.0
+    if gate == 0:  # only a signal that passes the gate needs the Kelly size
+        b = payoff_ratio(direction, q05, q95, max_payoff_ratio)
+        kelly = kelly_size(probability, b, kelly_fraction, max_position_size)
+    scale = 1.0
+    if rules[8]:  # volatility_scaling
+        scale = volatility_scale(volatility, volatility_ref, rules[9])
+    return gate, kelly, scale
+
+
+def entry(
+    drawdown: float,
+    consecutive_losses: int,
+    bars_since_loss: int,
+    direction: int,
+    gate: int,
+    kelly: float,
+    vol_scale: float,
     symbol_room: float,
     heat_room: float,
     correlated_room: float,
-    rules: tuple[
-        float,
-        float,
-        float,
-        float,
-        float,
-        float,
-        int,
-        int,
-        bool,
-        float,
-        bool,
-        float,
-        float,
-        int,
-        bool,
-    ],
+    rules: Rules,
 ) -> tuple[int, float, int]:
-    """One decision for one symbol: ``(action code, size, reason bits)``.
+    """A flat position's decision from :func:`signal_terms` and the account.
 
-    Account: ``drawdown`` from peak (fraction), the loss streak and the decision steps
-    since the last loss. Position: ``position_side`` +1/-1/0, its absolute size, entry
-    price and steps held. Signal: ``direction``, ``probability``, ``confidence`` and the
-    forward-return quantiles; ``kelly`` is the signal's :func:`entry_kelly` when the
-    caller has it already (the Monte Carlo computes it once per outcome), else any
-    negative number, and the step computes it only when an entry gets that far. Market:
-    ``price`` and the per-bar ``volatility`` with its reference. Rooms: what the symbol, portfolio-heat and correlated-exposure caps leave
-    for this symbol. ``rules``: the config's thresholds, :func:`rules_of`.
-
-    An open position is exited (size: its own) or held — exits are always allowed. A
-    flat one is entered only if the gate passes and neither the drawdown limit nor the
-    cool-down forbids it, with the Kelly size scaled by drawdown and volatility regime
-    and capped by the position size and the three rooms.
+    The gate first, then the risk stage (drawdown limit, cool-down: no new exposure),
+    then the Kelly size scaled by drawdown and volatility regime and capped by the
+    position size and the three rooms. Every rule's outcome is computed straight
+    through and the first rule that applies decides: no early exits, so that a compiled
+    loop over many paths (the Monte Carlo) can use selects rather than jumps.
     """
-    (
-        confidence_threshold,
-        kelly_fraction,
-        max_payoff_ratio,
-        max_position_size,
-        max_drawdown,
-        drawdown_scale_start,
-        cooldown_losses,
-        cooldown_bars,
-        volatility_scaling,
-        volatility_scale_cap,
-        exit_in_volatility_units,
-        stop_loss,
-        take_profit,
-        max_holding_bars,
-        exit_on_reversal,
-    ) = rules
-    gate_passes = direction != 0 and confidence >= confidence_threshold  # NaN fails too
-    if position_side != 0:
-        reasons = 0
-        if entry_price > 0.0 and price > 0.0:
-            ret = position_side * (price / entry_price - 1.0)
-            unit = volatility if exit_in_volatility_units else 1.0
-            # Volatility-unit exits need a volatility; without one they cannot be placed.
-            if unit > 0.0:
-                if stop_loss > 0.0 and ret <= -stop_loss * unit:
-                    reasons |= STOP_LOSS
-                elif take_profit > 0.0 and ret >= take_profit * unit:
-                    reasons |= TAKE_PROFIT
-        if max_holding_bars > 0 and bars_held >= max_holding_bars:
-            reasons |= TIME_LIMIT
-        if exit_on_reversal and direction == -position_side and confidence >= confidence_threshold:
-            reasons |= SIGNAL_REVERSAL
-        if reasons != 0:
-            return EXIT_POSITION, abs(position_size), reasons
-        return NO_ACTION, 0.0, HOLDING
-
-    # A flat position: every rule's outcome is computed straight through and the first
-    # rule that applies decides. No early exits, so that a compiled loop over many paths
-    # (the Monte Carlo) can use selects rather than jumps.
-    if kelly < 0.0:
-        kelly = 0.0
-        if gate_passes:  # only an entry that passes the gate needs the Kelly size
-            b = payoff_ratio(direction, q05, q95, max_payoff_ratio)
-            kelly = kelly_size(probability, b, kelly_fraction, max_position_size)
-    blocks = 0
-    if drawdown >= max_drawdown:
-        blocks |= DRAWDOWN_LIMIT
-    if (
-        cooldown_losses > 0
-        and consecutive_losses >= cooldown_losses
-        and bars_since_loss < cooldown_bars
-    ):
-        blocks |= COOLDOWN
-    dd_scale = drawdown_scale(drawdown, drawdown_scale_start, max_drawdown)
-    vol_scale = 1.0
-    if volatility_scaling:
-        vol_scale = volatility_scale(volatility, volatility_ref, volatility_scale_cap)
+    max_position_size = rules[3]
+    max_drawdown = rules[4]
+    cooldown_losses = rules[6]
+    # "&" rather than "and" between conditions: no short-circuit jumps (see above)
+    cooling = (
+        (cooldown_losses > 0)
+        & (consecutive_losses >= cooldown_losses)
+        & (bars_since_loss < rules[7])
+    )
+    blocks = (DRAWDOWN_LIMIT if drawdown >= max_drawdown else 0) | (COOLDOWN if cooling else 0)
+    dd_scale = drawdown_scale(drawdown, rules[5], max_drawdown)
     scaling = (DRAWDOWN_SCALING if dd_scale < 1.0 else 0) | (
         VOLATILITY_SCALING if vol_scale != 1.0 else 0
     )
@@ -255,28 +220,110 @@ def step(
         | (CORRELATED_EXPOSURE if correlated_hit else 0)
     )
 
+    symbol_used_up = symbol_hit & (symbol_room <= MIN_SIZE)
+    heat_used_up = heat_hit & (heat_room <= MIN_SIZE)
+    correlated_used_up = correlated_hit & (correlated_room <= MIN_SIZE)
+    enters = (
+        (gate == 0)
+        & (blocks == 0)
+        & (kelly > MIN_SIZE)
+        & (kelly * dd_scale > MIN_SIZE)
+        & (not symbol_used_up)
+        & (not heat_used_up)
+        & (not correlated_used_up)
+        & (size - size == 0.0)  # NaN and inf fail it
+        & (size > MIN_SIZE)
+    )
+    out = size if enters else 0.0
     action = RISK_REJECTED
-    out = 0.0
-    if direction == 0:
-        action, reasons = NO_ACTION, FLAT_SIGNAL
-    elif not gate_passes:
-        action, reasons = NO_ACTION, CONFIDENCE_BELOW_THRESHOLD
+    if gate != 0:
+        action, reasons = NO_ACTION, gate
     elif blocks != 0:
         reasons = blocks
     elif not kelly > MIN_SIZE:
         action, reasons = NO_ACTION, KELLY_NON_POSITIVE
     elif kelly * dd_scale <= MIN_SIZE:  # at the limit up to rounding (1 - 0.8 < 0.2)
         reasons = DRAWDOWN_NO_ROOM
-    elif symbol_hit and symbol_room <= MIN_SIZE:
+    elif symbol_used_up:
         reasons = scaling | EXPOSURE_CAP_USED_UP
-    elif heat_hit and heat_room <= MIN_SIZE:
+    elif heat_used_up:
         reasons = scaling | (limited & EXPOSURE_CAP) | PORTFOLIO_HEAT_USED_UP
-    elif correlated_hit and correlated_room <= MIN_SIZE:
+    elif correlated_used_up:
         reasons = (limited & ~CORRELATED_EXPOSURE) | CORRELATED_EXPOSURE_USED_UP
-    elif not (size - size == 0.0 and size > MIN_SIZE):  # NaN and inf fail size - size == 0
+    elif not enters:
         reasons = limited | SIZE_ZERO
     else:
         action = ENTER_LONG if direction > 0 else ENTER_SHORT
-        out = size
         reasons = limited | ENTERED
     return action, out, reasons
+
+
+def step(
+    drawdown: float,
+    consecutive_losses: int,
+    bars_since_loss: int,
+    position_side: int,
+    position_size: float,
+    entry_price: float,
+    bars_held: int,
+    direction: int,
+    probability: float,
+    confidence: float,
+    q05: float,
+    q95: float,
+    price: float,
+    volatility: float,
+    volatility_ref: float,
+    symbol_room: float,
+    heat_room: float,
+    correlated_room: float,
+    rules: Rules,
+) -> tuple[int, float, int]:
+    """One decision for one symbol: ``(action code, size, reason bits)``.
+
+    Account: ``drawdown`` from peak (fraction), the loss streak and the decision steps
+    since the last loss. Position: ``position_side`` +1/-1/0, its absolute size, entry
+    price and steps held. Signal: ``direction``, ``probability``, ``confidence`` and the
+    forward-return quantiles. Market: ``price`` and the per-bar ``volatility`` with its
+    reference. Rooms: what the symbol, portfolio-heat and correlated-exposure caps leave
+    for this symbol. ``rules``: the config's thresholds, :func:`rules_of`.
+
+    An open position is exited (size: its own) or held — exits are always allowed,
+    whatever the gate or the risk state say. A flat one goes through :func:`entry`.
+    """
+    if position_side != 0:
+        thr = rules[0]
+        stop_loss, take_profit, max_holding_bars = rules[11], rules[12], rules[13]
+        reasons = 0
+        if entry_price > 0.0 and price > 0.0:
+            ret = position_side * (price / entry_price - 1.0)
+            unit = volatility if rules[10] else 1.0  # exit_in_volatility_units
+            # Volatility-unit exits need a volatility; without one they cannot be placed.
+            if unit > 0.0:
+                if stop_loss > 0.0 and ret <= -stop_loss * unit:
+                    reasons |= STOP_LOSS
+                elif take_profit > 0.0 and ret >= take_profit * unit:
+                    reasons |= TAKE_PROFIT
+        if max_holding_bars > 0 and bars_held >= max_holding_bars:
+            reasons |= TIME_LIMIT
+        if rules[14] and direction == -position_side and confidence >= thr:  # exit_on_reversal
+            reasons |= SIGNAL_REVERSAL
+        if reasons != 0:
+            return EXIT_POSITION, abs(position_size), reasons
+        return NO_ACTION, 0.0, HOLDING
+    gate, kelly, vol_scale = signal_terms(
+        direction, probability, confidence, q05, q95, volatility, volatility_ref, rules
+    )
+    return entry(
+        drawdown,
+        consecutive_losses,
+        bars_since_loss,
+        direction,
+        gate,
+        kelly,
+        vol_scale,
+        symbol_room,
+        heat_room,
+        correlated_room,
+        rules,
+    )

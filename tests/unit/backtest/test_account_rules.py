@@ -118,7 +118,6 @@ def step_args(sig, pos, risk, market, cfg) -> tuple:
         sig.confidence,
         sig.q05,
         sig.q95,
-        -1.0,
         market.price,
         market.volatility,
         market.volatility_ref,

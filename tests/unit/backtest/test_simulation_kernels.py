@@ -32,10 +32,6 @@ def test_simulation_kernels_match_python_source():
     rng = np.random.default_rng(0)
     n = 50
     direction = rng.choice([-1, 0, 1], n)
-    args = (rng.uniform(0.4, 0.8, n), rng.uniform(0, 3, n), 1.0, 2.0, 0.8)
-    kelly = _kernels.kelly_sizes(*args)
-    np.testing.assert_array_equal(kelly, _kernels.kelly_sizes.py_func(*args))
-    signed = direction * rng.normal(0, 0.08, n)
     confidence = rng.uniform(0, 1, n)
     volatility = rng.uniform(0.005, 0.02, n)  # volatility scaling on, around its reference
     rules = _kernels.rule_rows(
@@ -53,15 +49,25 @@ def test_simulation_kernels_match_python_source():
             )
         ]
     )[0]
+    args = (
+        rng.uniform(0.4, 0.8, n),
+        rng.uniform(0, 3, n),
+        confidence,
+        direction,
+        volatility,
+        np.full(n, 0.01),
+        rng.normal(0, 0.08, n),
+        rules,
+    )
+    rows = _kernels.outcome_rows(*args)
+    np.testing.assert_array_equal(rows, _kernels.outcome_rows.py_func(*args))
     outs = []
     for kernel in (_kernels.simulate_chunk, _kernels.simulate_chunk.py_func):
         metrics = np.empty((20, 4))
         ruined = np.empty(20, dtype=np.bool_)
         sizes = np.empty((20, 60))
         kernel(
-            _kernels.outcome_rows(
-                kelly, direction, confidence, volatility, np.full(n, 0.01), signed
-            ),
+            rows,
             4e-4,
             60,
             5,
