@@ -314,6 +314,8 @@ def step(
     gate, kelly, vol_scale = signal_terms(
         direction, probability, confidence, q05, q95, volatility, volatility_ref, rules
     )
+    if gate != 0:  # what entry() would say too; a bar-by-bar loop is quicker for the jump
+        return NO_ACTION, 0.0, gate
     return entry(
         drawdown,
         consecutive_losses,
