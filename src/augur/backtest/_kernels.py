@@ -216,8 +216,7 @@ def outcome_rows(
 LANES = 16
 
 
-@njit(cache=True, parallel=True, fastmath=_FAST)
-def simulate_chunk(
+def _simulate_chunk(
     outcomes: np.ndarray,
     cost: float,
     n_steps: int,
@@ -241,14 +240,14 @@ def simulate_chunk(
     drawdown reaches the limit (the step refuses) or its equity falls to ``ruin_equity``
     (remaining steps earn 0). Writes terminal return, maximum drawdown, Sharpe (of the
     per-step returns, times ``annualisation``) and win rate (NaN without trades) into
-    ``metrics[k, 0..3]``, the ruin flag into ``ruined[k]`` and, when ``sizes`` has a row
-    per path, each step's traded size into ``sizes[k, step]``.
+    ``metrics[k, 0..3]`` and the ruin flag into ``ruined[k]``. :func:`simulate_chunk_traced`
+    also writes each step's traded size into ``sizes[k, step]`` (``sizes`` has a row per
+    path); :func:`simulate_chunk` ignores ``sizes``.
     """
     n = outcomes.shape[0]
     nn = np.uint64(n)
     n_paths = metrics.shape[0]
     n_groups = (n_paths + LANES - 1) // LANES
-    trace = sizes.shape[0] > 0
     thresholds = _rules(rules)
     dd_limit = rules[4]
     symbol_room = rules[14]
@@ -318,7 +317,7 @@ def simulate_chunk(
                 dd[lane] = d
                 max_dd[lane] = max_dd[lane] if max_dd[lane] > d else d
                 alive[lane] = alive[lane] and d < dd_limit and e > ruin_equity
-                if trace and first + lane < n_paths:
+                if _TRACE and first + lane < n_paths:
                     sizes[first + lane, t] = size
         for lane in range(LANES):
             k = first + lane
@@ -332,6 +331,17 @@ def simulate_chunk(
             metrics[k, 2] = mean / np.sqrt(var) * annualisation if var > 1e-18 else 0.0
             metrics[k, 3] = wins[lane] / trades[lane] if trades[lane] > 0 else np.nan
             ruined[k] = not alive[lane]
+
+
+# Compiled twice: the traced copy (for tests) writes every size, which in the hot loop
+# would cost as much as the rules themselves; numba prunes the branch on the constant.
+_TRACE = False
+simulate_chunk = njit(cache=True, parallel=True, fastmath=_FAST)(_simulate_chunk)
+_traced = types.FunctionType(
+    _simulate_chunk.__code__, {**globals(), "_TRACE": True}, "simulate_chunk_traced"
+)
+_traced.__doc__ = _simulate_chunk.__doc__
+simulate_chunk_traced = njit(parallel=True, fastmath=_FAST)(_traced)
 
 
 @njit(cache=True)

@@ -332,7 +332,8 @@ def _run_chunk(
     cost, n_steps, block, seed, ruin_eq, ann = prep.scalars
     metrics = np.empty((n, len(METRICS)), dtype=np.float64)
     ruined = np.empty(n, dtype=np.bool_)
-    _kernels.simulate_chunk(
+    kernel = _kernels.simulate_chunk if sizes is None else _kernels.simulate_chunk_traced
+    kernel(
         prep.rows,
         cost,
         n_steps,

@@ -62,7 +62,7 @@ def test_simulation_kernels_match_python_source():
     rows = _kernels.outcome_rows(*args)
     np.testing.assert_array_equal(rows, _kernels.outcome_rows.py_func(*args))
     outs = []
-    for kernel in (_kernels.simulate_chunk, _kernels.simulate_chunk.py_func):
+    for kernel in (_kernels.simulate_chunk_traced, _kernels.simulate_chunk_traced.py_func):
         metrics = np.empty((20, 4))
         ruined = np.empty(20, dtype=np.bool_)
         sizes = np.empty((20, 60))
