@@ -378,8 +378,7 @@ def accumulate_histograms(
                 moments[m, 4] = v
 
 
-@njit(cache=True, parallel=True)
-def sweep_kernel(
+def _sweep_kernel(
     price: np.ndarray,
     direction: np.ndarray,
     probability: np.ndarray,
@@ -402,12 +401,12 @@ def sweep_kernel(
     may be entered at the close (gate, drawdown limit, cool-down, Kelly size scaled by
     drawdown and volatility, capped by the position size and the exposure caps).
     ``cost`` is charged per unit of notional on entry and on exit. ``out[c]`` =
-    (total_return, sharpe, max_drawdown, win_rate, n_trades, avg_trade_return); when
-    ``positions`` has a row per config, ``positions[c, t]`` is the signed position held
-    after bar ``t``'s decision.
+    (total_return, sharpe, max_drawdown, win_rate, n_trades, avg_trade_return).
+    :func:`sweep_kernel_traced` also writes the signed position held after bar ``t``'s
+    decision into ``positions[c, t]`` (a row per config); :func:`sweep_kernel` ignores
+    ``positions``.
     """
     n = price.shape[0]
-    trace = positions.shape[0] > 0
     for c in prange(params.shape[0]):
         thresholds = _rules(params[c])
         symbol_room = params[c, 14]
@@ -481,7 +480,7 @@ def sweep_kernel(
                 entry_eq = eq
                 held = 0
             since_loss += 1
-            if trace:
+            if _TRACE:
                 positions[c, t] = side * size if side != 0 else 0.0
             r = eq / prev_eq - 1.0  # bar t's return, costs included (prev_eq starts at 1)
             s += r
@@ -501,3 +500,11 @@ def sweep_kernel(
         out[c, 3] = wins / trades if trades > 0 else np.nan
         out[c, 4] = trades
         out[c, 5] = trade_sum / trades if trades > 0 else 0.0
+
+
+sweep_kernel = njit(cache=True, parallel=True)(_sweep_kernel)
+_sweep_traced = types.FunctionType(
+    _sweep_kernel.__code__, {**globals(), "_TRACE": True}, "sweep_kernel_traced"
+)
+_sweep_traced.__doc__ = _sweep_kernel.__doc__
+sweep_kernel_traced = njit(parallel=True)(_sweep_traced)

@@ -193,7 +193,7 @@ def test_decide_step_sweep_and_monte_carlo_agree(cfg, seq, vol_ref):
 
     column = {k: np.array([b[k] for b in seq], dtype=float) for k in ("q05", "q95")}
     positions = np.empty((1, n))
-    _kernels.sweep_kernel(
+    _kernels.sweep_kernel_traced(
         price,
         np.array([b["direction"] for b in seq], dtype=np.int64),
         np.array([b["probability"] for b in seq]),

@@ -133,7 +133,7 @@ def test_sweep_kernel_matches_python_source():
     ]
     params = _params(configs)
     outs = []
-    for kernel in (_kernels.sweep_kernel, _kernels.sweep_kernel.py_func):
+    for kernel in (_kernels.sweep_kernel_traced, _kernels.sweep_kernel_traced.py_func):
         out = np.empty((2, 6))
         positions = np.empty((2, n))
         kernel(
