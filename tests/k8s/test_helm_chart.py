@@ -250,8 +250,15 @@ def test_a_namespaced_install_lets_the_operator_work_there_and_nowhere_else(
             raise AssertionError(f"{exc}\noperator log:\n{log.read_text()[-4000:]}") from None
         for kind in ("deployment", "service", "hpa", "pdb"):
             assert kubectl.get(kind, "eurusd", watched) is not None, kind
+        # This operator handled it too. (In a full run the tier's own operator, which
+        # watches every namespace, may have made it Ready first, before this one's first
+        # log line: wait for this one's.)
+        wait_for(
+            "the chart's operator to handle the DecisionService",
+            lambda: f"[{watched}/eurusd]" in log.read_text(),
+            timeout=120,
+        )
         text = log.read_text()
-        assert f"[{watched}/eurusd]" in text  # this operator handled it
         assert "Forbidden" not in text, text[-4000:]  # the chart's RBAC is enough
         peers = kubectl.get("kopfpeering", peering, watched)
         assert peers is not None and json.dumps(peers.get("status") or {}) != "{}"
