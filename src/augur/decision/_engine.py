@@ -7,6 +7,10 @@ back into an :class:`Action` and :class:`Reason` texts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import lru_cache
+from typing import NamedTuple
+
 from augur.decision import _step
 from augur.decision._config import DecisionConfig
 from augur.decision._sizing import drawdown_scale, payoff_ratio, volatility_scale
@@ -54,115 +58,142 @@ def _rooms(risk: RiskState, symbol: str, config: DecisionConfig) -> tuple[float,
     )
 
 
-def _reasons(
-    bits: int,
-    size: float,
-    signal: Signal,
-    position: PositionContext,
-    risk: RiskState,
-    market: MarketContext,
-    config: DecisionConfig,
-    rooms: tuple[float, float, float],
-) -> list[Reason]:
+class _Facts(NamedTuple):
+    """What the reason texts quote: the inputs and the step's size."""
+
+    size: float
+    signal: Signal
+    position: PositionContext
+    risk: RiskState
+    market: MarketContext
+    config: DecisionConfig
+    rooms: tuple[float, float, float]
+
+
+def _payoff(f: _Facts) -> float:
+    s = f.signal
+    return payoff_ratio(s.direction, s.q05, s.q95, f.config.max_payoff_ratio)
+
+
+def _position_return(f: _Facts) -> float:
+    side = _SIDES[f.position.side]
+    return side * (f.market.price / f.position.entry_price - 1.0)
+
+
+def _entered(f: _Facts) -> str:
+    s, c = f.signal, f.config
+    action = Action.ENTER_LONG if s.direction > 0 else Action.ENTER_SHORT
+    kelly = _step.entry_kelly(
+        s.direction,
+        s.probability,
+        s.q05,
+        s.q95,
+        c.kelly_fraction,
+        c.max_payoff_ratio,
+        c.max_position_size,
+    )
+    return (
+        f"{action.value} size {f.size:.4f} (kelly {kelly:.4f}, p={s.probability:.3f}, "
+        f"b={_payoff(f):.2f})"
+    )
+
+
+def _scale_text(f: _Facts) -> str:
+    m, c = f.market, f.config
+    return f"volatility regime: size x{volatility_scale(m.volatility, m.volatility_ref, c.volatility_scale_cap):.2f}"
+
+
+def _drawdown_scale_text(f: _Facts) -> str:
+    dd, c = f.risk.drawdown, f.config
+    return (
+        f"drawdown {dd:.1%}: size x{drawdown_scale(dd, c.drawdown_scale_start, c.max_drawdown):.2f}"
+    )
+
+
+#: Each reason bit of the step: its code and how its text is written.
+_TEXTS: dict[int, tuple[str, Callable[[_Facts], str]]] = {
+    _step.FLAT_SIGNAL: ("flat_signal", lambda f: "the ensemble predicts no move (flat)"),
+    _step.CONFIDENCE_BELOW_THRESHOLD: (
+        "confidence_below_threshold",
+        lambda f: (
+            f"confidence {f.signal.confidence:.3f} < threshold {f.config.confidence_threshold:.3f}"
+        ),
+    ),
+    _step.DRAWDOWN_LIMIT: (
+        "drawdown_limit",
+        lambda f: (
+            f"drawdown {f.risk.drawdown:.1%} is at or beyond the limit {f.config.max_drawdown:.1%}"
+        ),
+    ),
+    _step.COOLDOWN: (
+        "cooldown",
+        lambda f: (
+            f"{f.risk.consecutive_losses} consecutive losses: cooling down for "
+            f"{f.config.cooldown_bars - f.risk.bars_since_last_loss} more bar(s)"
+        ),
+    ),
+    _step.STOP_LOSS: (
+        "stop_loss",
+        lambda f: f"position return {_position_return(f):.4%} hit the stop loss",
+    ),
+    _step.TAKE_PROFIT: (
+        "take_profit",
+        lambda f: f"position return {_position_return(f):.4%} hit the take profit",
+    ),
+    _step.TIME_LIMIT: (
+        "time_limit",
+        lambda f: f"held {f.position.bars_held} bars, limit {f.config.max_holding_bars}",
+    ),
+    _step.SIGNAL_REVERSAL: ("signal_reversal", lambda f: "a confident signal points the other way"),
+    _step.HOLDING: (
+        "holding",
+        lambda f: f"holding the {f.position.side} position; no exit rule triggered",
+    ),
+    _step.KELLY_NON_POSITIVE: (
+        "kelly_non_positive",
+        lambda f: f"no edge: p={f.signal.probability:.3f}, payoff ratio b={_payoff(f):.3f}",
+    ),
+    _step.DRAWDOWN_NO_ROOM: (
+        "drawdown_limit",
+        lambda f: f"drawdown {f.risk.drawdown:.1%} leaves no room for new size",
+    ),
+    _step.DRAWDOWN_SCALING: ("drawdown_scaling", _drawdown_scale_text),
+    _step.VOLATILITY_SCALING: ("volatility_scaling", _scale_text),
+    _step.EXPOSURE_CAP: (
+        "exposure_cap",
+        lambda f: f"size limited by the symbol exposure cap to {f.rooms[0]:.4f}",
+    ),
+    _step.EXPOSURE_CAP_USED_UP: ("exposure_cap", lambda f: "symbol exposure cap is used up"),
+    _step.PORTFOLIO_HEAT: (
+        "portfolio_heat",
+        lambda f: f"size limited by the portfolio heat cap to {f.rooms[1]:.4f}",
+    ),
+    _step.PORTFOLIO_HEAT_USED_UP: ("portfolio_heat", lambda f: "portfolio heat cap is used up"),
+    _step.CORRELATED_EXPOSURE: (
+        "correlated_exposure",
+        lambda f: f"size limited by the correlated exposure cap to {f.rooms[2]:.4f}",
+    ),
+    _step.CORRELATED_EXPOSURE_USED_UP: (
+        "correlated_exposure",
+        lambda f: "correlated exposure cap is used up",
+    ),
+    _step.SIZE_ZERO: ("size_zero", lambda f: "risk scaling left no size"),
+    _step.ENTERED: ("entered", _entered),
+}
+
+
+def _reasons(bits: int, facts: _Facts) -> tuple[Reason, ...]:
     """The step's reason bits as code + text, in the order of :data:`_step.REASON_BITS`."""
-    dd = risk.drawdown
-    side = _SIDES[position.side]
-    b = payoff_ratio(signal.direction, signal.q05, signal.q95, config.max_payoff_ratio)
+    out = []
+    for bit in _step.REASON_BITS:
+        if bits & bit:
+            code, text = _TEXTS[bit]
+            out.append(Reason(code, text(facts)))
+    return tuple(out)
 
-    def position_return() -> float:
-        return side * (market.price / position.entry_price - 1.0)
 
-    def entered() -> str:
-        action = Action.ENTER_LONG if signal.direction > 0 else Action.ENTER_SHORT
-        kelly = _step.entry_kelly(
-            signal.direction,
-            signal.probability,
-            signal.q05,
-            signal.q95,
-            config.kelly_fraction,
-            config.max_payoff_ratio,
-            config.max_position_size,
-        )
-        return (
-            f"{action.value} size {size:.4f} (kelly {kelly:.4f}, p={signal.probability:.3f}, "
-            f"b={b:.2f})"
-        )
-
-    texts = {
-        _step.FLAT_SIGNAL: lambda: ("flat_signal", "the ensemble predicts no move (flat)"),
-        _step.CONFIDENCE_BELOW_THRESHOLD: lambda: (
-            "confidence_below_threshold",
-            f"confidence {signal.confidence:.3f} < threshold {config.confidence_threshold:.3f}",
-        ),
-        _step.DRAWDOWN_LIMIT: lambda: (
-            "drawdown_limit",
-            f"drawdown {dd:.1%} is at or beyond the limit {config.max_drawdown:.1%}",
-        ),
-        _step.COOLDOWN: lambda: (
-            "cooldown",
-            f"{risk.consecutive_losses} consecutive losses: cooling down for "
-            f"{config.cooldown_bars - risk.bars_since_last_loss} more bar(s)",
-        ),
-        _step.STOP_LOSS: lambda: (
-            "stop_loss",
-            f"position return {position_return():.4%} hit the stop loss",
-        ),
-        _step.TAKE_PROFIT: lambda: (
-            "take_profit",
-            f"position return {position_return():.4%} hit the take profit",
-        ),
-        _step.TIME_LIMIT: lambda: (
-            "time_limit",
-            f"held {position.bars_held} bars, limit {config.max_holding_bars}",
-        ),
-        _step.SIGNAL_REVERSAL: lambda: (
-            "signal_reversal",
-            "a confident signal points the other way",
-        ),
-        _step.HOLDING: lambda: (
-            "holding",
-            f"holding the {position.side} position; no exit rule triggered",
-        ),
-        _step.KELLY_NON_POSITIVE: lambda: (
-            "kelly_non_positive",
-            f"no edge: p={signal.probability:.3f}, payoff ratio b={b:.3f}",
-        ),
-        _step.DRAWDOWN_NO_ROOM: lambda: (
-            "drawdown_limit",
-            f"drawdown {dd:.1%} leaves no room for new size",
-        ),
-        _step.DRAWDOWN_SCALING: lambda: (
-            "drawdown_scaling",
-            f"drawdown {dd:.1%}: size "
-            f"x{drawdown_scale(dd, config.drawdown_scale_start, config.max_drawdown):.2f}",
-        ),
-        _step.VOLATILITY_SCALING: lambda: (
-            "volatility_scaling",
-            "volatility regime: size x"
-            f"{volatility_scale(market.volatility, market.volatility_ref, config.volatility_scale_cap):.2f}",
-        ),
-        _step.EXPOSURE_CAP: lambda: (
-            "exposure_cap",
-            f"size limited by the symbol exposure cap to {rooms[0]:.4f}",
-        ),
-        _step.EXPOSURE_CAP_USED_UP: lambda: ("exposure_cap", "symbol exposure cap is used up"),
-        _step.PORTFOLIO_HEAT: lambda: (
-            "portfolio_heat",
-            f"size limited by the portfolio heat cap to {rooms[1]:.4f}",
-        ),
-        _step.PORTFOLIO_HEAT_USED_UP: lambda: ("portfolio_heat", "portfolio heat cap is used up"),
-        _step.CORRELATED_EXPOSURE: lambda: (
-            "correlated_exposure",
-            f"size limited by the correlated exposure cap to {rooms[2]:.4f}",
-        ),
-        _step.CORRELATED_EXPOSURE_USED_UP: lambda: (
-            "correlated_exposure",
-            "correlated exposure cap is used up",
-        ),
-        _step.SIZE_ZERO: lambda: ("size_zero", "risk scaling left no size"),
-        _step.ENTERED: lambda: ("entered", entered()),
-    }
-    return [Reason(*texts[bit]()) for bit in _step.REASON_BITS if bits & bit]
+#: A config's thresholds as the step's tuple, once per config (configs are frozen).
+_rules_of = lru_cache(maxsize=256)(_step.rules_of)
 
 
 def decide(
@@ -211,7 +242,7 @@ def decide(
         rooms[0],
         rooms[1],
         rooms[2],
-        _step.rules_of(config),
+        _rules_of(config),
     )
     return Decision(
         action=_ACTIONS[action],
@@ -220,7 +251,7 @@ def decide(
         probability=signal.probability,
         confidence=signal.confidence,
         agreement=signal.agreement,
-        reasons=tuple(_reasons(bits, size, signal, position, risk, market, config, rooms)),
+        reasons=_reasons(bits, _Facts(size, signal, position, risk, market, config, rooms)),
         model_version=signal.model_version,
         request_id=request_id,
     )
