@@ -71,6 +71,7 @@ MODULES: tuple[Module, ...] = (
         "decision",
         (
             "src/augur/decision/_engine.py",
+            "src/augur/decision/_step.py",
             "src/augur/decision/_sizing.py",
             "src/augur/decision/_config.py",
         ),
