@@ -16,14 +16,13 @@ if TYPE_CHECKING:
     from augur.monitoring.analysis import ServingSummary, summarize
     from augur.monitoring.drift import (
         REFERENCE_FILENAME,
-        DriftGauges,
-        DriftMonitor,
         DriftResult,
         detect_drift,
         load_reference,
         reference_sample,
         save_reference,
     )
+    from augur.monitoring.drift_monitor import DriftGauges, DriftMonitor
     from augur.monitoring.log import (
         ROLES,
         LogStats,
@@ -43,8 +42,8 @@ _EXPORTS: dict[str, str] = {
     "default_log_url": "augur.monitoring.log",
     "features_digest": "augur.monitoring.log",
     "REFERENCE_FILENAME": "augur.monitoring.drift",
-    "DriftGauges": "augur.monitoring.drift",
-    "DriftMonitor": "augur.monitoring.drift",
+    "DriftGauges": "augur.monitoring.drift_monitor",
+    "DriftMonitor": "augur.monitoring.drift_monitor",
     "DriftResult": "augur.monitoring.drift",
     "detect_drift": "augur.monitoring.drift",
     "load_reference": "augur.monitoring.drift",

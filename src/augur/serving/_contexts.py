@@ -10,7 +10,7 @@ from datetime import datetime
 
 import numpy as np
 
-from augur.decision import MarketContext, PositionContext, Reason, RiskState
+from augur.decision import Action, Decision, MarketContext, PositionContext, Reason, RiskState
 from augur.models import confidence_features
 from augur.serving._schemas import AccountIn, PositionIn
 
@@ -38,6 +38,21 @@ def refusal(x: np.ndarray, ts: datetime | None, now: datetime, max_age: float) -
     if not np.isfinite(x).all():
         return Reason("missing_features", "some features are missing (warm-up or gaps)")
     return None
+
+
+def refused_decision(reason: Reason, model_tag: str, request_id: str) -> Decision:
+    """``no_action`` for a request no model may score, with the refusal as its reason."""
+    return Decision(
+        action=Action.NO_ACTION,
+        size=0.0,
+        direction=0,
+        probability=0.0,
+        confidence=0.0,
+        agreement=0.0,
+        reasons=(reason,),
+        model_version=model_tag,
+        request_id=request_id,
+    )
 
 
 class MarketReader:
@@ -109,5 +124,6 @@ __all__ = [
     "MarketReader",
     "position_context",
     "refusal",
+    "refused_decision",
     "risk_state",
 ]

@@ -30,7 +30,6 @@ from augur.decision import (
     Decision,
     MarketContext,
     PositionContext,
-    Reason,
     RiskState,
 )
 from augur.monitoring import features_digest
@@ -41,15 +40,16 @@ from augur.serving._contexts import (
     MarketReader,
     position_context,
     refusal,
+    refused_decision,
     risk_state,
 )
 from augur.serving._errors import (
     AccountStoreUnavailableError,
-    PredictionLogOffError,
     StoreUnavailableError,
     UnknownSymbolError,
 )
 from augur.serving._models_view import models_view
+from augur.serving._outcomes import record_outcome
 from augur.serving._ports import (
     AccountStore,
     Clock,
@@ -61,12 +61,11 @@ from augur.serving._ports import (
     ShadowSink,
     system_clock,
 )
-from augur.serving._records import record_prediction
+from augur.serving._records import answer_of, record_prediction
 from augur.serving._registry import ModelRegistry
 from augur.serving._routing import Route, Router, RoutingTableFile, StaticRouting
 from augur.serving._schemas import (
     AccountIn,
-    AccountOut,
     DecideBatchRequest,
     DecideBatchResponse,
     DecideRequest,
@@ -75,15 +74,12 @@ from augur.serving._schemas import (
     OutcomeRequest,
     OutcomeResponse,
     PositionIn,
-    ReasonOut,
     SymbolError,
 )
 from augur.serving._scoring import Scored, Scorer
 from augur.serving._shadow_codec import ShadowTask
 
 log = logging.getLogger(__name__)
-# Writes (outcomes) are audit-logged with the caller on a logger of their own.
-audit = logging.getLogger("augur.audit")
 
 DecideFn = Callable[..., Decision]
 
@@ -271,7 +267,7 @@ class DecisionPipeline:
                     self._contexts(job, job.as_of or now)
                     to_score.setdefault(job.route.model_tag, []).append(job)
                 else:
-                    job.decision = _refused(refused, job.route.model_tag, job.request_id)
+                    job.decision = refused_decision(refused, job.route.model_tag, job.request_id)
         for tag, group in to_score.items():
             loaded = self.models[tag]
             with self._span("ensemble"):
@@ -297,7 +293,7 @@ class DecisionPipeline:
         latency_ms = (time.perf_counter() - t0) * 1e3
         self._record(jobs, latency_ms, now)
         self._mirror([job for job in jobs if job.shadow is not None and job.scored is not None])
-        return [_out(job) for job in jobs]
+        return [answer_of(job.symbol, job.decision, job.request_id, job.ts) for job in jobs]
 
     # --- the stages -------------------------------------------------------------------
     def _accounts_of(self, jobs: list[Job]) -> dict[str, AccountState]:
@@ -385,44 +381,8 @@ class DecisionPipeline:
 
     # --- outcomes and introspection ---------------------------------------------------
     def record_outcome(self, req: OutcomeRequest, caller: str) -> OutcomeResponse:
-        """Join a realised return to a logged request. Raises
-        :class:`~augur.monitoring.UnknownRequestIdError` when no prediction has its id."""
-        from augur.monitoring import UnknownRequestIdError
-
-        if self.log is None:
-            raise PredictionLogOffError(req.request_id)
-        matched = bool(self.log.log_outcome(req.request_id, req.realized_return, caller))
-        if self.metrics is not None:
-            self.metrics.outcome_posted(matched)
-        audit.info(
-            "outcome request_id=%s realized_return=%g caller=%s matched=%s",
-            req.request_id,
-            req.realized_return,
-            caller,
-            matched,
-        )
-        if not matched:
-            raise UnknownRequestIdError(req.request_id)
-        if req.account_id is None:
-            return OutcomeResponse(request_id=req.request_id, recorded=True)
-        if self.accounts is None:
-            raise AccountStoreUnavailableError("this service keeps no accounts")
-        after = self.accounts.settle(
-            req.account_id, req.request_id, req.realized_return, self.clock()
-        )
-        state = after if after is not None else self.accounts.get(req.account_id)
-        return OutcomeResponse(
-            request_id=req.request_id,
-            recorded=True,
-            position_closed=after is not None,
-            account=AccountOut(
-                account_id=req.account_id,
-                equity=state.equity,
-                peak_equity=state.peak_equity,
-                consecutive_losses=state.consecutive_losses,
-                open_exposure=state.open_exposure,
-            ),
-        )
+        """``POST /outcome`` (see :func:`augur.serving._outcomes.record_outcome`)."""
+        return record_outcome(req, caller, self.log, self.accounts, self.metrics, self.clock)
 
     def models_info(self) -> ModelsResponse:
         """``GET /models``: the routing table in force and each version's state."""
@@ -440,38 +400,6 @@ def _enters(decision: Decision) -> bool:
 def _market_of(job: Job) -> MarketContext:
     assert job.market is not None, "contexts are set before scoring"
     return job.market
-
-
-def _refused(reason: Reason, model_tag: str, request_id: str) -> Decision:
-    return Decision(
-        action=Action.NO_ACTION,
-        size=0.0,
-        direction=0,
-        probability=0.0,
-        confidence=0.0,
-        agreement=0.0,
-        reasons=(reason,),
-        model_version=model_tag,
-        request_id=request_id,
-    )
-
-
-def _out(job: Job) -> DecisionOut:
-    d = job.decision
-    assert d is not None
-    return DecisionOut(
-        symbol=job.symbol,
-        action=d.action.value,
-        size=d.size,
-        direction=d.direction,
-        probability=d.probability,
-        confidence=d.confidence,
-        agreement=d.agreement,
-        reasons=[ReasonOut(code=r.code, text=r.text) for r in d.reasons],
-        model_version=d.model_version,
-        request_id=job.request_id,
-        feature_timestamp=job.ts,
-    )
 
 
 # Marks a request's place in decide_many's results until its decision is made.

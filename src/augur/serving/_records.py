@@ -1,4 +1,5 @@
-"""The prediction log's row for a decision, primary or shadow alike."""
+"""What a decision becomes: the prediction log's row (primary or shadow alike) and the
+body ``POST /decide`` answers with."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from augur.decision import Decision
 from augur.monitoring import PredictionRecord
 from augur.serving._ports import PredictionSink
 from augur.serving._routing import Route
+from augur.serving._schemas import DecisionOut, ReasonOut
 from augur.serving._scoring import Scored
 
 log = logging.getLogger(__name__)
@@ -72,4 +74,25 @@ def record_prediction(
         log.exception("request %s: prediction not logged", item.request_id)
 
 
-__all__ = ["Scoreable", "record_prediction"]
+def answer_of(
+    symbol: str, decision: Decision | None, request_id: str, ts: datetime | None
+) -> DecisionOut:
+    """The decision as the HTTP answer: the Decision contract plus the symbol and the
+    event time of the features it was made on."""
+    assert decision is not None, "every job is decided before it is answered"
+    return DecisionOut(
+        symbol=symbol,
+        action=decision.action.value,
+        size=decision.size,
+        direction=decision.direction,
+        probability=decision.probability,
+        confidence=decision.confidence,
+        agreement=decision.agreement,
+        reasons=[ReasonOut(code=r.code, text=r.text) for r in decision.reasons],
+        model_version=decision.model_version,
+        request_id=request_id,
+        feature_timestamp=ts,
+    )
+
+
+__all__ = ["Scoreable", "answer_of", "record_prediction"]

@@ -14,9 +14,6 @@ from prometheus_client import CollectorRegistry
 from augur.monitoring import PredictionLog
 from augur.monitoring.drift import (
     REFERENCE_FILENAME,
-    DriftGauges,
-    DriftMonitor,
-    FeatureWindow,
     detect_drift,
     load_reference,
     psi,
@@ -24,6 +21,7 @@ from augur.monitoring.drift import (
     reference_sample,
     save_reference,
 )
+from augur.monitoring.drift_monitor import DriftGauges, DriftMonitor, FeatureWindow
 
 FEATURES = ["ret_5", "vol_20", "rsi_14", "trend_50", "volume_z"]
 
@@ -260,10 +258,10 @@ class ManualClock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
     from types import SimpleNamespace
 
-    from augur.monitoring import drift
+    from augur.monitoring import drift_monitor
 
     manual = ManualClock()
-    monkeypatch.setattr(drift, "time", SimpleNamespace(monotonic=manual.monotonic))
+    monkeypatch.setattr(drift_monitor, "time", SimpleNamespace(monotonic=manual.monotonic))
     return manual
 
 
