@@ -7,6 +7,7 @@ one-line reason in the summary (never silently passed).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -211,12 +212,19 @@ def operator(kubectl: Kubectl, cluster: Cluster) -> Iterator[Operator]:
         op.stop()
 
 
-@pytest.fixture
-def namespace(kubectl: Kubectl) -> Iterator[str]:
-    """A fresh namespace per test, deleted afterwards (without waiting)."""
+@contextlib.contextmanager
+def fresh_namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A namespace of its own, deleted afterwards (without waiting)."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     kubectl.run("create", "namespace", name)
     try:
         yield name
     finally:
         kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A fresh namespace per test."""
+    with fresh_namespace(kubectl) as name:
+        yield name

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.conftest import free_port
-from tests.k8s.conftest import ROOT, Kubectl, wait_for
+from tests.k8s.conftest import ROOT, Kubectl, fresh_namespace, wait_for
 from tests.k8s.controlplane import _build
 from tests.k8s.controlplane._cluster import NODES, Cluster
 from tests.k8s.test_decisionservice_operator import decision_service, wait_ready
@@ -64,12 +64,8 @@ def helm(cluster: Cluster, kubectl: Kubectl) -> Helm:
 
 @pytest.fixture
 def other_namespace(kubectl: Kubectl) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    kubectl.run("create", "namespace", name)
-    try:
+    with fresh_namespace(kubectl) as name:
         yield name
-    finally:
-        kubectl.run("delete", "namespace", name, "--wait=false", check=False)
 
 
 def can_i(kubectl: Kubectl, account: str, verb: str, what: str, namespace: str | None) -> bool:

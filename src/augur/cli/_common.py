@@ -6,13 +6,24 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
+
+# Options more than one command takes, declared once.
+HoldoutOption = Annotated[
+    float,
+    typer.Option(
+        "--holdout",
+        min=0.0,
+        max=0.8,
+        help="Share of the latest timestamps held out for the out-of-sample check.",
+    ),
+]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from augur.cli._common import Column, print_table
+from augur.cli._common import Column, HoldoutOption, print_table
 from augur.cli._common import fail as _fail
 from augur.cli._common import parse_params as _parse_params
 
@@ -87,15 +87,7 @@ def train(
             "--name", help="Model name in the store (default AUGUR_MODEL_NAME, 'augur-ensemble')."
         ),
     ] = None,
-    holdout: Annotated[
-        float,
-        typer.Option(
-            "--holdout",
-            min=0.0,
-            max=0.8,
-            help="Share of the latest timestamps held out for the out-of-sample check.",
-        ),
-    ] = 0.2,
+    holdout: HoldoutOption = 0.2,
     param: Annotated[
         list[str] | None,
         typer.Option(

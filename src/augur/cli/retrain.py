@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from augur.cli._common import fail, parse_params
+from augur.cli._common import HoldoutOption, fail, parse_params
 from augur.cli.drift import (
     LogUrlOption,
     MaxAgeOption,
@@ -53,15 +53,7 @@ def retrain(
             help="Train on each symbol's last N bars (default: every bar in the bar store).",
         ),
     ] = None,
-    holdout: Annotated[
-        float,
-        typer.Option(
-            "--holdout",
-            min=0.0,
-            max=0.8,
-            help="Share of the latest timestamps held out for the out-of-sample check.",
-        ),
-    ] = 0.2,
+    holdout: HoldoutOption = 0.2,
     param: Annotated[
         list[str] | None,
         typer.Option(
