@@ -20,17 +20,11 @@ import pytest
 from augur.config import Settings
 from augur.decision import DecisionConfig
 from tests.conftest import RedisServer
+from tests.integration._one_symbol import augur_serving, one_symbol_home
 from tests.integration.test_service_http import (
     AUTH,
-    ROOT,
-    TINY,
-    _populate,
-    _stop,
-    _tree,
     _write_json,
     serve_env,
-    start_serving,
-    wait_ready,
 )
 
 pytestmark = pytest.mark.integration
@@ -50,38 +44,17 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    from augur.data import load_sample, write_bars
-    from augur.models import EnsembleParams, save_version
-    from augur.models._train import train_on_bars
+    from augur.models import save_version
 
     home = tmp_path_factory.mktemp("accounts-home")
-    settings = Settings(
-        home=home,
-        feature_repo=ROOT / "feature_repo",
-        online_store="redis",
-        redis_url=f"{redis_server.url},db={REDIS_DB}",
-    )
-    bars = load_sample([SYMBOL])[SYMBOL].tail(N_BARS).reset_index(drop=True)
-    write_bars(bars, settings.bars_dir)
-    _populate(settings)
-    ensemble = train_on_bars(bars, params=EnsembleParams(**TINY), settings=settings).ensemble
+    settings, ensemble = one_symbol_home(home, f"{redis_server.url},db={REDIS_DB}", SYMBOL, N_BARS)
     tag = save_version(ensemble, DecisionConfig(), store_dir=home / "bentoml").tag
     routes = home / "routes.json"
     _write_json(routes, {"versions": [{"name": "only", "model_tag": tag, "weight": 100.0}]})
     env = serve_env(settings, routes, AUGUR_SERVING_WORKERS="2")
     env.pop("AUGUR_DECISION_OVERRIDES", None)  # the version's own (default) thresholds
-    log = home / "server.log"
-    proc, url = start_serving(env, log)
-    started: list[Any] = []
-    left: list[str] = []
-    try:
-        wait_ready(proc, url, log)
-        started = _tree(proc)
+    with augur_serving(env, home / "server.log") as url:
         yield Served(url, settings)
-    finally:
-        left = _stop(proc, started)
-    if left:
-        pytest.fail(f"processes outlived the server's stop (killed): {left}")
 
 
 @pytest.fixture(scope="module")

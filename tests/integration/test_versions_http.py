@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import numpy as np
@@ -21,17 +20,11 @@ import pytest
 from augur.config import Settings
 from augur.decision import DecisionConfig
 from tests.conftest import RedisServer
+from tests.integration._one_symbol import augur_serving, one_symbol_home
 from tests.integration.test_service_http import (
     AUTH,
-    ROOT,
-    TINY,
-    _populate,
-    _stop,
-    _tree,
     _write_json,
     serve_env,
-    start_serving,
-    wait_ready,
 )
 
 pytestmark = pytest.mark.integration
@@ -57,23 +50,12 @@ class Versions:
 def versions(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Versions]:
-    from augur.data import load_sample, write_bars
-    from augur.models import EnsembleParams, save_version
-    from augur.models._train import train_on_bars
+    from augur.models import save_version
     from augur.serving import Router, RoutingTable
 
     home = tmp_path_factory.mktemp("versions-home")
-    settings = Settings(
-        home=home,
-        feature_repo=ROOT / "feature_repo",
-        online_store="redis",
-        redis_url=f"{redis_server.url},db={REDIS_DB}",
-    )
-    bars = load_sample([SYMBOL])[SYMBOL].tail(N_BARS).reset_index(drop=True)
-    write_bars(bars, settings.bars_dir)
-    _populate(settings)
+    settings, ensemble = one_symbol_home(home, f"{redis_server.url},db={REDIS_DB}", SYMBOL, N_BARS)
     store_dir = home / "bentoml"
-    ensemble = train_on_bars(bars, params=EnsembleParams(**TINY), settings=settings).ensemble
     default_tag = save_version(ensemble, DecisionConfig(), store_dir=store_dir).tag
     strict = DecisionConfig(confidence_threshold=STRICT)
     strict_tag = save_version(ensemble, strict, store_dir=store_dir).tag
@@ -92,18 +74,8 @@ def versions(
     _write_json(routes, table)
     env = serve_env(settings, routes)
     env.pop("AUGUR_DECISION_OVERRIDES", None)  # each version's own thresholds, nothing on top
-    log = home / "server.log"
-    proc, url = start_serving(env, log)
-    started: list[Any] = []
-    left: list[str] = []
-    try:
-        wait_ready(proc, url, log)
-        started = _tree(proc)
+    with augur_serving(env, home / "server.log") as url:
         yield Versions(url, settings, default_tag, strict_tag, keys)
-    finally:
-        left = _stop(proc, started)
-    if left:
-        pytest.fail(f"processes outlived the server's stop (killed): {left}")
 
 
 @pytest.fixture(scope="module")
