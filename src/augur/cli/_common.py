@@ -157,3 +157,19 @@ def _print_long(
             console.print(Text.assemble(f"  {col.header}: ", Text.from_markup(cell)))
     if caption:
         console.print(caption)
+
+
+def train_with_progress(
+    console: Console, bars: Any, params: Any, settings: Any, holdout: float
+) -> Any:
+    """``train_on_bars`` with a spinner saying which stage it is in (train and retrain)."""
+    from augur.models._train import train_on_bars
+
+    with console.status("training…") as status:
+        return train_on_bars(
+            bars,
+            params=params,
+            settings=settings,
+            holdout_fraction=holdout,
+            progress=lambda msg: status.update(f"training: {msg}…"),
+        )

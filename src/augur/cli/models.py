@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from augur.cli._common import Column, HoldoutOption, print_table
+from augur.cli._common import Column, HoldoutOption, print_table, train_with_progress
 from augur.cli._common import fail as _fail
 from augur.cli._common import parse_params as _parse_params
 
@@ -117,7 +117,6 @@ def train(
     from augur.config import get_settings
     from augur.data import read_bars
     from augur.models import EnsembleParams, save_version
-    from augur.models._train import train_on_bars
 
     settings = get_settings()
     decision_config = _decision_config(decision or [])
@@ -136,15 +135,8 @@ def train(
             "the bars dataset is empty: run `augur data sample` or `augur data import FILE --symbol S`"
         )
     try:
-        with console.status("training…") as status:
-            result = train_on_bars(
-                bars,
-                params=params,
-                settings=settings,
-                holdout_fraction=holdout,
-                progress=lambda msg: status.update(f"training: {msg}…"),
-            )
-            status.update("saving to the model store…")
+        result = train_with_progress(console, bars, params, settings, holdout)
+        with console.status("saving to the model store…"):
             tag = save_version(
                 result.ensemble, decision_config, name, reference=result.reference
             ).tag

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from augur.cli._common import HoldoutOption, fail, parse_params
+from augur.cli._common import HoldoutOption, fail, parse_params, train_with_progress
 from augur.cli.drift import (
     LogUrlOption,
     MaxAgeOption,
@@ -161,7 +161,6 @@ def _train_like(
         load_version,
         save_version,
     )
-    from augur.models._train import train_on_bars
 
     try:
         version = load_version(tag)
@@ -182,15 +181,8 @@ def _train_like(
     if bars.empty:
         fail("the bar store is empty: import bars with `augur data import FILE --symbol S`")
     try:
-        with console.status("training…") as status:
-            result = train_on_bars(
-                bars,
-                params=params,
-                settings=settings,
-                holdout_fraction=holdout,
-                progress=lambda msg: status.update(f"training: {msg}…"),
-            )
-            status.update("saving to the model store…")
+        result = train_with_progress(console, bars, params, settings, holdout)
+        with console.status("saving to the model store…"):
             # The successor keeps the thresholds the drifted version decides with.
             new_tag = save_version(
                 result.ensemble,
