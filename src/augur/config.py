@@ -186,9 +186,10 @@ class Settings(BaseSettings):
     prediction_cache_size: int = Field(
         default=4096,
         ge=0,
-        description="Ensemble outputs remembered per worker, keyed by model version and the "
-        "exact feature vector (features change once per bar; the ensemble is a pure "
-        "function of them). 0: score every request.",
+        description="Ensemble outputs remembered per worker, keyed by model version and "
+        "feature row (features change once per bar; the ensemble is a pure function of "
+        "them), and each row's completeness check and digest. 0: score and check every "
+        "request.",
     )
     decide_batch_max: int = Field(
         default=32,

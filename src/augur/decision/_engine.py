@@ -8,7 +8,6 @@ back into an :class:`Action` and :class:`Reason` texts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 from typing import NamedTuple
 
 from augur.decision import _step
@@ -46,16 +45,21 @@ def _rooms(risk: RiskState, symbol: str, config: DecisionConfig) -> tuple[float,
     """What the symbol, portfolio-heat and correlated-exposure caps leave for ``symbol``."""
     exposures = risk.open_exposure
     own = abs(exposures.get(symbol, 0.0))
-    correlated = sum(
-        abs(e)
-        for s, e in exposures.items()
-        if s != symbol and abs(_correlation(risk, symbol, s)) >= config.correlation_threshold
-    )
+    correlated = 0.0
+    if risk.correlations:
+        correlated = sum(
+            abs(e)
+            for s, e in exposures.items()
+            if s != symbol and abs(_correlation(risk, symbol, s)) >= config.correlation_threshold
+        )
     return (
         config.max_symbol_exposure - own,
         config.max_portfolio_heat - sum(abs(e) for e in exposures.values()),
         config.max_correlated_exposure - own - correlated,
     )
+
+
+_NO_ROOMS = (0.0, 0.0, 0.0)
 
 
 class _Facts(NamedTuple):
@@ -183,17 +187,30 @@ _TEXTS: dict[int, tuple[str, Callable[[_Facts], str]]] = {
 
 
 def _reasons(bits: int, facts: _Facts) -> tuple[Reason, ...]:
-    """The step's reason bits as code + text, in the order of :data:`_step.REASON_BITS`."""
+    """The step's reason bits as code + text, lowest bit first (the order of
+    :data:`_step.REASON_BITS`)."""
     out = []
-    for bit in _step.REASON_BITS:
-        if bits & bit:
-            code, text = _TEXTS[bit]
-            out.append(Reason(code, text(facts)))
+    while bits:
+        bit = bits & -bits  # the lowest bit set
+        bits ^= bit
+        code, text = _TEXTS[bit]
+        out.append(Reason(code, text(facts)))
     return tuple(out)
 
 
-#: A config's thresholds as the step's tuple, once per config (configs are frozen).
-_rules_of = lru_cache(maxsize=256)(_step.rules_of)
+_RULES: dict[int, tuple[DecisionConfig, _step.Rules]] = {}
+
+
+def _rules_of(config: DecisionConfig) -> _step.Rules:
+    """A config's thresholds as the step's tuple, once per config object (configs are
+    frozen; the entry holds the config, so its id is not reused while it is kept). Not
+    an ``lru_cache``: that hashes the config's twenty fields on every call."""
+    hit = _RULES.get(id(config))
+    if hit is None or hit[0] is not config:
+        if len(_RULES) >= 256:
+            _RULES.clear()
+        hit = _RULES[id(config)] = (config, _step.rules_of(config))
+    return hit[1]
 
 
 def decide(
@@ -222,12 +239,14 @@ def decide(
         raise ValueError(
             f"PositionContext.side={position.side!r} is invalid: use 'long', 'short' or 'flat'"
         )
-    rooms = _rooms(risk, market.symbol, config)
+    side = _SIDES[position.side]
+    # the caps only limit an entry: an open position is exited or held whatever they say
+    rooms = _rooms(risk, market.symbol, config) if side == 0 else _NO_ROOMS
     action, size, bits = _step.step(
         risk.drawdown,
         risk.consecutive_losses,
         risk.bars_since_last_loss,
-        _SIDES[position.side],
+        side,
         position.size,
         position.entry_price,
         position.bars_held,

@@ -23,8 +23,9 @@ NO_ACCOUNT = RiskState()
 PRICE_FEATURES = ("close", "price")
 
 
-def refusal(x: np.ndarray, ts: datetime | None, now: datetime, max_age: float) -> Reason | None:
-    """Why no model may look at these features (stale, missing, from the future)."""
+def refusal(complete: bool, ts: datetime | None, now: datetime, max_age: float) -> Reason | None:
+    """Why no model may look at a feature row (stale, from the future, or ``complete``
+    false: missing values)."""
     if ts is None:
         return Reason("stale_features", "the online store has no event time for the features")
     age = (now - ts).total_seconds()
@@ -35,7 +36,7 @@ def refusal(x: np.ndarray, ts: datetime | None, now: datetime, max_age: float) -
             "features_after_as_of",
             f"features are from {ts.isoformat()}, after as_of {now.isoformat()}",
         )
-    if not np.isfinite(x).all():
+    if not complete:
         return Reason("missing_features", "some features are missing (warm-up or gaps)")
     return None
 

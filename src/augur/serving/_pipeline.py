@@ -32,7 +32,6 @@ from augur.decision import (
     PositionContext,
     RiskState,
 )
-from augur.monitoring import features_digest
 from augur.serving._accounts import AccountState
 from augur.serving._contexts import (
     FLAT_POSITION,
@@ -64,6 +63,7 @@ from augur.serving._ports import (
 from augur.serving._records import answer_of, record_prediction
 from augur.serving._registry import ModelRegistry
 from augur.serving._routing import Route, Router, RoutingTableFile, StaticRouting
+from augur.serving._rows import RowFactsMemo
 from augur.serving._schemas import (
     AccountIn,
     DecideBatchRequest,
@@ -104,7 +104,7 @@ class Job:
     risk: RiskState = NO_ACCOUNT
     decision: Decision | None = None
     scored: Scored | None = None
-    digest: str = ""  # features_digest(x), once scored
+    digest: str = ""  # features_digest(x), once routed
     account_id: str | None = None  # an account the service keeps (then ``account`` is None)
 
 
@@ -157,6 +157,7 @@ class DecisionPipeline:
         )
         self.clock = clock
         self.scorer = Scorer(prediction_cache_size)
+        self.rows = RowFactsMemo(prediction_cache_size)
         # Drift compares the distribution of served *bars* with training: a row enters the
         # window once per (version, symbol, feature time), however often it is asked for.
         self._drift_seen: dict[tuple[str, str], datetime | None] = {}
@@ -262,7 +263,9 @@ class DecisionPipeline:
         with self._span("routing"):
             for job in jobs:
                 job.route, job.shadow = self.router.pick(job.routing_key)
-                refused = refusal(job.x, job.ts, job.as_of or now, self.max_age)
+                facts = self.rows.of(job.symbol, job.x)
+                job.digest = facts.digest  # ties the log's rows to their input
+                refused = refusal(facts.complete, job.ts, job.as_of or now, self.max_age)
                 if refused is None:
                     self._contexts(job, job.as_of or now)
                     to_score.setdefault(job.route.model_tag, []).append(job)
@@ -271,7 +274,9 @@ class DecisionPipeline:
         for tag, group in to_score.items():
             loaded = self.models[tag]
             with self._span("ensemble"):
-                scored = self.scorer.score(loaded, [(j.x, _market_of(j)) for j in group])
+                scored = self.scorer.score(
+                    loaded, [(j.x, _market_of(j)) for j in group], [j.digest for j in group]
+                )
             with self._span("decision"):
                 for job, s in zip(group, scored, strict=True):
                     job.scored = s
@@ -337,8 +342,6 @@ class DecisionPipeline:
             counts[(job.decision.action.value, job.route.model_tag, job.route.role)] += 1
             if job.scored is None:
                 continue  # refused: no model saw it
-            if self.log is not None or job.shadow is not None:
-                job.digest = features_digest(job.x)  # ties the log's rows to their input
             if self.log is not None:
                 record_prediction(
                     self.log, job.route, job, job.decision, job.scored, latency_ms, now

@@ -2,8 +2,9 @@
 
 Rows of one version are scored together (one batched ``predict``: the ensemble's cost
 barely grows with the rows). With ``memo_size`` > 0 the outputs are remembered per
-version and exact feature vector: the ensemble is a pure function of them and a symbol's
-row changes once per bar, so the requests between two bars are looked up, not rescored.
+version and feature row (by the row's digest): the ensemble is a pure function of them
+and a symbol's row changes once per bar, so the requests between two bars are looked
+up, not rescored.
 """
 
 from __future__ import annotations
@@ -30,16 +31,21 @@ class Scorer:
 
     def __init__(self, memo_size: int = 0) -> None:
         self.memo_size = memo_size
-        self._memo: dict[tuple[str, bytes], Scored] = {}
+        self._memo: dict[tuple[str, str], Scored] = {}
         self.hits = 0
         self.misses = 0
 
     def score(
-        self, loaded: LoadedModel, rows: Sequence[tuple[np.ndarray, MarketContext]]
+        self,
+        loaded: LoadedModel,
+        rows: Sequence[tuple[np.ndarray, MarketContext]],
+        digests: Sequence[str],
     ) -> list[Scored]:
+        """Score ``rows``; ``digests`` are the rows' :func:`~augur.monitoring.features_digest`
+        (the memo's key: 128 bits of the exact values)."""
         if not self.memo_size:
             return _score(loaded, rows)
-        keys = [(loaded.tag, x.tobytes()) for x, _ in rows]
+        keys = [(loaded.tag, digest) for digest in digests]
         todo = {key: i for i, key in enumerate(keys) if key not in self._memo}
         self.hits += len(rows) - len(todo)
         self.misses += len(todo)

@@ -39,7 +39,7 @@ class ShadowScorer:
         route = task.route
         self.models.ensure([route.model_tag])  # a table reload may bring a new shadow
         loaded = self.models[route.model_tag]
-        (scored,) = self.scorer.score(loaded, [(task.x, task.market)])
+        (scored,) = self.scorer.score(loaded, [(task.x, task.market)], [task.digest])
         decision = self._decide(
             scored.signal, task.pos, task.risk, task.market, loaded.config, task.request_id
         )

@@ -596,3 +596,13 @@ def test_exits_always_allowed(kind, data):
     # the same position on a clean account exits for the same reasons
     clean = decide(sig, pos, RiskState(), market, cfg)
     assert clean.action is Action.EXIT_POSITION and codes(clean) == codes(d)
+
+
+def test_reason_bits_are_single_bits_in_ascending_order() -> None:
+    """decide() reports reasons lowest bit first: the documented order only while
+    REASON_BITS lists single bits in ascending order."""
+    from augur.decision import _step
+
+    bits = _step.REASON_BITS
+    assert list(bits) == sorted(set(bits))
+    assert all(b > 0 and b & (b - 1) == 0 for b in bits)

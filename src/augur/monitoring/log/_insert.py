@@ -51,16 +51,46 @@ def insert_predictions(engine: sa.Engine, records: Sequence[PredictionRecord]) -
     try:
         with engine.begin() as conn:
             if conn.dialect.name == "sqlite":
-                # SQLite's writer shares the service's cores: the driver takes the rows as
-                # plain tuples, where SQLAlchemy's executemany converts every value in
-                # Python first (the serving bench measures the difference).
-                sql, values = _sqlite_insert()
-                conn.exec_driver_sql(sql, [values(r) for r in records])
+                _insert_sqlite(conn, records)
             else:
                 conn.execute(predictions_table.insert(), [prediction_row(r) for r in records])
     except (sa.exc.IntegrityError, sa.exc.DataError):
         return _insert_one_by_one(engine, [prediction_row(r) for r in records])
     return len(records), 0
+
+
+# Rows per multi-row statement, at most: 18 parameters a row stays far below SQLite's
+# limit on a statement's parameters (32,766).
+_MOST_ROWS = 256
+
+
+def _insert_sqlite(conn: sa.Connection, records: Sequence[PredictionRecord]) -> None:
+    """The batch as multi-row INSERTs of a power of two rows each (300 rows: 256 + 32 +
+    8 + 4).
+
+    SQLite's writer shares the service's cores and its GIL. ``executemany`` steps the
+    statement once per row and the driver releases and retakes the GIL around every
+    step, so a busy request path starves the writer (its buffer fills and rows are
+    dropped); a multi-row statement is one step. Powers of two: a statement of a size not
+    seen before is parsed afresh, and at most nine sizes exist. The driver takes plain
+    tuples, where SQLAlchemy's executemany converts every value in Python first.
+    """
+    _, values = _sqlite_insert()
+    rows = [values(r) for r in records]
+    at = 0
+    while at < len(rows):
+        n = min(_MOST_ROWS, 1 << ((len(rows) - at).bit_length() - 1))
+        params = tuple(v for row in rows[at : at + n] for v in row)
+        conn.exec_driver_sql(_sqlite_insert_rows(n), params)
+        at += n
+
+
+@functools.lru_cache(maxsize=16)
+def _sqlite_insert_rows(n: int) -> str:
+    """The predictions INSERT with ``n`` rows of parameters."""
+    sql, _ = _sqlite_insert()
+    head, _, row = sql.partition(" VALUES ")
+    return head + " VALUES " + ", ".join([row] * n)
 
 
 @functools.cache
