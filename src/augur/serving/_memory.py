@@ -51,6 +51,17 @@ class MemoryPredictionLog:
         self.outcomes.append((request_id, realized_return, caller))
         return True
 
+    def outcome_known(self, request_id: str) -> bool:
+        return any(o[0] == request_id for o in self.outcomes)
+
+    def logged_calls(self, request_id: str) -> list[tuple[str, str, int]]:
+        """(model version, role, direction) of each logged prediction of ``request_id``."""
+        return [
+            (r.model_version, r.role, int(r.direction))
+            for r in self.predictions
+            if r.request_id == request_id
+        ]
+
     def close(self) -> None:
         pass
 
@@ -120,6 +131,11 @@ class MemoryMetrics:
 
     def outcome_posted(self, matched: bool) -> None:
         self.counts[("outcome", matched)] += 1
+
+    def outcome_realised(
+        self, version: str, role: str, direction: int, realized_return: float
+    ) -> None:
+        self.counts[("outcome_realised", version, role, direction, realized_return)] += 1
 
     def store_failed(self) -> None:
         self.counts[("store_failed",)] += 1

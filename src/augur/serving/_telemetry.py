@@ -112,6 +112,34 @@ class ServingMetrics:
             ["matched"],
             registry=reg,
         )
+        # Outcomes of calls (logged predictions with a direction), per version and role:
+        # PromQL divides hits by calls for the hit rate. A signed return (direction x
+        # realised return) can be negative and a counter only goes up, so gains and losses
+        # are two counters: mean signed return = (gain - loss) / calls.
+        self.outcome_calls = Counter(
+            "augur_outcome_calls",
+            "Outcomes of calls (logged predictions with direction +1 or -1) by serving version.",
+            ["version", "role"],
+            registry=reg,
+        )
+        self.outcome_hits = Counter(
+            "augur_outcome_hits",
+            "Outcomes of calls whose realised return had the sign of the call's direction.",
+            ["version", "role"],
+            registry=reg,
+        )
+        self.outcome_gain = Counter(
+            "augur_outcome_return_gain",
+            "Sum of the positive signed returns (direction x realised return) of calls.",
+            ["version", "role"],
+            registry=reg,
+        )
+        self.outcome_loss = Counter(
+            "augur_outcome_return_loss",
+            "Sum of the magnitudes of the negative signed returns of calls.",
+            ["version", "role"],
+            registry=reg,
+        )
         self._decisions = functools.cache(self.decisions.labels)
         self._latency = functools.cache(self.latency.labels)
         self._requests = functools.cache(
@@ -129,6 +157,21 @@ class ServingMetrics:
 
     def outcome_posted(self, matched: bool) -> None:
         self.outcomes.labels("true" if matched else "false").inc()
+
+    def outcome_realised(
+        self, version: str, role: str, direction: int, realized_return: float
+    ) -> None:
+        """A realised return joined to one logged call of ``version``; a prediction without
+        a direction (0) is no call and counts nowhere here."""
+        if direction == 0:
+            return
+        signed = (1.0 if direction > 0 else -1.0) * realized_return
+        self.outcome_calls.labels(version, role).inc()
+        if signed > 0:
+            self.outcome_hits.labels(version, role).inc()
+            self.outcome_gain.labels(version, role).inc(signed)
+        elif signed < 0:
+            self.outcome_loss.labels(version, role).inc(-signed)
 
     def store_failed(self) -> None:
         self.store_errors.inc()
