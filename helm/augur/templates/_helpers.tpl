@@ -94,3 +94,123 @@ value, says what is wrong and what to set instead.
 {{- fail (printf "operator.watchNamespaces=%v names a namespace twice: list each once." $op.watchNamespaces) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* ---------------------------------------------------------------- the parts beside
+the operator: Redis, the feature jobs, retraining, observability. */}}
+
+{{- define "augur.component.fullname" -}}
+{{- printf "%s-%s" (include "augur.fullname" .root) .name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels of a component: include "augur.componentLabels" (dict "root" $ "component" "redis") */}}
+{{- define "augur.componentLabels" -}}
+{{ include "augur.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "augur.componentSelectorLabels" -}}
+{{ include "augur.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "augur.redis.fullname" -}}
+{{- include "augur.component.fullname" (dict "root" . "name" "redis") -}}
+{{- end -}}
+
+{{/* True (non-empty) when the chart knows a Redis: its own or an external one. */}}
+{{- define "augur.redis.configured" -}}
+{{- if or .Values.redis.enabled .Values.redis.external.url .Values.redis.external.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Secret and key holding the Redis connection string (Feast's format). */}}
+{{- define "augur.redis.urlSecretName" -}}
+{{- if and (not .Values.redis.enabled) .Values.redis.external.existingSecret -}}
+{{- .Values.redis.external.existingSecret -}}
+{{- else -}}
+{{- include "augur.redis.fullname" . -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "augur.redis.urlSecretKey" -}}
+{{- if and (not .Values.redis.enabled) .Values.redis.external.existingSecret -}}
+{{- .Values.redis.external.existingSecretKey -}}
+{{- else -}}
+redis-url
+{{- end -}}
+{{- end -}}
+
+{{/* The restricted security context of every container of the chart; `uid` the user. */}}
+{{- define "augur.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "augur.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+fsGroup: {{ .uid }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* OpenTelemetry settings (observability.otel) as container env entries; empty without
+an endpoint. AUGUR_OTLP_ENDPOINT is the traces URL Augur's own tracer exports to. */}}
+{{- define "augur.otelEnv" -}}
+{{- $otel := .root.Values.observability.otel -}}
+{{- if $otel.endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $otel.endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $otel.protocol | quote }}
+- name: AUGUR_OTLP_ENDPOINT
+  value: {{ printf "%s/v1/traces" (trimSuffix "/" $otel.endpoint) | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ printf "augur-%s" .component | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: parentbased_traceidratio
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $otel.samplerRatio | quote }}
+{{- $attrs := list (printf "service.namespace=%s" .root.Release.Namespace) (printf "k8s.namespace.name=%s" .root.Release.Namespace) }}
+{{- range $k, $v := $otel.resourceAttributes }}
+{{- $attrs = append $attrs (printf "%s=%s" $k $v) }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attrs | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The namespaces the ServiceMonitor and PodMonitor look in: a list, empty for all. */}}
+{{- define "augur.monitoredNamespaces" -}}
+{{- $ns := .Values.observability.serviceMonitor.namespaces | default .Values.operator.watchNamespaces -}}
+{{- toJson ($ns | default list) -}}
+{{- end -}}
+
+{{/* Checks between the values beside the operator (the schema cannot relate them). */}}
+{{- define "augur.validateExtras" -}}
+{{- $r := .Values.redis -}}
+{{- if and $r.enabled (or $r.external.url $r.external.existingSecret) -}}
+{{- fail "redis.enabled=true and redis.external are both set: run Redis in the chart (redis.enabled) or name an existing one (redis.external.url / existingSecret), not both." -}}
+{{- end -}}
+{{- if and .Values.features.materialize.enabled (not (include "augur.redis.configured" .)) -}}
+{{- fail "features.materialize.enabled=true needs a Redis online store: set redis.enabled=true, or redis.external.url / redis.external.existingSecret." -}}
+{{- end -}}
+{{- if .Values.retraining.enabled -}}
+{{- if not .Values.retraining.storageURI -}}
+{{- fail "retraining.enabled=true needs retraining.storageURI (TuningJob spec.storageURI, e.g. s3://bucket/augur/tuning)." -}}
+{{- end -}}
+{{- if not .Values.retraining.study -}}
+{{- fail "retraining.enabled=true needs retraining.study: {inline: {...}} or {configMapRef: {name: ..., key: ...}}." -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.decisionService.enabled (not (include "augur.redis.configured" .)) -}}
+{{- fail "decisionService.enabled=true needs a Redis online store for its features: set redis.enabled=true, or redis.external.url / redis.external.existingSecret." -}}
+{{- end -}}
+{{- end -}}

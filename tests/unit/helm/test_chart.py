@@ -24,6 +24,20 @@ def deployment(objs: list[dict[str, Any]]) -> dict[str, Any]:
     return dep
 
 
+def pod_specs(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pod spec of every workload (Deployment, StatefulSet, CronJob) and bare Pod."""
+    out = []
+    for obj in objs:
+        spec = obj.get("spec", {})
+        if obj["kind"] == "Pod":
+            out.append(spec)
+        elif obj["kind"] == "CronJob":
+            out.append(spec["jobTemplate"]["spec"]["template"]["spec"])
+        elif "template" in spec:
+            out.append(spec["template"]["spec"])
+    return out
+
+
 def rules(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for o in objs if o["kind"] in ("Role", "ClusterRole") for r in o["rules"]]
 
@@ -62,10 +76,7 @@ def test_no_rbac_rule_has_a_wildcard(render: Render, scenario: str) -> None:
 
 @pytest.mark.parametrize("scenario", ["values.yaml", *SCENARIOS])
 def test_every_pod_is_locked_down(render: Render, scenario: str) -> None:
-    for obj in render(scenario):
-        pod = obj.get("spec", {}).get("template", {}).get("spec")
-        if pod is None:
-            continue
+    for pod in pod_specs(render(scenario)):
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         mounts_by_volume = {v["name"]: v for v in pod.get("volumes", [])}
@@ -200,11 +211,20 @@ SCHEMA_REFUSES = [
     ("operator.runAsUser=0", "/operator/runAsUser"),
     ("operator.watchNamespaces={Not_A_Namespace}", "/operator/watchNamespaces/0"),
     ("operator.healthPort=0", "/operator/healthPort"),
+    ("redis.image.pullPolicy=Sometimes", "/redis/image/pullPolicy"),
+    ("features.materialize.schedule=often", "/features/materialize/schedule"),
+    ("retraining.promote.as=primary", "/retraining/promote/as"),
+    ("observability.prometheusRule.enabled=true", "/observability/prometheusRule/labels"),
+    ("observability.otel.endpoint=collector:4318", "/observability/otel/endpoint"),
 ]
 VALIDATE_CONFIG_REFUSES = [
     ("operator.peering.name=", "operator.peering.name is empty with operator.replicas=2"),
     ("operator.watchNamespaces={a,a}", "operator.watchNamespaces=[a a] names a namespace"),
     ("serviceAccount.create=false", "serviceAccount.name is empty"),
+    ("redis.enabled=true,redis.external.url=r:6379", "redis.enabled=true and redis.external"),
+    ("features.materialize.enabled=true", "features.materialize.enabled=true needs a Redis"),
+    ("retraining.enabled=true", "retraining.enabled=true needs retraining.storageURI"),
+    ("decisionService.enabled=true", "decisionService.enabled=true needs a Redis"),
 ]
 
 
