@@ -51,8 +51,12 @@ test: setup k8s-build ## run unit, integration and k8s tests (real Redis, Feast,
 	$(PY) -m pytest --cov=augur --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
 # The k8s tier's control plane (kube-apiserver, controller-manager, scheduler, etcd, kwok,
-# helm) is built from Go modules once and cached under ~/.cache/augur/k8s/. Without Go the
-# tier is skipped, and says so.
+# helm) is built from Go modules once and cached under ~/.cache/augur/k8s/; the CRDs the
+# tests apply (KubeRay's; the Prometheus operator's ServiceMonitor, PodMonitor and
+# PrometheusRule, for the chart's observability objects) come from their Go modules into
+# the module cache under ~/.cache/augur/go. Rendered chart objects are validated by the
+# real API server (`kubectl create --dry-run=server --validate=strict`), not kubeconform,
+# whose schemas would come from GitHub. Without Go the tier is skipped, and says so.
 K8S_DIR := $(AUGUR_HOME)/k8s
 
 k8s-build: setup ## build (or reuse) the control plane's binaries from Go modules

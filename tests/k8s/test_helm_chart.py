@@ -34,6 +34,12 @@ INSTANCE = "app.kubernetes.io/instance"
 # What a namespaced install could leave behind: its own objects, the pods and ReplicaSets
 # they make, and Helm's release records (Secrets).
 NAMESPACED_KINDS = "deployments,replicasets,pods,serviceaccounts,roles,rolebindings,configmaps"
+# ... and with Redis, the feature jobs and the observability objects on.
+PLATFORM_KINDS = (
+    f"{NAMESPACED_KINDS},statefulsets,services,secrets,persistentvolumeclaims,cronjobs,jobs,"
+    "decisionservices.augur.dev,servicemonitors.monitoring.coreos.com,"
+    "podmonitors.monitoring.coreos.com,prometheusrules.monitoring.coreos.com"
+)
 
 
 @dataclass
@@ -60,6 +66,19 @@ def helm(cluster: Cluster, kubectl: Kubectl) -> Helm:
     if not HELM.exists():
         pytest.skip(f"no helm binary at {HELM}: `make k8s-build` builds it")
     return Helm(cluster.kubeconfig)
+
+
+@pytest.fixture(scope="module")
+def monitoring_crds(kubectl: Kubectl) -> list[str]:
+    """The Prometheus operator's ServiceMonitor, PodMonitor and PrometheusRule CRDs (from
+    its Go module), so the observability objects are created and validated for real."""
+    names = []
+    for crd in _build.prometheus_operator_crds():
+        kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+        names.append(yaml.safe_load(crd.read_text())["metadata"]["name"])
+    for name in names:
+        kubectl.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
+    return names
 
 
 @pytest.fixture
@@ -89,10 +108,12 @@ def running_pods(kubectl: Kubectl, namespace: str, release: str, count: int) -> 
     "scenario", ["values.yaml", *sorted(p.name for p in (CHART / "ci").glob("*-values.yaml"))]
 )
 def test_every_scenario_is_accepted_by_the_api_server(
-    kubectl: Kubectl, helm: Helm, namespace: str, scenario: str
+    kubectl: Kubectl, helm: Helm, namespace: str, scenario: str, monitoring_crds: list[str]
 ) -> None:
     """Each ci/ scenario rendered and sent to the API server as a dry run with strict field
-    validation: every field exists in the real schemas (ours and Kubernetes')."""
+    validation: every field exists in the real schemas (ours, Kubernetes' and the
+    Prometheus operator's), and the CRDs' CEL rules hold. (This is the chart's schema
+    validation: kubeconform would need its JSON schemas from GitHub.)"""
     values = CHART / scenario if scenario == "values.yaml" else CHART / "ci" / scenario
     rendered = helm.run(
         "template", "rel", str(CHART), "-n", namespace, "-f", str(values),
@@ -104,8 +125,17 @@ def test_every_scenario_is_accepted_by_the_api_server(
         "-f", "-", stdin=rendered,
     )  # fmt: skip
     kinds = sorted(name.split("/")[0].split(".")[0] for name in proc.stdout.split())
-    expected = sorted(d["kind"].lower() for d in yaml.safe_load_all(rendered) if d)
+    objs = [d for d in yaml.safe_load_all(rendered) if d]
+    expected = sorted(d["kind"].lower() for d in objs)
     assert kinds == expected and "deployment" in kinds
+    # the TuningJob the retraining CronJob creates, as the API server sees it
+    for cm in objs:
+        if cm["kind"] == "ConfigMap" and "tuningjob.yaml" in cm.get("data", {}):
+            job = yaml.safe_load(cm["data"]["tuningjob.yaml"])
+            job["metadata"]["namespace"] = namespace
+            made = kubectl.run("create", "--dry-run=server", "--validate=strict", "-o", "name",
+                               "-f", "-", stdin=json.dumps(job))  # fmt: skip
+            assert made.stdout.startswith("tuningjob.augur.dev/"), made.stdout
 
 
 def test_install_upgrade_uninstall(kubectl: Kubectl, helm: Helm, namespace: str) -> None:
@@ -287,3 +317,125 @@ def test_make_crds_upgrade_applies_the_charts_crds(kubectl: Kubectl, cluster: Cl
         for p in (CHART / "crds").glob("*.yaml")
     }
     assert applied == expected, proc.stdout
+
+
+RETRAINING_SETS = (
+    "retraining.enabled=true",
+    "retraining.storageURI=s3://augur/tuning",
+    "retraining.study.inline.name=weekly",
+    "retraining.study.inline.trials=8",
+)
+
+
+def secret_value(kubectl: Kubectl, name: str, namespace: str, key: str) -> str:
+    import base64
+
+    secret = kubectl.get("secret", name, namespace)
+    assert secret is not None, f"no Secret {name}"
+    return base64.b64decode(secret["data"][key]).decode()
+
+
+def test_redis_feature_jobs_and_retraining_install_upgrade_and_uninstall(
+    kubectl: Kubectl, helm: Helm, namespace: str, monitoring_crds: list[str]
+) -> None:
+    """ci/redis-in-chart-values.yaml with scheduled retraining: the StatefulSet, its Secret,
+    both CronJobs and the example DecisionService exist; the retraining ServiceAccount
+    creates a TuningJob and may do nothing else; an upgrade changes the schedules and keeps
+    Redis's password; uninstall leaves nothing namespaced of the release."""
+    kubectl.run("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    release = f"augur-{namespace}"
+    sets = [a for s in RETRAINING_SETS for a in ("--set", s)]
+    values = str(CHART / "ci" / "redis-in-chart-values.yaml")
+    install = helm.run("install", release, str(CHART), "-n", namespace, "--skip-crds",
+                       "-f", values, *sets)  # fmt: skip
+    assert "STATUS: deployed" in install.stdout
+    print(f"\n$ helm install {release} helm/augur -f ci/redis-in-chart-values.yaml …\n"
+          f"{install.stdout}")  # fmt: skip
+    full = f"{release}" if "augur" in release else f"{release}-augur"
+    redis, materialize, retraining = f"{full}-redis", f"{full}-materialize", f"{full}-retraining"
+
+    sts = kubectl.get("statefulset", redis, namespace)
+    assert sts is not None and sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    # the StatefulSet controller makes its pod (restricted PSS admits it) and its claim
+    wait_for("the Redis pod", lambda: kubectl.get("pod", f"{redis}-0", namespace), timeout=60)
+    wait_for("the Redis volume claim",
+             lambda: kubectl.get("pvc", f"data-{redis}-0", namespace), timeout=60)  # fmt: skip
+    password = secret_value(kubectl, redis, namespace, "redis-password")
+    url = secret_value(kubectl, redis, namespace, "redis-url")
+    assert url == f"{redis}.{namespace}.svc:6379,password={password}"
+    for name, schedule in ((materialize, "*/10 * * * *"), (retraining, "0 3 * * 0")):
+        cron = kubectl.get("cronjob", name, namespace)
+        assert cron is not None and cron["spec"]["schedule"] == schedule, name
+    assert kubectl.get("configmap", f"{full}-feast", namespace) is not None
+    assert kubectl.get("decisionservice", "eurusd", namespace) is not None
+
+    # What the retraining CronJob's pod does, as its ServiceAccount: create the TuningJob.
+    account = f"system:serviceaccount:{namespace}:{retraining}"
+    manifest = kubectl.get("configmap", retraining, namespace)
+    assert manifest is not None
+    made = kubectl.run("create", "-f", "-", "-o", "name", f"--as={account}",
+                       stdin=manifest["data"]["tuningjob.yaml"])  # fmt: skip
+    job_name = made.stdout.strip().split("/")[1]
+    job = kubectl.get("tuningjob", job_name, namespace)
+    assert job is not None and job_name.startswith(f"{retraining}-")
+    assert job["spec"]["promote"] == {"decisionService": "eurusd", "as": "shadow", "percent": 100}
+    for verb, what in [("get", "tuningjobs.augur.dev"), ("delete", "tuningjobs.augur.dev"),
+                       ("create", "decisionservices.augur.dev"), ("get", "secrets"),
+                       ("create", "pods")]:  # fmt: skip
+        assert not can_i(kubectl, account, verb, what, namespace), f"may {verb} {what}"
+    assert not can_i(kubectl, account, "create", "tuningjobs.augur.dev", "default")
+    kubectl.run("delete", "tuningjob", job_name, "-n", namespace)
+
+    upgrade = helm.run(
+        "upgrade", release, str(CHART), "-n", namespace, "--skip-crds", "-f", values, *sets,
+        "--set", "features.materialize.schedule=*/5 * * * *",
+        "--set", "retraining.schedule=0 4 * * *",
+        "--set", "retraining.promote.percent=25",
+    )  # fmt: skip
+    assert "has been upgraded" in upgrade.stdout
+    cron = kubectl.get("cronjob", materialize, namespace)
+    assert cron is not None and cron["spec"]["schedule"] == "*/5 * * * *"
+    cron = kubectl.get("cronjob", retraining, namespace)
+    assert cron is not None and cron["spec"]["schedule"] == "0 4 * * *"
+    manifest = kubectl.get("configmap", retraining, namespace)
+    assert manifest is not None and "percent: 25" in manifest["data"]["tuningjob.yaml"]
+    # lookup kept the password: Redis's data and every client's connection string hold
+    assert secret_value(kubectl, redis, namespace, "redis-password") == password
+    assert secret_value(kubectl, redis, namespace, "redis-url") == url
+
+    helm.run("uninstall", release, "-n", namespace, "--wait", "--timeout=90s")
+
+    def leftovers() -> list[str] | None:
+        proc = kubectl.run("get", PLATFORM_KINDS, "-n", namespace, "-l", f"{INSTANCE}={release}",
+                           "-o", "name")  # fmt: skip
+        claims = kubectl.run("get", "pvc", "-n", namespace, "-o", "name")  # the Redis volume
+        records = kubectl.run("get", "secrets", "-n", namespace, "-l", f"name={release}",
+                              "-o", "name")  # fmt: skip
+        left = (proc.stdout + claims.stdout + records.stdout).split()
+        seen[:] = left
+        return None if left else ["nothing"]
+
+    seen: list[str] = []
+    try:
+        wait_for("no namespaced object of the release", leftovers, timeout=90)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; left: {seen}") from None
+
+
+def test_full_observability_installs_against_the_prometheus_operators_crds(
+    kubectl: Kubectl, helm: Helm, namespace: str, monitoring_crds: list[str]
+) -> None:
+    release = f"augur-{namespace}"
+    helm.run("install", release, str(CHART), "-n", namespace, "--skip-crds",
+             "-f", str(CHART / "ci" / "full-observability-values.yaml"))  # fmt: skip
+    rule = kubectl.get("prometheusrule", f"{release}-alerts", namespace)
+    assert rule is not None
+    alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert "AugurVersionDrawdown" in alerts and "AugurDriftDetected" in alerts
+    monitor = kubectl.get("servicemonitor", f"{release}-decision", namespace)
+    assert monitor is not None and monitor["spec"]["endpoints"][0]["port"] == "http"
+    assert kubectl.get("podmonitor", f"{release}-shadow", namespace) is not None
+    dashboard = kubectl.get("configmap", f"{release}-dashboard", namespace)
+    assert dashboard is not None and dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    helm.run("uninstall", release, "-n", namespace, "--wait", "--timeout=60s")
+    assert kubectl.get("prometheusrule", f"{release}-alerts", namespace) is None

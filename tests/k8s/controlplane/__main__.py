@@ -1,6 +1,7 @@
 """``python -m tests.k8s.controlplane build|up|down|status|gomod`` — the k8s tier's cluster.
 
-build   build (or reuse) the binaries under ~/.cache/augur/k8s/<version>/bin
+build   build (or reuse) the binaries under ~/.cache/augur/k8s/<version>/bin, and fetch
+        the CRDs the tests apply (KubeRay's, the Prometheus operator's) from Go modules
 up      start a control plane; kubeconfig at <dir>/kubeconfig, logs in <dir>/logs
 down    stop the control plane started by `up` in <dir>
 status  say whether it runs, and where
@@ -33,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             print(f"binaries in {_build.build()}")
+            # CRDs the tests apply, fetched into the module cache now (not mid-test)
+            for crd in (*_build.kuberay_crds(), *_build.prometheus_operator_crds()):
+                if not crd.is_file():
+                    raise _build.BuildError(f"{crd} is not in its module")
         elif args.command == "gomod":
             print(f"wrote {_build.write_gomod()}")
         elif args.command == "up":

@@ -201,3 +201,16 @@ def kuberay_crds() -> list[Path]:
     """KubeRay's RayJob and RayCluster CRDs, from its Go module at the pinned version."""
     bases = module_dir(v.KUBERAY_MODULE, v.KUBERAY) / "config" / "crd" / "bases"
     return [bases / "ray.io_rayclusters.yaml", bases / "ray.io_rayjobs.yaml"]
+
+
+MONITORING_CRDS = ("servicemonitors", "podmonitors", "prometheusrules")
+
+
+def prometheus_operator_crds() -> list[Path]:
+    """The Prometheus operator's ServiceMonitor, PodMonitor and PrometheusRule CRDs, from
+    its Go module at the pinned version (`go mod download`, cached in the module cache)."""
+    crds = module_dir(v.PROMETHEUS_OPERATOR_MODULE, v.PROMETHEUS_OPERATOR) / "example"
+    return [
+        crds / "prometheus-operator-crd" / f"monitoring.coreos.com_{n}.yaml"
+        for n in MONITORING_CRDS
+    ]

@@ -45,6 +45,11 @@ CONTROLLERS = (
     "root-ca-certificate-publisher-controller",
     "node-lifecycle-controller",  # lifts the not-ready taint once kwok reports Ready
     "persistentvolume-binder-controller",  # binds claims (a model store on a volume)
+    # The chart's Redis (a StatefulSet and its claim), its CronJobs, and claims that can be
+    # deleted (the pvc-protection finalizer is lifted once no pod uses them).
+    "statefulset-controller",
+    "cronjob-controller",
+    "persistentvolumeclaim-protection-controller",
 )
 KWOK_STAGES = ("node/fast", "node/heartbeat", "pod/fast")
 

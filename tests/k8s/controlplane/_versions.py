@@ -5,6 +5,7 @@ ETCD = "v3.7.4"
 KWOK = "v0.8.0"
 HELM = "v3.22.1"
 KUBERAY = "v1.5.0"
+PROMETHEUS_OPERATOR = "v0.85.0"
 
 # The three binaries built from tests/k8s/cluster/go.mod (by its `tool` lines).
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -17,3 +18,6 @@ GO_INSTALLED = (
 
 KUBERAY_MODULE = "github.com/ray-project/kuberay/ray-operator"
 KWOK_MODULE = "sigs.k8s.io/kwok"
+# Its CRDs (ServiceMonitor, PodMonitor, PrometheusRule) are in the module zip, under
+# example/prometheus-operator-crd/: the chart's observability objects install against them.
+PROMETHEUS_OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator"
