@@ -13,7 +13,7 @@ from augur.decision import Decision
 from augur.monitoring import PredictionRecord
 from augur.serving._ports import PredictionSink
 from augur.serving._routing import Route
-from augur.serving._schemas import DecisionOut, ReasonOut
+from augur.serving._schemas import DecisionOut
 from augur.serving._scoring import Scored
 
 log = logging.getLogger(__name__)
@@ -80,18 +80,21 @@ def answer_of(
     """The decision as the HTTP answer: the Decision contract plus the symbol and the
     event time of the features it was made on."""
     assert decision is not None, "every job is decided before it is answered"
-    return DecisionOut(
-        symbol=symbol,
-        action=decision.action.value,
-        size=decision.size,
-        direction=decision.direction,
-        probability=decision.probability,
-        confidence=decision.confidence,
-        agreement=decision.agreement,
-        reasons=[ReasonOut(code=r.code, text=r.text) for r in decision.reasons],
-        model_version=decision.model_version,
-        request_id=request_id,
-        feature_timestamp=ts,
+    # Validated from plain data in one compiled pass (reasons included).
+    return DecisionOut.model_validate(
+        {
+            "symbol": symbol,
+            "action": decision.action.value,
+            "size": decision.size,
+            "direction": decision.direction,
+            "probability": decision.probability,
+            "confidence": decision.confidence,
+            "agreement": decision.agreement,
+            "reasons": [{"code": r.code, "text": r.text} for r in decision.reasons],
+            "model_version": decision.model_version,
+            "request_id": request_id,
+            "feature_timestamp": ts,
+        }
     )
 
 

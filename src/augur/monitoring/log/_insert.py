@@ -8,6 +8,7 @@ import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
+from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
@@ -76,7 +77,8 @@ def _insert_sqlite(conn: sa.Connection, records: Sequence[PredictionRecord]) -> 
     tuples, where SQLAlchemy's executemany converts every value in Python first.
     """
     _, values = _sqlite_insert()
-    rows = [values(r) for r in records]
+    texts: dict[Any, str] = {}  # a batch's rows share a few times: each is written once
+    rows = [values(r, texts) for r in records]
     at = 0
     while at < len(rows):
         n = min(_MOST_ROWS, 1 << ((len(rows) - at).bit_length() - 1))
@@ -106,15 +108,26 @@ def _sqlite_insert() -> tuple[str, Any]:
     times = [order.index("ts"), order.index("feature_timestamp")]
     direction = order.index("direction")
 
-    def values(record: PredictionRecord) -> tuple[Any, ...]:
+    def values(record: PredictionRecord, texts: dict[Any, str]) -> tuple[Any, ...]:
+        """``texts``: times already written as text (filled in here)."""
         row = list(values_of(record))
         for i in times:
-            if row[i] is not None:  # "YYYY-MM-DD HH:MM:SS.ffffff", the "+00:00" cut off
-                row[i] = to_utc(row[i]).isoformat(" ", "microseconds")[:26]
+            when = row[i]
+            if when is not None:
+                text = texts.get(when)
+                if text is None:
+                    text = texts[when] = _sqlite_time(when)
+                row[i] = text
         row[direction] = int(row[direction])  # e.g. a numpy integer
         return tuple(row)
 
     return str(compiled), values
+
+
+def _sqlite_time(when: datetime) -> str:
+    """``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, without a zone: SQLAlchemy's SQLite DATETIME
+    text. Formatted naive (an aware time's isoformat also formats its offset)."""
+    return to_utc(when).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _insert_one_by_one(engine: sa.Engine, rows: list[dict[str, Any]]) -> tuple[int, int]:
