@@ -275,7 +275,7 @@ class TrialScorer:
         # confidence as served: the volatility penalty against the training rows' median
         # volatility, and the trend strength (as augur.backtest.evaluation does per fold)
         vol, trend = confidence_features(names)
-        vol_ref = float(train[vol].median()) if vol else None
+        vol_ref = _volatility_ref(train, names) or None
         model = Ensemble(params).fit(
             train[names].to_numpy(),
             train["label"].to_numpy(),
@@ -317,8 +317,12 @@ class TrialScorer:
         }
         out.update({c: np.asarray(predictions[c]) for c in PREDICTION_COLUMNS})
         out["forward_return"] = test["forward_return"].to_numpy()
-        # per-bar volatility: stop-loss / take-profit in volatility units need it
+        # per-bar volatility: stop-loss / take-profit in volatility units need it; and the
+        # fold model's reference (its training rows' median), so sizes scale by the
+        # volatility regime as in the backtest and the service
         out["volatility"] = _volatility(test, names)
+        train = self._training_frame().iloc[self._fold_list()[k].train]
+        out["volatility_ref"] = _volatility_ref(train, names)
         return pd.DataFrame(out)
 
     # --- checkpoint state -----------------------------------------------------------
@@ -395,6 +399,13 @@ def _volatility(rows: pd.DataFrame, names: list[str]) -> np.ndarray:
     return rows[name].to_numpy(dtype=float)
 
 
+def _volatility_ref(train: pd.DataFrame, names: list[str]) -> float:
+    """A fold model's volatility reference: its training rows' median volatility (what
+    ``Ensemble.fit`` is given; 0, no scaling, without a volatility feature)."""
+    name = confidence_features(names)[0]
+    return float(train[name].median()) if name is not None else 0.0
+
+
 _PROCESS_CACHE: OrderedDict[str, pd.DataFrame] = OrderedDict()
 _CACHE_ENTRIES = 32
 _FRAME_CACHE: OrderedDict[str, tuple[pd.DataFrame, list[Any]]] = OrderedDict()
@@ -425,13 +436,14 @@ def _cache_key(study: StudyConfig, configs: TrialConfigs, bars: pd.DataFrame) ->
             "model": configs.model,
             "seed": study.seed,
             # how predictions are made: bump when that changes, so no cached file outlives
-            # it (2: confidence with the volatility penalty and trend, as served)
+            # it (2: confidence with the volatility penalty and trend, as served; 3: each
+            # fold's volatility reference beside its rows)
             "predictions": _PREDICTIONS_VERSION,
         }
     )
 
 
-_PREDICTIONS_VERSION = 2
+_PREDICTIONS_VERSION = 3
 
 
 def _score_decisions(

@@ -154,3 +154,21 @@ def test_limit_threads_pins_blas_and_numba_in_the_calling_thread() -> None:
     worker.start()
     worker.join()
     assert seen == {"numba": 1, "blas": {1}}
+
+
+def test_folds_size_by_the_volatility_regime_as_the_service_does(study) -> None:
+    """Each fold's rows carry its model's volatility reference (the training rows'
+    median), so the sweep scales sizes by volatility as decide() does when serving."""
+    from augur.models import confidence_features
+
+    bars = load_study_bars(study)
+    params = {"decision.confidence_threshold": 0.1, "decision.kelly_fraction": 0.5}
+    scorer = TrialScorer(study, bars, params)
+    preds = scorer.fixed_model_predictions()
+    rows = preds[preds["fold"] == 0]
+    vol = confidence_features(scorer.configs.feature_spec().names)[0]
+    assert vol is not None
+    train = scorer._training_frame().iloc[scorer._fold_list()[0].train]
+    assert rows["volatility_ref"].nunique() == 1
+    assert rows["volatility_ref"].iloc[0] == pytest.approx(float(train[vol].median()))
+    assert rows["volatility_ref"].iloc[0] > 0
