@@ -428,3 +428,80 @@ def test_the_readmes_values_table_is_current_and_lists_every_value() -> None:
     for key in ("redis.external.url", "features.materialize.schedule", "retraining.promote.as",
                 "observability.prometheusRule.labels", "tests.symbol", "operator.replicas"):  # fmt: skip
         assert key in keys, key
+
+
+def test_feast_loads_the_configmap_with_the_jobs_environment(
+    render: Render, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feast's own loader reads the ConfigMap's file and expands ${…} from the env."""
+    from feast.repo_config import load_repo_config
+
+    text = one(render(REDIS), "ConfigMap", "rel-augur-feast")["data"]["feature_store.yaml"]
+    (tmp_path / "feature_store.yaml").write_text(text)
+    monkeypatch.setenv("AUGUR_HOME", "/var/lib/augur")
+    monkeypatch.setenv("AUGUR_REDIS_URL", "rel-augur-redis.augur-system.svc:6379,password=pw")
+    config = load_repo_config(tmp_path, tmp_path / "feature_store.yaml")
+    assert config.online_store.type == "redis"
+    assert config.online_store.connection_string.endswith(",password=pw")
+    assert config.registry.path == "/var/lib/augur/feast/redis/registry.db"
+
+
+def test_the_statefulsets_command_line_runs_a_real_redis_that_wants_the_password(
+    render: Render, tmp_path: Path
+) -> None:
+    """The container's command and args, as the kubelet expands $(REDIS_PASSWORD), start a
+    real redis-server: it refuses a client without the password, the readiness probe's
+    command (with REDISCLI_AUTH) passes, and a client with the Secret's URL's password writes."""
+    import shutil
+    import time
+
+    from tests.conftest import free_port
+
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server is not installed (`make setup` installs it)")
+    objs = render(REDIS, sets=("redis.port=6379",))
+    (container,) = one(objs, "StatefulSet")["spec"]["template"]["spec"]["containers"]
+    secret = one(objs, "Secret", "rel-augur-redis")
+    password = base64.b64decode(secret["data"]["redis-password"]).decode()
+    port = free_port()
+    args = [a.replace("$(REDIS_PASSWORD)", password) for a in container["args"]]
+    args[args.index("--port") + 1] = str(port)
+    args[args.index("--dir") + 1] = str(tmp_path)
+    server = subprocess.Popen([*container["command"], *args], stdout=subprocess.DEVNULL)
+    try:
+        probe = container["readinessProbe"]["exec"]["command"]
+        probe = [c.replace("-p 6379", f"-p {port}") for c in probe]
+        env = {"PATH": "/usr/bin:/bin", "REDISCLI_AUTH": password}
+        deadline = time.monotonic() + 10
+        while subprocess.run(probe, env=env, check=False).returncode != 0:
+            assert time.monotonic() < deadline, "the readiness probe never passed"
+            time.sleep(0.1)
+        bare = subprocess.run(["redis-cli", "-p", str(port), "set", "k", "v"],
+                              capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+        assert "NOAUTH" in bare.stdout + bare.stderr
+        authed = subprocess.run(["redis-cli", "-p", str(port), "set", "k", "v"],
+                                capture_output=True, text=True, env=env)  # fmt: skip
+        assert authed.stdout.strip() == "OK"
+        policy = subprocess.run(["redis-cli", "-p", str(port), "config", "get", "maxmemory-policy"],
+                                capture_output=True, text=True, env=env).stdout  # fmt: skip
+        assert "noeviction" in policy
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_the_helm_test_script_sends_the_first_token_of_a_token_file(
+    render: Render, tmp_path: Path
+) -> None:
+    """The test Pod's shell, run here: its token line against a caller=token file."""
+    objs = render(REDIS, sets=("decisionService.extraSpec.auth.token.name=tokens",
+                               "decisionService.extraSpec.auth.token.key=callers"))  # fmt: skip
+    script = one(objs, "Pod")["spec"]["containers"][0]["args"][0]
+    (line,) = [ln.strip() for ln in script.splitlines() if ln.strip().startswith("token=")]
+    tokens = tmp_path / "callers"
+    tokens.write_text("# desks\n\ndesk-a = s3cr3t=x\ndesk-b=other\n")
+    line = line.replace("/etc/augur/token/callers", str(tokens))
+    out = subprocess.run(["sh", "-ec", f'{line}\nprintf "%s" "$token"'],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert out == "s3cr3t=x"  # what augur.serving._auth.parse_token_file reads for desk-a
+    assert subprocess.run(["sh", "-n", "-c", script], check=False).returncode == 0
