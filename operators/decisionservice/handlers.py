@@ -38,7 +38,7 @@ def reconcile(body: dict[str, Any], kube: Kube, logger: kopf.Logger) -> None:
         event(body, reason=problems[0].reason, message=text, warning=True)
         logger.warning("not applied: %s", text)
     else:
-        for manifest in render_children(body):
+        for manifest in render_children(body, get_settings().operator_serving_env):
             _, outcome = kube.apply(manifest)
             if outcome != "unchanged":
                 event(

@@ -233,9 +233,26 @@ class Settings(BaseSettings):
     operator_health_port: int = Field(
         default=8080, ge=0, le=65535, description="Operator: port of /healthz (0 = none)."
     )
+    operator_serving_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Operator: environment variables added to every serving and shadow "
+        "container it renders, as a JSON object, e.g. the tracing settings the Helm chart "
+        'passes: \'{"AUGUR_OTLP_ENDPOINT": "http://collector:4318/v1/traces"}\'. A variable '
+        "the operator sets itself (AUGUR_ROUTING_TABLE, …) keeps the operator's value.",
+    )
 
     # --- misc -------------------------------------------------------------------------
     seed: int = Field(default=7, description="Seed for every random choice (reproducible runs).")
+
+    @field_validator("operator_serving_env")
+    @classmethod
+    def _serving_env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        import re
+
+        bad = [k for k in v if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)]
+        if bad:
+            raise ValueError(f"AUGUR_OPERATOR_SERVING_ENV: not variable names: {bad}")
+        return v
 
     @field_validator("windows")
     @classmethod

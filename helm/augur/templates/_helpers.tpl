@@ -187,6 +187,24 @@ an endpoint. AUGUR_OTLP_ENDPOINT is the traces URL Augur's own tracer exports to
 {{- end }}
 {{- end -}}
 
+{{/* The same settings for the serving pods the operator renders, as the JSON object of
+AUGUR_OPERATOR_SERVING_ENV (service name augur-decision; resource attributes only those of
+observability.otel.resourceAttributes); "" without an endpoint. */}}
+{{- define "augur.servingOtelEnvJson" -}}
+{{- $env := dict -}}
+{{- range (include "augur.otelEnv" (dict "root" .root "component" "decision") | fromYamlArray) -}}
+{{- $_ := set $env .name .value -}}
+{{- end -}}
+{{- /* serving pods live in other namespaces: only the attributes the values give */ -}}
+{{- $_ := unset $env "OTEL_RESOURCE_ATTRIBUTES" -}}
+{{- $attrs := list -}}
+{{- range $k, $v := .root.Values.observability.otel.resourceAttributes -}}
+{{- $attrs = append $attrs (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- if and $env $attrs }}{{ $_ := set $env "OTEL_RESOURCE_ATTRIBUTES" (join "," $attrs) }}{{ end -}}
+{{- if $env }}{{ toJson $env }}{{ end -}}
+{{- end -}}
+
 {{/* The namespaces the ServiceMonitor and PodMonitor look in: a list, empty for all. */}}
 {{- define "augur.monitoredNamespaces" -}}
 {{- $ns := .Values.observability.serviceMonitor.namespaces | default .Values.operator.watchNamespaces -}}

@@ -14,6 +14,7 @@ Unix socket in a volume only the two share.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from augur.cluster import _constants as c
@@ -113,7 +114,16 @@ def _shadow_socket_env() -> dict[str, Any]:
     return {"name": "AUGUR_SHADOW_SOCKET", "value": c.SHADOW_SOCKET}
 
 
-def _env(ds: DecisionService) -> list[dict[str, Any]]:
+def _with_extra(env: list[dict[str, Any]], extra: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``env`` and the operator's extra variables for every serving and shadow container
+    (its ``AUGUR_OPERATOR_SERVING_ENV``, e.g. the OpenTelemetry settings), sorted by name;
+    a name the container sets already keeps its own value (server-side apply refuses an
+    env list naming a variable twice)."""
+    own = {e["name"] for e in env}
+    return env + [{"name": k, "value": extra[k]} for k in sorted(extra) if k not in own]
+
+
+def _env(ds: DecisionService, extra: Mapping[str, str]) -> list[dict[str, Any]]:
     """The serving container's environment."""
     spec = ds.spec
     env: list[dict[str, Any]] = [
@@ -134,10 +144,10 @@ def _env(ds: DecisionService) -> list[dict[str, Any]]:
     env += _overrides_env(ds)
     if spec.shadow is not None:
         env.append(_shadow_socket_env())
-    return env
+    return _with_extra(env, extra)
 
 
-def _shadow_container(ds: DecisionService) -> dict[str, Any]:
+def _shadow_container(ds: DecisionService, extra: Mapping[str, str]) -> dict[str, Any]:
     """``augur serve-shadow``: the model store, prediction log and decision overrides of
     the serving container, but not its routing table (each mirrored request names its
     version), online store (it carries its features) or token."""
@@ -157,13 +167,16 @@ def _shadow_container(ds: DecisionService) -> dict[str, Any]:
         "image": spec.image,
         "imagePullPolicy": spec.image_pull_policy,
         "command": ["augur", "serve-shadow"],
-        "env": [
-            {"name": "BENTOML_HOME", "value": c.MODELS_DIR},
-            *_prediction_log_env(ds),
-            *_overrides_env(ds),
-            _shadow_socket_env(),
-            {"name": "AUGUR_SHADOW_METRICS_PORT", "value": str(c.SHADOW_METRICS_PORT)},
-        ],
+        "env": _with_extra(
+            [
+                {"name": "BENTOML_HOME", "value": c.MODELS_DIR},
+                *_prediction_log_env(ds),
+                *_overrides_env(ds),
+                _shadow_socket_env(),
+                {"name": "AUGUR_SHADOW_METRICS_PORT", "value": str(c.SHADOW_METRICS_PORT)},
+            ],
+            extra,
+        ),
         "ports": [{"name": "shadow-metrics", "containerPort": c.SHADOW_METRICS_PORT}],
         "livenessProbe": {
             "httpGet": {"path": "/metrics", "port": "shadow-metrics"},
@@ -175,7 +188,7 @@ def _shadow_container(ds: DecisionService) -> dict[str, Any]:
     }
 
 
-def _pod_template(ds: DecisionService) -> dict[str, Any]:
+def _pod_template(ds: DecisionService, extra: Mapping[str, str]) -> dict[str, Any]:
     spec, name = ds.spec, ds.metadata["name"]
     table = routing_table(ds)
     volumes: list[dict[str, Any]] = [
@@ -229,7 +242,7 @@ def _pod_template(ds: DecisionService) -> dict[str, Any]:
         "image": spec.image,
         "imagePullPolicy": spec.image_pull_policy,
         "ports": [{"name": "http", "containerPort": c.SERVING_PORT, "protocol": "TCP"}],
-        "env": _env(ds),
+        "env": _env(ds, extra),
         "volumeMounts": serve_mounts,
         "resources": spec.resources.model_dump(exclude_defaults=False),
         "readinessProbe": probe,
@@ -241,7 +254,7 @@ def _pod_template(ds: DecisionService) -> dict[str, Any]:
     }
     containers = [serve]
     if spec.shadow is not None:
-        containers.append(_shadow_container(ds))
+        containers.append(_shadow_container(ds, extra))
     return {
         "metadata": {"labels": labels(name)},
         "spec": {
@@ -267,9 +280,14 @@ def _child(kind: str, api_version: str, ds: dict[str, Any], name: str) -> dict[s
     }
 
 
-def render_children(body: dict[str, Any]) -> list[dict[str, Any]]:
+def render_children(
+    body: dict[str, Any], extra_env: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Every child object of the DecisionService ``body`` (as the API server returned it),
-    in the order to apply them: the ConfigMap before the pods that mount it."""
+    in the order to apply them: the ConfigMap before the pods that mount it. ``extra_env``
+    is added to the serving and shadow containers' environment (the operator's
+    ``AUGUR_OPERATOR_SERVING_ENV``: settings of the cluster, such as tracing, that no
+    DecisionService spec carries)."""
     ds = DecisionService.model_validate(body)
     name = ds.metadata["name"]
     spec = ds.spec
@@ -288,7 +306,7 @@ def render_children(body: dict[str, Any]) -> list[dict[str, Any]]:
             "type": "RollingUpdate",
             "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
         },
-        "template": _pod_template(ds),
+        "template": _pod_template(ds, extra_env or {}),
     }
 
     service = _child("Service", "v1", body, name)

@@ -505,3 +505,32 @@ def test_the_helm_test_script_sends_the_first_token_of_a_token_file(
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert out == "s3cr3t=x"  # what augur.serving._auth.parse_token_file reads for desk-a
     assert subprocess.run(["sh", "-n", "-c", script], check=False).returncode == 0
+
+
+def test_tracing_reaches_the_serving_pods_through_the_operator(
+    render: Render, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chart gives the operator AUGUR_OPERATOR_SERVING_ENV; the operator's settings read
+    it and its rendering puts it in the serving and shadow containers of the example."""
+    from augur.cluster._decisionservice import render_children
+    from augur.config import Settings
+
+    objs = render(OBSERVABILITY)
+    (container,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    monkeypatch.setenv(
+        "AUGUR_OPERATOR_SERVING_ENV", env_of(container)["AUGUR_OPERATOR_SERVING_ENV"]
+    )
+    serving_env = Settings().operator_serving_env
+    assert serving_env["OTEL_SERVICE_NAME"] == "augur-decision"
+    assert serving_env["OTEL_RESOURCE_ATTRIBUTES"] == "deployment.environment=prod"
+    (ds,) = of_kind(objs, "DecisionService")
+    ds["metadata"].update(uid="u-1", generation=1)
+    (deployment,) = [c for c in render_children(ds, serving_env) if c["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert {c["name"] for c in pod["containers"]} == {"decision", "shadow"}
+    for c in pod["containers"]:
+        assert env_of(c)["AUGUR_OTLP_ENDPOINT"] == (
+            "http://otel-collector.observability.svc:4318/v1/traces"
+        )
+    (plain,) = one(render(REDIS), "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "AUGUR_OPERATOR_SERVING_ENV" not in env_of(plain)
