@@ -216,6 +216,7 @@ SCHEMA_REFUSES = [
     ("retraining.promote.as=primary", "/retraining/promote/as"),
     ("observability.prometheusRule.enabled=true", "/observability/prometheusRule/labels"),
     ("observability.otel.endpoint=collector:4318", "/observability/otel/endpoint"),
+    ("redis.external.url=redis://cache:6379", "/redis/external/url"),
 ]
 VALIDATE_CONFIG_REFUSES = [
     ("operator.peering.name=", "operator.peering.name is empty with operator.replicas=2"),
