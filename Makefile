@@ -54,7 +54,8 @@ test: setup k8s-build ## run unit, integration and k8s tests (real Redis, Feast,
 # helm) is built from Go modules once and cached under ~/.cache/augur/k8s/; the CRDs the
 # tests apply (KubeRay's; the Prometheus operator's ServiceMonitor, PodMonitor and
 # PrometheusRule, for the chart's observability objects) come from their Go modules into
-# the module cache under ~/.cache/augur/go. Rendered chart objects are validated by the
+# the module cache under ~/.cache/augur/go; promql-check (Prometheus's PromQL parser, from
+# tests/k8s/promql) checks the chart's alert and dashboard queries. Rendered chart objects are validated by the
 # real API server (`kubectl create --dry-run=server --validate=strict`), not kubeconform,
 # whose schemas would come from GitHub. Without Go the tier is skipped, and says so.
 K8S_DIR := $(AUGUR_HOME)/k8s

@@ -2,7 +2,8 @@
 
 Everything comes from the Go module proxy: kube-apiserver, kube-controller-manager and
 kube-scheduler from our pinned module in tests/k8s/cluster/, etcd from tests/k8s/cluster/etcd/,
-kwok and helm by `go install pkg@version`. A binary is rebuilt only when what pins it changes
+kwok and helm by `go install pkg@version`, and promql-check (Prometheus's PromQL parser, for
+the chart's tests) from tests/k8s/promql/. A binary is rebuilt only when what pins it changes
 (its version stamp sits beside it), so a second `make k8s-up` starts in seconds.
 """
 
@@ -22,6 +23,7 @@ from . import _versions as v
 REPO = Path(__file__).resolve().parents[3]
 CLUSTER_MODULE = REPO / "tests" / "k8s" / "cluster"
 ETCD_MODULE = CLUSTER_MODULE / "etcd"
+PROMQL_MODULE = REPO / "tests" / "k8s" / "promql"
 CACHE = Path(os.environ.get("AUGUR_CACHE", Path.home() / ".cache" / "augur"))
 BIN = CACHE / "k8s" / v.KUBERNETES / "bin"
 
@@ -124,6 +126,8 @@ def _pins() -> dict[str, str]:
     etcd = (ETCD_MODULE / "go.sum").read_text() + (ETCD_MODULE / "go.mod").read_text()
     pins = {name: _stamp(name, kube + v.KUBERNETES) for name in v.KUBE_BINARIES}
     pins["etcd"] = _stamp("etcd", etcd + v.ETCD)
+    promql = (PROMQL_MODULE / "go.sum").read_text() + (PROMQL_MODULE / "go.mod").read_text()
+    pins["promql-check"] = _stamp("promql-check", promql + (PROMQL_MODULE / "main.go").read_text())
     pins.update({name: _stamp(name, f"{pkg}@{ver}") for name, pkg, ver in v.GO_INSTALLED})
     return pins
 
@@ -153,6 +157,8 @@ def _build_one(name: str) -> None:
         _go(["build", f"-ldflags={_version_ldflags()}", "-o", out, pkg], cwd=CLUSTER_MODULE)
     elif name == "etcd":
         _go(["build", "-ldflags=-s -w", "-o", out, "."], cwd=ETCD_MODULE)
+    elif name == "promql-check":
+        _go(["build", "-ldflags=-s -w", "-o", out, "."], cwd=PROMQL_MODULE)
     else:
         pkg, ver = next((p, ver) for n, p, ver in v.GO_INSTALLED if n == name)
         gobin = BIN / f".{name}.gobin"
@@ -172,7 +178,7 @@ def _build_one(name: str) -> None:
     os.replace(out, BIN / name)  # atomic: a half-built binary is never picked up
 
 
-ALL = (*v.KUBE_BINARIES, "etcd", *(name for name, _, _ in v.GO_INSTALLED))
+ALL = (*v.KUBE_BINARIES, "etcd", *(name for name, _, _ in v.GO_INSTALLED), "promql-check")
 
 
 def build(names: tuple[str, ...] = ALL, log=print) -> Path:

@@ -6,6 +6,9 @@ KWOK = "v0.8.0"
 HELM = "v3.22.1"
 KUBERAY = "v1.5.0"
 PROMETHEUS_OPERATOR = "v0.85.0"
+# The PromQL parser the chart's alert rules and dashboard queries are checked with
+# (tests/k8s/promql/go.mod pins it; this names it for the stamp).
+PROMETHEUS = "v0.316.0"
 
 # The three binaries built from tests/k8s/cluster/go.mod (by its `tool` lines).
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")

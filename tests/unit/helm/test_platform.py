@@ -534,3 +534,34 @@ def test_tracing_reaches_the_serving_pods_through_the_operator(
         )
     (plain,) = one(render(REDIS), "Deployment")["spec"]["template"]["spec"]["containers"]
     assert "AUGUR_OPERATOR_SERVING_ENV" not in env_of(plain)
+
+
+def test_every_alert_and_dashboard_query_parses_with_prometheus_parser(render: Render) -> None:
+    """Prometheus's own PromQL parser (promql-check, built by `make k8s-build` from
+    tests/k8s/promql) on every rule and panel query; Grafana's variables replaced by what
+    Grafana substitutes."""
+    from tests.k8s.controlplane import _build
+
+    checker = _build.BIN / "promql-check"
+    if not checker.exists():
+        pytest.skip(f"no {checker}: `make k8s-build` builds it (needs Go)")
+    objs = render(OBSERVABILITY)
+    exprs = [r["expr"] for g in one(objs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]]
+    dashboard = json.loads(one(objs, "ConfigMap", "rel-augur-dashboard")["data"]["augur.json"])
+    grafana = {"$__rate_interval": "5m", "$namespace": "augur", "$version": "m:1"}
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for var, value in grafana.items():
+                expr = expr.replace(var, value)
+            exprs.append(expr)
+    proc = subprocess.run([str(checker)], input="\n".join(json.dumps(e) for e in exprs),
+                          capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
+    results = proc.stdout.splitlines()
+    assert len(results) == len(exprs) >= 20, proc.stderr
+    bad = [(e, r) for e, r in zip(exprs, results, strict=True) if r != "ok"]
+    assert not bad, bad
+    # and it does refuse a broken one
+    broken = subprocess.run([str(checker)], input=json.dumps("sum(rate(x[5m]) >"),
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert broken.returncode == 1 and broken.stdout.startswith("error:")
