@@ -55,9 +55,10 @@ test: setup k8s-build ## run unit, integration and k8s tests (real Redis, Feast,
 # tests apply (KubeRay's; the Prometheus operator's ServiceMonitor, PodMonitor and
 # PrometheusRule, for the chart's observability objects) come from their Go modules into
 # the module cache under ~/.cache/augur/go; promql-check (Prometheus's PromQL parser, from
-# tests/k8s/promql) checks the chart's alert and dashboard queries. Rendered chart objects are validated by the
-# real API server (`kubectl create --dry-run=server --validate=strict`), not kubeconform,
-# whose schemas would come from GitHub. Without Go the tier is skipped, and says so.
+# tests/k8s/promql) checks the chart's alert and dashboard queries. Rendered chart objects
+# are validated by the real API server (`kubectl create --dry-run=server --validate=strict`),
+# not kubeconform, whose schemas would come from GitHub. Without Go the tier is skipped,
+# and says so.
 K8S_DIR := $(AUGUR_HOME)/k8s
 
 k8s-build: setup ## build (or reuse) the control plane's binaries from Go modules
