@@ -63,7 +63,7 @@ class ServingMetrics:
     """The service's Prometheus metrics (names prefixed ``augur_``)."""
 
     def __init__(self, registry: Any = None) -> None:
-        from prometheus_client import REGISTRY, Counter, Histogram
+        from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
         reg = registry if registry is not None else REGISTRY
         self.latency = Histogram(
@@ -140,7 +140,29 @@ class ServingMetrics:
             ["version", "role"],
             registry=reg,
         )
+        # Each worker sets it when it takes a version's weights; with several workers the
+        # most recent value of the live ones is shown (they converge within a second).
+        self.member_weight = Gauge(
+            "augur_member_weight",
+            "The ensemble member weights each version scores with now (outcomes move them).",
+            ["version", "member"],
+            registry=reg,
+            multiprocess_mode="livemostrecent",
+        )
         self._decisions = functools.cache(self.decisions.labels)
+        # All four series of a version appear with its first call (at 0), so PromQL's
+        # hits / calls is 0, not "no data", before the first hit.
+        self._outcome = functools.cache(
+            lambda version, role: tuple(
+                c.labels(version, role)
+                for c in (
+                    self.outcome_calls,
+                    self.outcome_hits,
+                    self.outcome_gain,
+                    self.outcome_loss,
+                )
+            )
+        )
         self._latency = functools.cache(self.latency.labels)
         self._requests = functools.cache(
             lambda route, status: self.requests.labels(route, str(status))
@@ -166,12 +188,18 @@ class ServingMetrics:
         if direction == 0:
             return
         signed = (1.0 if direction > 0 else -1.0) * realized_return
-        self.outcome_calls.labels(version, role).inc()
+        calls, hits, gain, loss = self._outcome(version, role)
+        calls.inc()
         if signed > 0:
-            self.outcome_hits.labels(version, role).inc()
-            self.outcome_gain.labels(version, role).inc(signed)
+            hits.inc()
+            gain.inc(signed)
         elif signed < 0:
-            self.outcome_loss.labels(version, role).inc(-signed)
+            loss.inc(-signed)
+
+    def member_weights(self, version: str, weights: dict[str, float]) -> None:
+        """The member weights ``version`` scores with now in this worker."""
+        for member, weight in weights.items():
+            self.member_weight.labels(version, member).set(weight)
 
     def store_failed(self) -> None:
         self.store_errors.inc()

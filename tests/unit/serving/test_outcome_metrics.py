@@ -70,6 +70,9 @@ def test_hits_calls_and_signed_returns_per_version_and_role(plog: PredictionLog)
     assert sample(registry, "augur_outcomes_total", matched="true") == 4
     text = generate_latest(registry).decode()
     assert 'augur_outcome_hits_total{role="primary",version="m:1"} 1.0' in text
+    # a version's four series exist from its first call: a rate of 0, never "no data"
+    assert 'augur_outcome_hits_total{role="canary",version="m:2"} 0.0' in text
+    assert 'augur_outcome_return_gain_total{role="canary",version="m:2"} 0.0' in text
 
 
 def test_a_retried_outcome_is_stored_again_but_counted_once(plog: PredictionLog) -> None:
