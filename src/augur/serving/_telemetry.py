@@ -150,6 +150,14 @@ class ServingMetrics:
             multiprocess_mode="livemostrecent",
         )
         self._decisions = functools.cache(self.decisions.labels)
+        # Both series of a shadow version appear with its first comparison (agreement 0,
+        # not "no data", before the first agreement).
+        self._comparisons = functools.cache(
+            lambda version: (
+                self.shadow_comparisons.labels(version, "false"),
+                self.shadow_comparisons.labels(version, "true"),
+            )
+        )
         # All four series of a version appear with its first call (at 0), so PromQL's
         # hits / calls is 0, not "no data", before the first hit.
         self._outcome = functools.cache(
@@ -175,7 +183,8 @@ class ServingMetrics:
         self._decisions(action, version, role).inc(n)
 
     def shadow_compared(self, version: str, agreed: bool) -> None:
-        self.shadow_comparisons.labels(version, "true" if agreed else "false").inc()
+        disagreed, agreed_ = self._comparisons(version)
+        (agreed_ if agreed else disagreed).inc()
 
     def outcome_posted(self, matched: bool) -> None:
         self.outcomes.labels("true" if matched else "false").inc()

@@ -66,6 +66,7 @@ def test_the_request_paths_counts_reach_prometheus() -> None:
     for line in (
         'augur_decisions_total{action="enter_long",role="primary",version="m:1"} 3.0',
         'augur_shadow_comparisons_total{agreed="false",shadow_version="m:3"} 1.0',
+        'augur_shadow_comparisons_total{agreed="true",shadow_version="m:3"} 0.0',
         'augur_outcomes_total{matched="true"} 1.0',
         "augur_online_store_errors_total 1.0",
         'augur_requests_total{route="/decide",status="200"} 1.0',
