@@ -187,6 +187,13 @@ class _Member:
         return out
 
 
+def _weights_of(p: EnsembleParams) -> DynamicWeights:
+    """Equal starting weights with the parameters' decay, floor and bounded step."""
+    # getattr: parameters pickled before weight_max_step existed lack it
+    max_step = getattr(p, "weight_max_step", None)
+    return DynamicWeights(MEMBERS, p.weight_decay, p.weight_floor, max_step)
+
+
 def _balanced(y: NDArray[np.int64]) -> F64:
     """Row weights in inverse proportion to each class's share of ``y``."""
     from sklearn.utils.class_weight import compute_sample_weight
@@ -219,9 +226,7 @@ class Ensemble:
         self.members: dict[str, _Member] = {}
         self.quantile_model: Any = None
         self._quantile_fast: FastXGB | None = None
-        self.dynamic_weights = DynamicWeights(
-            MEMBERS, self.params.weight_decay, self.params.weight_floor
-        )
+        self.dynamic_weights = _weights_of(self.params)
         self.feature_names: tuple[str, ...] = ()
         self.feature_spec_hash = ""
         self.metrics: dict[str, Any] = {}
@@ -269,7 +274,7 @@ class Ensemble:
         self.feature_spec_hash = feature_spec_hash
         self.context = dict(context or {})
         self.volatility_ref = volatility_ref
-        self.dynamic_weights = DynamicWeights(MEMBERS, p.weight_decay, p.weight_floor)
+        self.dynamic_weights = _weights_of(p)
         self.metrics = {"n_rows": n, "n_validation": n_val}
 
         if n_val > 0:

@@ -59,6 +59,9 @@ class EnsembleParams:
     refit: bool = True
     weight_decay: float = 0.95
     weight_floor: float = 0.02
+    #: the largest step of a member's log-score per outcome (``DynamicWeights.max_step``):
+    #: one outcome multiplies a member's unnormalised weight by at most e**3 (about 20)
+    weight_max_step: float = 3.0
     # confidence = (margin_w * margin + agreement_w * agreement + trend_w * trend) * vol_penalty
     confidence_margin_weight: float = 0.5
     confidence_agreement_weight: float = 0.3
@@ -113,6 +116,8 @@ class EnsembleParams:
             bad("weight_decay", "in (0, 1)")
         if not 0 <= self.weight_floor < 0.25:
             bad("weight_floor", "in [0, 0.25)")
+        if not 0 < self.weight_max_step <= 50:
+            bad("weight_max_step", "in (0, 50]")
         conf = (
             "confidence_margin_weight",
             "confidence_agreement_weight",

@@ -11,6 +11,20 @@ exponent ``decay**k`` (Bayesian model averaging with forgetting factor ``decay``
 A floor mixes in ``floor / M`` of the uniform weights so no member is ever silenced
 for good. All members start equal (``perf = 0``); fitting replays the validation tail
 through :meth:`DynamicWeights.update`, so the saved weights are out-of-sample.
+
+Bounded change. With ``max_step`` = ``L`` one outcome moves each member's log-score
+average by at most ``(1 - decay) * L``: the step ``score - perf_m`` is clipped to
+``[-L, L]`` before it is folded in. Since the unnormalised weight is
+``exp(perf_m / (1 - decay))``, one outcome multiplies it by at most ``e**L`` (or divides
+it by at most that): a member that gave the realised class next to no probability loses
+ground fast, but no single outcome silences it. ``None`` leaves the step unbounded.
+
+Frozen. A frozen set of weights ignores outcomes: :meth:`DynamicWeights.update` leaves it
+as it is (a platform team freezes a version's weights while it investigates, or to serve
+the weights the backtest measured).
+
+Training, the walk-forward backtest and the service all fold outcomes in through
+:meth:`DynamicWeights.update`, so they share this one rule.
 """
 
 from __future__ import annotations
@@ -28,12 +42,24 @@ _EPS = 1e-6
 class DynamicWeights:
     """Normalised member weights that follow recent out-of-sample log-scores."""
 
-    def __init__(self, names: Sequence[str], decay: float = 0.95, floor: float = 0.02) -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        decay: float = 0.95,
+        floor: float = 0.02,
+        max_step: float | None = None,
+        *,
+        frozen: bool = False,
+    ) -> None:
         if not 0 < decay < 1:
             raise ValueError(f"weight decay must be in (0, 1), got {decay}")
+        if max_step is not None and not (np.isfinite(max_step) and max_step > 0):
+            raise ValueError(f"weight max_step must be a number > 0 or None, got {max_step!r}")
         self.names = tuple(names)
         self.decay = float(decay)
         self.floor = float(floor)
+        self.max_step = None if max_step is None else float(max_step)
+        self.frozen = bool(frozen)
         self.perf = np.zeros(len(self.names))
         self.n_updates = 0
         self._refresh()
@@ -60,7 +86,8 @@ class DynamicWeights:
         """Fold one realised outcome into the weights; returns the new weights.
 
         ``per_model_probs``: (members, 3) probabilities each member gave *before* the
-        outcome (columns down, flat, up); ``realised_label``: -1, 0 or 1.
+        outcome (columns down, flat, up); ``realised_label``: -1, 0 or 1. Frozen weights
+        are left as they are (the arguments are still checked).
         """
         probs = np.asarray(per_model_probs, dtype=np.float64)
         if probs.shape != (len(self.names), 3):
@@ -70,8 +97,14 @@ class DynamicWeights:
             )
         if realised_label not in CLASSES:
             raise ValueError(f"realised_label must be -1, 0 or 1, got {realised_label!r}")
+        if self.frozen:
+            return self.weights
         score = np.log(np.clip(probs[:, CLASSES.index(int(realised_label))], _EPS, 1.0))
-        self.perf = self.decay * self.perf + (1.0 - self.decay) * score
+        step = score - self.perf
+        if self.max_step is not None:
+            step = np.clip(step, -self.max_step, self.max_step)
+        # decay * perf + (1 - decay) * score, with the step bounded (module docstring)
+        self.perf = self.perf + (1.0 - self.decay) * step
         self.n_updates += 1
         self._refresh()
         return self.weights
@@ -84,6 +117,8 @@ class DynamicWeights:
             "floor": self.floor,
             "perf": self.perf.tolist(),
             "n_updates": self.n_updates,
+            "max_step": self.max_step,
+            "frozen": self.frozen,
         }
 
     @classmethod
@@ -91,7 +126,14 @@ class DynamicWeights:
         """Inverse of :meth:`state`."""
         names = state["names"]
         assert isinstance(names, list)
-        dw = cls(names, float(state["decay"]), float(state["floor"]))  # type: ignore[arg-type]
+        max_step = state.get("max_step")  # absent in states saved before it existed
+        dw = cls(
+            names,
+            float(state["decay"]),  # type: ignore[arg-type]
+            float(state["floor"]),  # type: ignore[arg-type]
+            None if max_step is None else float(max_step),  # type: ignore[arg-type]
+            frozen=bool(state.get("frozen", False)),
+        )
         dw.perf = np.asarray(state["perf"], dtype=np.float64)
         dw.n_updates = int(state["n_updates"])  # type: ignore[call-overload]
         dw._refresh()

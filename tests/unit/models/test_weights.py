@@ -108,3 +108,52 @@ def test_probabilities_are_clipped_to_the_unit_interval() -> None:
     np.testing.assert_allclose(dw.update(np.array([[0, 0, 1.2], [0, 0, 1.0]]), 1), [0.5, 0.5])
     with pytest.raises(ValueError, match=r"decay must be in \(0, 1\), got 0"):
         DynamicWeights(["a"], decay=0)
+
+
+def test_max_step_bounds_what_one_outcome_does_to_a_weight() -> None:
+    """One outcome multiplies a member's unnormalised weight by at most e**max_step: a
+    member that gave the realised class ~0 is not silenced by it."""
+    p = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])  # a says up, b is sure of down
+    free = DynamicWeights(["a", "b"], decay=0.9, floor=0.0)
+    bounded = DynamicWeights(["a", "b"], decay=0.9, floor=0.0, max_step=2.0)
+    free.update(p, 1)
+    bounded.update(p, 1)
+    # unbounded: b's weight falls by the factor 1e-6 (its clipped probability)
+    assert free.weights[1] / free.weights[0] == pytest.approx(1e-6, rel=1e-9)
+    # bounded: the log-score step is clipped to -2, so the ratio is e**-2
+    assert bounded.weights[1] / bounded.weights[0] == pytest.approx(np.exp(-2.0), rel=1e-12)
+    np.testing.assert_allclose(bounded.perf, [0.0, -0.1 * 2.0])
+    # a step inside the bound is the plain rule
+    q = np.array([[0.2, 0.3, 0.5], [0.3, 0.3, 0.4]])
+    one = DynamicWeights(["a", "b"], decay=0.5, floor=0.0, max_step=2.0).update(q, 1)
+    np.testing.assert_allclose(one, np.array([0.5, 0.4]) / 0.9, rtol=1e-12)
+    # the bound survives the state round trip; old states (no max_step) are unbounded
+    assert DynamicWeights.from_state(bounded.state()).max_step == 2.0
+    old = {k: v for k, v in bounded.state().items() if k not in ("max_step", "frozen")}
+    assert DynamicWeights.from_state(old).max_step is None
+    with pytest.raises(ValueError, match="max_step"):
+        DynamicWeights(["a"], max_step=0.0)
+
+
+def test_frozen_weights_ignore_outcomes() -> None:
+    p = np.array([[0.1, 0.1, 0.8], [0.4, 0.4, 0.2]])
+    dw = DynamicWeights(["a", "b"], decay=0.5, floor=0.0)
+    dw.update(p, 1)
+    before = dw.weights.copy()
+    dw.frozen = True
+    np.testing.assert_array_equal(dw.update(p, -1), before)
+    assert dw.n_updates == 1
+    with pytest.raises(ValueError, match="realised_label"):  # still checked
+        dw.update(p, 5)
+    restored = DynamicWeights.from_state(dw.state())
+    assert restored.frozen
+    np.testing.assert_array_equal(restored.update(p, -1), before)
+
+
+def test_ensemble_params_carry_the_bound() -> None:
+    from augur.models import Ensemble, EnsembleParams
+
+    assert Ensemble(EnsembleParams(weight_max_step=1.5)).dynamic_weights.max_step == 1.5
+    assert Ensemble().dynamic_weights.max_step == EnsembleParams().weight_max_step == 3.0
+    with pytest.raises(ValueError, match="weight_max_step"):
+        EnsembleParams(weight_max_step=0.0)
