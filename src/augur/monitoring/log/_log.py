@@ -18,7 +18,11 @@ from augur.monitoring.log._schema import PredictionRecord
 from augur.monitoring.log._writer import BatchWriter, LogStats
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
+
+    from augur.models import DynamicWeights
+    from augur.monitoring.log._weights import MemberProbs, WeightsRow
 
 # How often log_outcome looks again for a prediction another worker has yet to write.
 _OUTCOME_POLL_SECONDS = 0.05
@@ -68,6 +72,11 @@ class PredictionLog:
             linger=linger,
             on_drop=on_drop,
         )
+        # Member probabilities (once per scored feature row) have a writer of their own,
+        # so a busy request path never holds them up behind predictions, or the reverse.
+        self._members = BatchWriter(
+            self._insert_members, max_queue=max_queue, batch_size=batch_size, linger=linger
+        )
         self.url = url
         self.engine = open_engine(url)  # after the writer has checked its settings
         if start:
@@ -77,6 +86,7 @@ class PredictionLog:
     def start(self) -> None:
         """Start the background writer (done by the constructor unless ``start=False``)."""
         self._writer.start()
+        self._members.start()
 
     def log_prediction(self, record: PredictionRecord) -> bool:
         """Enqueue one prediction; never blocks. False (and counted) when the buffer is
@@ -98,7 +108,9 @@ class PredictionLog:
         if self._writer.closed:
             return
         self._writer.flush(timeout)
+        self._members.flush(timeout)
         self._writer.stop(timeout)
+        self._members.stop(timeout)
         self.engine.dispose()
 
     def __enter__(self) -> PredictionLog:
@@ -115,6 +127,79 @@ class PredictionLog:
 
     def _insert_batch(self, batch: list[PredictionRecord]) -> tuple[int, int]:
         return insert_predictions(self.engine, batch)
+
+    # --- member probabilities and shared weights ----------------------------------------
+    def log_member_probs(
+        self,
+        model_version: str,
+        features_digest: str,
+        probs: Mapping[str, Any],
+        label_threshold: float | None,
+    ) -> bool:
+        """Enqueue what each member said about one feature row (``probs``: member →
+        (p_down, p_flat, p_up)); never blocks. False when the buffer is full. Raises
+        ``ValueError`` naming the field for a value that cannot be stored."""
+        from augur.monitoring.log._weights import member_probs_row
+
+        row = member_probs_row(model_version, features_digest, probs, label_threshold)
+        return self._members.put(row)  # type: ignore[arg-type]
+
+    def _insert_members(self, batch: list[Any]) -> tuple[int, int]:
+        from augur.monitoring.log._weights import insert_member_probs
+
+        return insert_member_probs(self.engine, batch)
+
+    def member_probs(self, model_version: str, features_digest: str) -> MemberProbs | None:
+        """The member probabilities logged for (version, feature row), waiting as
+        :meth:`log_outcome` does for a row this or another worker may still hold."""
+        from augur.monitoring.log._weights import read_member_probs
+
+        found = read_member_probs(self.engine, model_version, features_digest)
+        if found is not None:
+            return found
+        self._members.flush(timeout=5.0)
+        deadline = time.monotonic() + 4 * self._members.linger
+        while True:
+            found = read_member_probs(self.engine, model_version, features_digest)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            time.sleep(_OUTCOME_POLL_SECONDS)
+
+    def prediction_inputs(self, request_id: str) -> list[tuple[str, str, str]]:
+        """(model version, role, features digest) of each logged prediction of
+        ``request_id``."""
+        return _queries.prediction_inputs(self.engine, request_id)
+
+    def weights(self) -> dict[str, WeightsRow]:
+        """Every version's shared member weights state (versions no outcome has moved
+        and nobody has frozen have no row)."""
+        from augur.monitoring.log._weights import read_weights
+
+        return read_weights(self.engine)
+
+    def update_weights(
+        self,
+        model_version: str,
+        base: DynamicWeights,
+        outcomes: Iterable[tuple[np.ndarray, int]],
+        outcome_id: str | None = None,
+    ) -> DynamicWeights:
+        """Fold outcomes into a version's shared weights (atomically, once per
+        ``outcome_id``: see :mod:`augur.monitoring.log._weights`); returns the weights
+        stored after."""
+        from augur.monitoring.log._weights import update_weights
+
+        return update_weights(self.engine, model_version, base, outcomes, outcome_id)
+
+    def set_weights_frozen(
+        self, model_version: str, frozen: bool = True, base: DynamicWeights | None = None
+    ) -> WeightsRow:
+        """Freeze (or unfreeze) a version's shared weights: frozen, outcomes move them no
+        more. A version no outcome has moved yet needs ``base``, its trained weights
+        (LookupError without)."""
+        from augur.monitoring.log._weights import set_frozen
+
+        return set_frozen(self.engine, model_version, frozen, base)
 
     # --- outcomes -----------------------------------------------------------------------
     def log_outcome(self, request_id: str, realized_return: float, caller: str = "") -> bool:

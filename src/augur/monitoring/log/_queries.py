@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from augur.monitoring.log._schema import drift_table, outcomes_table, predictions_table
+from augur.monitoring.log._schema import (
+    drift_table,
+    member_probs_table,
+    outcomes_table,
+    predictions_table,
+    weights_outcomes_table,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,6 +62,16 @@ def drift_frame(engine: sa.Engine) -> pd.DataFrame:
     return df
 
 
+def prediction_inputs(engine: sa.Engine, request_id: str) -> list[tuple[str, str, str]]:
+    """(model version, role, features digest) of each logged prediction of a request."""
+    t = predictions_table
+    query = sa.select(t.c.model_version, t.c.role, t.c.features_digest).where(
+        t.c.request_id == request_id
+    )
+    with engine.connect() as conn:
+        return [(str(v), str(r), str(d)) for v, r, d in conn.execute(query)]
+
+
 def count(engine: sa.Engine) -> int:
     """Number of logged predictions (all roles)."""
     with engine.connect() as conn:
@@ -65,7 +81,8 @@ def count(engine: sa.Engine) -> int:
 
 def prune(engine: sa.Engine, before: datetime) -> int:
     """Delete predictions older than ``before``, the outcomes no prediction is left for,
-    and drift rows older than ``before``; returns the number of predictions deleted."""
+    drift rows and member probabilities older than ``before``; returns the number of
+    predictions deleted."""
     cutoff = _utc_cutoff(before, "before")
     p, o = predictions_table, outcomes_table
     with engine.begin() as conn:
@@ -73,6 +90,8 @@ def prune(engine: sa.Engine, before: datetime) -> int:
         orphans = ~sa.exists().where(p.c.request_id == o.c.request_id)
         conn.execute(o.delete().where(orphans))
         conn.execute(drift_table.delete().where(drift_table.c.ts < cutoff))
+        conn.execute(member_probs_table.delete().where(member_probs_table.c.ts < cutoff))
+        conn.execute(weights_outcomes_table.delete().where(weights_outcomes_table.c.ts < cutoff))
     return int(deleted or 0)
 
 

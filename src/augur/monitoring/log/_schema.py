@@ -1,4 +1,5 @@
-"""What the prediction log stores: its three tables (predictions, outcomes, drift) in
+"""What the prediction log stores: its tables (predictions, outcomes, drift, and the
+member probabilities and shared member weights of :mod:`._weights`) in
 SQLAlchemy Core, and :class:`PredictionRecord`, one scored request, checked field by
 field when it is made, so that a bad value is refused where it was produced, naming the
 field, and the writer only ever holds rows the tables accept."""
@@ -84,6 +85,49 @@ drift_table = sa.Table(
     sa.Column("drifted", sa.Boolean, nullable=False),
     sa.Column("model_drifted", sa.Boolean, nullable=False),
     sa.Index("ix_drift_version_ts", "model_version", "ts"),
+)
+
+# What each member of a version said about a feature row, written once per (version,
+# feature row) when the service scores that row (not per request: the predictions table
+# ties a request to its row by features_digest), so an outcome can update the member
+# weights with the probabilities the prediction was made with.
+member_probs_table = sa.Table(
+    "member_probabilities",
+    metadata,
+    sa.Column("model_version", sa.String(128), primary_key=True),
+    sa.Column("features_digest", sa.String(64), primary_key=True),
+    # JSON: {"member": [p_down, p_flat, p_up], ...}
+    sa.Column("probs", sa.Text, nullable=False),
+    # The realised return's flat band for this row: |return| <= label_threshold is the
+    # flat class (training's labelling rule); NULL when the row has no volatility.
+    sa.Column("label_threshold", sa.Float, nullable=True),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Each version's member weights as outcomes have moved them, shared by every worker and
+# replica: the members' log-score averages (JSON list, in ``names`` order), how many
+# outcomes were folded in, whether the version's weights are frozen, and a revision that
+# every write raises (the writers' compare-and-set, the readers' change test).
+weights_table = sa.Table(
+    "ensemble_weights",
+    metadata,
+    sa.Column("model_version", sa.String(128), primary_key=True),
+    sa.Column("names", sa.Text, nullable=False),
+    sa.Column("perf", sa.Text, nullable=False),
+    sa.Column("n_updates", sa.Integer, nullable=False),
+    sa.Column("frozen", sa.Boolean, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The outcomes folded into each version's shared weights, written in the same transaction
+# as the weights: a retried outcome (or one whose first answer was lost) moves them once.
+weights_outcomes_table = sa.Table(
+    "weights_outcomes",
+    metadata,
+    sa.Column("request_id", sa.String(MAX_REQUEST_ID), primary_key=True),
+    sa.Column("model_version", sa.String(128), primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
 )
 
 

@@ -31,7 +31,9 @@ def test_sqlite_log_keeps_only_the_indexes_its_reads_use(tmp_path: Path) -> None
         indexes = {i["name"] for i in sa.inspect(conn).get_indexes("predictions")}
         tables = set(sa.inspect(conn).get_table_names())
     assert indexes == {"ix_predictions_ts"}  # plus the primary key's own
-    assert tables == {"predictions", "outcomes", "drift"}
+    # plus the member probabilities and shared member weights (monitoring/log/_weights.py)
+    assert tables == {"predictions", "outcomes", "drift", "member_probabilities",
+                      "ensemble_weights", "weights_outcomes"}  # fmt: skip
     engine.dispose()
 
 
