@@ -29,6 +29,7 @@ from augur.serving._errors import (
     PredictionLogOffError,
     StoreUnavailableError,
     UnknownSymbolError,
+    WeightsUnavailableError,
 )
 from augur.serving._pipeline import DecisionPipeline
 from augur.serving._schemas import (
@@ -232,11 +233,12 @@ class DecisionApp:
         if self.metrics is not None:
             self.metrics.store_failed()
         log.warning("store unavailable: %s", exc)
-        store = (
-            "account store"
-            if isinstance(exc, AccountStoreUnavailableError)
-            else ("online feature store")
-        )
+        if isinstance(exc, AccountStoreUnavailableError):
+            store = "account store"
+        elif isinstance(exc, WeightsUnavailableError):
+            store = "prediction log (member weights)"
+        else:
+            store = "online feature store"
         return HTTPError(
             503,
             "store_unavailable",
@@ -299,7 +301,7 @@ class DecisionApp:
             out = await anyio.to_thread.run_sync(self.pipeline.record_outcome, req, who)
         except (UnknownRequestIdError, PredictionLogOffError) as exc:
             raise HTTPError(404, "unknown_request_id", str(exc)) from None
-        except AccountStoreUnavailableError as exc:
+        except (AccountStoreUnavailableError, WeightsUnavailableError) as exc:
             raise self._store_down(exc) from None
         except ValueError as exc:
             raise HTTPError(422, "validation_error", f"realized_return: {exc}") from None

@@ -139,6 +139,7 @@ def build_service(
             closers.append(shadow.stop)
         from augur.serving._telemetry import make_tracer
 
+        weights = _shared_weights(settings, prediction_log, models, metrics)
         pipeline = DecisionPipeline(
             features=features,
             models=models,
@@ -155,7 +156,11 @@ def build_service(
             tracer=make_tracer(settings.otlp_endpoint),
             prediction_cache_size=settings.prediction_cache_size,
             routing_key=settings.routing_key,
+            weights=weights,
         )
+        if weights is not None:  # after the pipeline has loaded the table's versions
+            weights.start()
+            closers.append(weights.stop)
         app = DecisionApp(
             pipeline,
             max_body_bytes=settings.max_body_bytes,
@@ -174,6 +179,23 @@ def build_service(
             except Exception:
                 log.exception("closing a part of a service that failed to start")
         raise
+
+
+def _shared_weights(
+    settings: Settings, prediction_log: Any, models: ModelRegistry, metrics: Any
+) -> Any:
+    """Member weights that outcomes move, shared through the prediction log's database
+    (None without a SQL prediction log); re-read as often as the routing table."""
+    if prediction_log is None or not hasattr(prediction_log, "update_weights"):
+        return None
+    from augur.serving._weights import SharedWeights
+
+    return SharedWeights(
+        prediction_log,
+        models,
+        interval=settings.routing_reload_seconds,
+        on_change=getattr(metrics, "member_weights", None),
+    )
 
 
 def _correlations(settings: Settings) -> Any:

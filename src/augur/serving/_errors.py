@@ -25,6 +25,11 @@ class AccountStoreUnavailableError(StoreUnavailableError):
     """The account store cannot be reached, or the service keeps none (HTTP 503)."""
 
 
+class WeightsUnavailableError(StoreUnavailableError):
+    """The shared member weights (in the prediction log's database) could not be updated
+    by an outcome (HTTP 503: post the outcome again)."""
+
+
 class PredictionLogOffError(LookupError):
     """An outcome was posted to a service that keeps no prediction log (HTTP 404)."""
 
@@ -44,4 +49,5 @@ __all__ = [
     "PredictionLogOffError",
     "StoreUnavailableError",
     "UnknownSymbolError",
+    "WeightsUnavailableError",
 ]

@@ -1,8 +1,10 @@
 """``GET /models``: the routing table in force, which versions are loaded, the decision
-thresholds each decides with, and the answering worker's caches."""
+thresholds and member weights each decides with, and the answering worker (its process
+id) and its caches."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from augur.serving._registry import ModelRegistry
@@ -11,8 +13,32 @@ from augur.serving._schemas import CacheStats, ModelsResponse, VersionOut
 from augur.serving._scoring import Scorer
 
 
+def _members(models: ModelRegistry, weights: Any, tag: str) -> dict[str, Any]:
+    """The version's member weights, their frozen flag and outcome count (empty: none)."""
+    if weights is not None:
+        view = weights.view(tag)
+    else:
+        dw = getattr(models[tag].model, "dynamic_weights", None) if tag in models else None
+        view = (
+            None
+            if dw is None
+            else {"weights": dw.as_dict(), "frozen": dw.frozen, "n_updates": dw.n_updates}
+        )
+    if view is None:
+        return {}
+    return {
+        "member_weights": view["weights"],
+        "weights_frozen": view["frozen"],
+        "weight_updates": view["n_updates"],
+    }
+
+
 def models_view(
-    routing: RoutingTableFile | StaticRouting, models: ModelRegistry, features: Any, scorer: Scorer
+    routing: RoutingTableFile | StaticRouting,
+    models: ModelRegistry,
+    features: Any,
+    scorer: Scorer,
+    weights: Any = None,
 ) -> ModelsResponse:
     table = routing.table
     versions = [
@@ -23,6 +49,7 @@ def models_view(
             role="primary" if i == 0 else "canary",
             loaded=v.model_tag in models,
             decision_config=models.thresholds(v.model_tag),
+            **_members(models, weights, v.model_tag),
         )
         for i, v in enumerate(table.versions)
     ]
@@ -35,6 +62,7 @@ def models_view(
                 role="shadow",
                 loaded=table.shadow.model_tag in models,
                 decision_config=models.thresholds(table.shadow.model_tag),
+                **_members(models, weights, table.shadow.model_tag),
             )
         )
     stats = getattr(features, "cache_stats", None)  # only the online store's reader has one
@@ -44,6 +72,7 @@ def models_view(
         versions=versions,
         source=str(routing.path) if routing.path else "embedded",
         loaded_at=routing.loaded_at,
+        worker=os.getpid(),
         caches={
             "features": CacheStats(enabled=enabled, hits=hits, misses=misses),
             "predictions": CacheStats(

@@ -6,6 +6,11 @@ Each logged prediction of the request (the serving version's, and the shadow's w
 been written already) is counted per version on /metrics: a *call* is a prediction with a
 direction, a *hit* when the realised return has that sign, its *signed return*
 ``direction x realised return`` (the definitions of :mod:`augur.monitoring.analysis`).
+
+With shared member weights (:class:`~augur.serving._weights.SharedWeights`) the outcome
+also moves the member weights of each version that predicted the request, once per
+request (a retry does not move them again); when that update fails the answer is 503 and
+a retry (the outcome is kept) completes it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from augur.serving._errors import AccountStoreUnavailableError, PredictionLogOffError
+from augur.serving._errors import (
+    AccountStoreUnavailableError,
+    PredictionLogOffError,
+    WeightsUnavailableError,
+)
 from augur.serving._ports import AccountStore, Clock, Metrics, PredictionSink
 from augur.serving._schemas import AccountOut, OutcomeRequest, OutcomeResponse
 
@@ -85,6 +94,7 @@ def record_outcome(
     accounts: AccountStore | None,
     metrics: Metrics | None,
     clock: Clock,
+    weights: Any = None,
 ) -> OutcomeResponse:
     """Join a realised return to a logged request. Raises
     :class:`~augur.monitoring.UnknownRequestIdError` when no prediction has its id."""
@@ -107,6 +117,16 @@ def record_outcome(
         raise UnknownRequestIdError(req.request_id)
     if metrics is not None and not retry:
         _count_calls(prediction_log, metrics, req)
+    if weights is not None:
+        try:
+            weights.apply_outcome(req.request_id, req.realized_return)
+        except Exception as exc:  # kept: a retry folds it in (once)
+            log.warning("outcome %s: the member weights were not updated", req.request_id,
+                        exc_info=True)  # fmt: skip
+            raise WeightsUnavailableError(
+                f"the outcome is recorded but the member weights could not be updated "
+                f"({type(exc).__name__}); post it again"
+            ) from exc
     if req.account_id is None:
         return OutcomeResponse(request_id=req.request_id, recorded=True)
     if accounts is None:

@@ -78,6 +78,7 @@ from augur.serving._schemas import (
 )
 from augur.serving._scoring import Scored, Scorer
 from augur.serving._shadow_codec import ShadowTask
+from augur.serving._weights import SharedWeights
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class DecisionPipeline:
         prediction_cache_size: int = 0,
         routing_key: Literal["request", "symbol"] = "request",
         clock: Clock = system_clock,
+        weights: SharedWeights | None = None,
     ) -> None:
         from opentelemetry import trace
 
@@ -156,7 +158,18 @@ class DecisionPipeline:
             else self.tracer.start_as_current_span
         )
         self.clock = clock
-        self.scorer = Scorer(prediction_cache_size)
+        # Member weights that outcomes move: the scorer hands them what the members said
+        # about each row it scores, and forgets its outputs when the weights change.
+        self.weights = weights
+        self.scorer = (
+            Scorer(
+                prediction_cache_size,
+                on_scored=weights.record_scored,
+                generation=lambda: weights.generation,
+            )
+            if weights is not None
+            else Scorer(prediction_cache_size)
+        )
         self.rows = RowFactsMemo(prediction_cache_size)
         # Drift compares the distribution of served *bars* with training: a row enters the
         # window once per (version, symbol, feature time), however often it is asked for.
@@ -385,11 +398,13 @@ class DecisionPipeline:
     # --- outcomes and introspection ---------------------------------------------------
     def record_outcome(self, req: OutcomeRequest, caller: str) -> OutcomeResponse:
         """``POST /outcome`` (see :func:`augur.serving._outcomes.record_outcome`)."""
-        return record_outcome(req, caller, self.log, self.accounts, self.metrics, self.clock)
+        return record_outcome(
+            req, caller, self.log, self.accounts, self.metrics, self.clock, self.weights
+        )
 
     def models_info(self) -> ModelsResponse:
         """``GET /models``: the routing table in force and each version's state."""
-        return models_view(self.routing, self.models, self.features, self.scorer)
+        return models_view(self.routing, self.models, self.features, self.scorer, self.weights)
 
 
 def _pending(results: list[DecisionOut | Exception]) -> list[int]:

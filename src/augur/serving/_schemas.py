@@ -202,6 +202,19 @@ class VersionOut(BaseModel):
         "DecisionConfig: its own, else the service's, with the service's decision "
         "overrides applied); absent while it is not loaded.",
     )
+    member_weights: dict[str, float] | None = Field(
+        default=None,
+        description="The ensemble's member weights the version scores with now (they sum "
+        "to 1; outcomes move them, see augur.serving._weights); absent when not loaded.",
+    )
+    weights_frozen: bool | None = Field(
+        default=None, description="Outcomes move the member weights no more (augur weights freeze)."
+    )
+    weight_updates: int | None = Field(
+        default=None,
+        description="Outcomes folded into the member weights (training's validation tail "
+        "included).",
+    )
 
 
 class CacheStats(BaseModel):
@@ -217,6 +230,9 @@ class ModelsResponse(BaseModel):
     versions: list[VersionOut]
     source: str = Field(description="File the table was read from ('embedded' when none).")
     loaded_at: datetime
+    worker: int | None = Field(
+        default=None, description="The process id of the worker that answered."
+    )
     caches: dict[str, CacheStats] = Field(
         default_factory=dict,
         description="The answering worker's caches: 'features' (online rows, kept until "
