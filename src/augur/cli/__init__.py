@@ -34,6 +34,7 @@ _COMMAND_MODULES: list[tuple[str, str | None]] = [
     ("augur.cli.report", None),  # augur report serving
     ("augur.cli.tune", None),  # augur tune
     ("augur.cli.drift", "drift"),  # augur drift check
+    ("augur.cli.weights", "weights"),  # augur weights show | freeze | unfreeze
     ("augur.cli.retrain", None),  # augur retrain
     ("augur.cli.operator", "operator"),  # augur operator run | crds
 ]
