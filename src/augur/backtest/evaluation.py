@@ -7,7 +7,10 @@ For each symbol (one model per symbol — see :func:`evaluate`):
 2. :class:`~augur.backtest.walkforward.WalkForward` cuts purged folds; for each fold the
    ensemble is fitted on the training rows only (its own validation tail, inside the
    training rows, sets the dynamic weights and chooses the *best single model*) and
-   predicts the test rows;
+   predicts the test rows bar by bar, as the service does while outcomes arrive: each
+   bar with the member weights after the outcomes known by then (labels whose
+   ``label_time`` has come), folded in by the service's rule
+   (:meth:`augur.models.Ensemble.predict_walk`);
 3. the out-of-sample predictions of all folds, in time order, are passed bar by bar
    through :func:`augur.decision.decide` — the same function the service calls — with
    the position, the account's equity, drawdown and loss streak carried from bar to bar;
@@ -322,6 +325,9 @@ def _predict_folds(
     vol_col, trend_col = confidence_features(feature_names)
     vol = frame[vol_col].to_numpy(dtype=float) if vol_col else np.zeros(len(frame))
     trend = frame[trend_col].to_numpy(dtype=float) if trend_col else np.zeros(len(frame))
+    # when each bar is decided, and when its label (the outcome) becomes known
+    times = pd.to_datetime(frame["timestamp"], utc=True).to_numpy(dtype="datetime64[ns]")
+    label_times = pd.to_datetime(frame["label_time"], utc=True).to_numpy(dtype="datetime64[ns]")
     parts, fold_rows = [], []
     for fold in folds:
         progress(f"fold {fold.index + 1}/{len(folds)}")
@@ -331,8 +337,13 @@ def _predict_folds(
             X[tr], y[tr], r[tr], list(feature_names), purge=config.horizon, volatility_ref=vol_ref
         )
         vol_ratio = vol[te] / vol_ref if vol_ref else None
-        pred = ensemble.predict(
-            X[te], volatility_ratio=vol_ratio, trend_strength=trend[te] if trend_col else None
+        pred = ensemble.predict_walk(
+            X[te],
+            y[te],
+            times[te],
+            label_times[te],
+            volatility_ratio=vol_ratio,
+            trend_strength=trend[te] if trend_col else None,
         )
         best = _best_member(ensemble)
         best_proba = pred.per_model[list(MEMBERS).index(best)]

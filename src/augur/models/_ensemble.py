@@ -544,6 +544,76 @@ class Ensemble:
             weights=w,
         )
 
+    def predict_walk(
+        self,
+        X: F64,
+        y: Any,
+        times: Any,
+        label_times: Any,
+        *,
+        volatility_ratio: F64 | None = None,
+        trend_strength: F64 | None = None,
+    ) -> EnsemblePrediction:
+        """Batch prediction as the service makes them while outcomes arrive.
+
+        Row ``t`` is scored with the weights after every outcome known at its time: the
+        label ``y[s]`` of each row ``s`` with ``label_times[s] <= times[t]`` (a label is
+        known at the close of the bar it ends on), folded in by
+        :meth:`DynamicWeights.update` in the order they became known — the rule, bound
+        and frozen flag the service applies to ``POST /outcome``. ``times`` and
+        ``label_times``: one comparable value per row (e.g. ``datetime64``). The
+        ensemble's own weights are left as they are; ``weights`` of the result are the
+        last row's.
+        """
+        self._require_fitted()
+        X = self._check_rows(X)
+        n = X.shape[0]
+        y_arr = np.asarray(y).astype(np.int64)
+        times, label_times = np.asarray(times), np.asarray(label_times)
+        for name, arr in (("y", y_arr), ("times", times), ("label_times", label_times)):
+            if arr.shape != (n,):
+                raise ValueError(f"{name} needs one value per row of X ({n}), got {arr.shape}")
+        per_model = np.stack([self.members[m].proba(X) for m in MEMBERS])
+        dw = DynamicWeights.from_state(self.dynamic_weights.state())
+        W = np.empty((n, len(MEMBERS)))
+        known = np.argsort(label_times, kind="stable")
+        j = 0
+        for t in np.argsort(times, kind="stable"):
+            while j < n and label_times[known[j]] <= times[t]:
+                s = known[j]
+                dw.update(per_model[:, s, :], int(y_arr[s]))
+                j += 1
+            W[t] = dw.weights
+        proba = np.einsum("nm,mnc->nc", W, per_model)
+        return self._prediction(X, per_model, proba, W[-1] if n else dw.weights,
+                                volatility_ratio, trend_strength)  # fmt: skip
+
+    def _prediction(
+        self,
+        X: F64,
+        per_model: F64,
+        proba: F64,
+        weights: F64,
+        volatility_ratio: F64 | None,
+        trend_strength: F64 | None,
+    ) -> EnsemblePrediction:
+        direction = direction_of(proba)
+        agreement = agreement_of(per_model, direction)
+        probability = np.take_along_axis(proba, (direction + 1)[:, None], axis=1)[:, 0]
+        confidence = self.confidence(
+            margin_of(proba, direction), agreement, volatility_ratio, trend_strength
+        )
+        return EnsemblePrediction(
+            proba=proba,
+            per_model=per_model,
+            direction=direction,
+            probability=probability,
+            agreement=agreement,
+            confidence=confidence,
+            quantiles=self._quantiles(X),
+            weights=weights,
+        )
+
     def predict_library(self, X: F64) -> F64:
         """(members, n, 3) probabilities through each library's own ``predict_proba``
         (slow reference for tests and the benchmark)."""

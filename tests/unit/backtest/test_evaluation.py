@@ -222,3 +222,51 @@ def test_bad_input_names_the_symbol():
         evaluate(momentum_bars(n=300), symbols=["ZZZ"])
     with pytest.raises(ValueError, match="at least 200"):
         evaluate(momentum_bars(n=150))
+
+
+def test_test_bars_follow_the_member_weights_outcome_by_outcome() -> None:
+    """The serving rule bar by bar: each out-of-sample bar mixes the members with the
+    weights after the outcomes whose labels were known by its time (DynamicWeights'
+    update, bound included), not with the weights the fold's fit ended with."""
+    from augur.features import default_spec
+    from augur.models import MEMBERS, DynamicWeights, Ensemble, EnsembleParams
+
+    bars = momentum_bars(500)
+    config = EvaluationConfig(n_folds=2, horizon=3, bootstrap_reps=50, min_train_fraction=0.5)
+    fitted: list[Ensemble] = []
+    real_fit = Ensemble.fit
+
+    def keeping_fit(self, *args, **kwargs):
+        fitted.append(real_fit(self, *args, **kwargs))
+        return fitted[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Ensemble, "fit", keeping_fit)
+        result = evaluate(
+            bars,
+            params=EnsembleParams(**TINY),
+            decision_config=DecisionConfig(confidence_threshold=0.3),
+            config=config,
+        )
+    preds = result.predictions()
+    frame = labelled_frame(bars, config).set_index("timestamp")
+    names = list(default_spec().names)
+    for k, ensemble in enumerate(fitted):
+        rows = preds[preds["fold"] == k].sort_values("timestamp")
+        test = frame.loc[rows["timestamp"]]
+        per_model = ensemble.predict(test[names].to_numpy(dtype=float)).per_model
+        dw = DynamicWeights.from_state(ensemble.dynamic_weights.state())
+        assert dw.max_step == EnsembleParams().weight_max_step
+        label_times = test["label_time"].to_numpy()
+        labels = test["label"].to_numpy()
+        folded, moved = 0, False
+        for t, ts in enumerate(test.index.to_numpy()):
+            while folded < len(test) and label_times[folded] <= ts:
+                dw.update(per_model[:, folded, :], int(labels[folded]))
+                folded += 1
+            want = dw.weights @ per_model[:, t, :]
+            got = rows.iloc[t][["p_down", "p_flat", "p_up"]].to_numpy(dtype=float)
+            np.testing.assert_allclose(got, want, rtol=1e-9)
+            moved |= folded > 0
+        assert moved, "some outcome must be known within the fold's test bars"
+        assert len(MEMBERS) == per_model.shape[0]

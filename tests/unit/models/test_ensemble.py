@@ -203,3 +203,33 @@ def test_balanced_class_weight_raises_the_rare_classes_recall(calibration: str) 
 
     unweighted, balanced = rare_recall("none"), rare_recall("balanced")
     assert balanced > unweighted + 0.2
+
+
+def test_predict_walk_scores_each_row_with_the_weights_known_at_its_time(fitted, xy) -> None:
+    """The backtest's bar-by-bar rule: row t mixes the members with the weights after the
+    outcomes whose labels were known by t (here two rows later: the label horizon)."""
+    from augur.models import DynamicWeights
+
+    X, y, _ = xy
+    X, y = X[-40:], y[-40:]
+    times = np.arange(40)
+    before = fitted.dynamic_weights.weights.copy()
+    walk = fitted.predict_walk(X, y, times, times + 2, volatility_ratio=np.ones(40))
+    np.testing.assert_array_equal(fitted.dynamic_weights.weights, before)  # left as it was
+    plain = fitted.predict(X, volatility_ratio=np.ones(40))
+    # the first two rows know no outcome yet: the trained weights
+    np.testing.assert_allclose(walk.proba[:2], plain.proba[:2], rtol=1e-12)
+    dw = DynamicWeights.from_state(fitted.dynamic_weights.state())
+    for t in range(40):
+        if t >= 2:
+            dw.update(plain.per_model[:, t - 2, :], int(y[t - 2]))
+        np.testing.assert_allclose(walk.proba[t], dw.weights @ plain.per_model[:, t, :], rtol=1e-12)
+    np.testing.assert_allclose(walk.weights, dw.weights, rtol=1e-12)
+    idx = walk.direction + 1
+    np.testing.assert_allclose(walk.probability, walk.proba[np.arange(40), idx])
+    # no label known within the rows: the plain prediction
+    never = fitted.predict_walk(X, y, times, times + 100, volatility_ratio=np.ones(40))
+    np.testing.assert_allclose(never.proba, plain.proba, rtol=1e-12)
+    np.testing.assert_allclose(never.confidence, plain.confidence, rtol=1e-12)
+    with pytest.raises(ValueError, match="label_times"):
+        fitted.predict_walk(X, y, times, times[:5])
