@@ -132,14 +132,18 @@ def build_service(
             overrides=settings.decision_overrides,
         )
         routing = _routing(settings, routing_table, models, closers)
+        weights = _shared_weights(settings, prediction_log, models, metrics)
         shadow = None
         if shadow_worker:
-            in_thread = ShadowScorer(models, decide, prediction_log, metrics)
+            # a shadow in a thread shares the registry, so the worker's weights: only
+            # what its members say needs logging
+            in_thread = ShadowScorer(
+                models, decide, prediction_log, metrics, scorer=_member_logging_scorer(weights)
+            )
             shadow = _shadow(settings, routing, metrics, list(features.feature_names), in_thread)
             closers.append(shadow.stop)
         from augur.serving._telemetry import make_tracer
 
-        weights = _shared_weights(settings, prediction_log, models, metrics)
         pipeline = DecisionPipeline(
             features=features,
             models=models,
@@ -196,6 +200,16 @@ def _shared_weights(
         interval=settings.routing_reload_seconds,
         on_change=getattr(metrics, "member_weights", None),
     )
+
+
+def _member_logging_scorer(weights: Any) -> Any:
+    """A memo-less scorer that hands what the members said to ``weights`` (None: the
+    plain scorer)."""
+    if weights is None:
+        return None
+    from augur.serving._scoring import Scorer
+
+    return Scorer(on_scored=weights.record_scored, generation=lambda: weights.generation)
 
 
 def _correlations(settings: Settings) -> Any:
@@ -296,7 +310,20 @@ def shadow_scorer(feature_names: list[str], settings: Settings | None = None) ->
         # The service's decision overrides apply to the shadow's decisions too.
         overrides=settings.decision_overrides,
     )
-    return ShadowScorer(models, decide, open_prediction_log(settings), default_metrics())
+    prediction_log = open_prediction_log(settings)
+    metrics = default_metrics()
+    # The shadow version's member weights, as outcomes move them (its own thread here).
+    weights = _shared_weights(settings, prediction_log, models, metrics)
+    if weights is not None:
+        weights.start()
+    return ShadowScorer(
+        models,
+        decide,
+        prediction_log,
+        metrics,
+        scorer=_member_logging_scorer(weights),
+        weights=weights,
+    )
 
 
 __all__ = ["ServingApp", "build_service", "open_prediction_log", "shadow_scorer"]

@@ -1,5 +1,10 @@
 """Scoring a mirrored request with the shadow version, off the request path: decide, log
-the shadow's row under the request's id, and count whether it agreed with the primary."""
+the shadow's row under the request's id, and count whether it agreed with the primary.
+
+With shared member weights (``weights``, a :class:`~augur.serving._weights.SharedWeights`
+of the shadow's own process) the shadow version scores with the weights outcomes have
+moved, taken when it is first loaded and then as the workers take them, and what its
+members said is logged for its outcomes (through the ``scorer``'s hooks)."""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ class ShadowScorer:
         metrics: Metrics | None = None,
         scorer: Scorer | None = None,
         clock: Clock = system_clock,
+        weights: Any = None,
     ) -> None:
         self.models = models
         self._decide = decide
@@ -33,11 +39,16 @@ class ShadowScorer:
         self.metrics = metrics
         self.scorer = scorer or Scorer()
         self.clock = clock
+        self.weights = weights
+        self._synced: set[str] = set()
 
     def score(self, task: ShadowTask) -> Decision:
         t0 = time.perf_counter()
         route = task.route
         self.models.ensure([route.model_tag])  # a table reload may bring a new shadow
+        if self.weights is not None and route.model_tag not in self._synced:
+            self._synced.add(route.model_tag)
+            self.weights.refresh()  # a version just loaded: the shared weights at once
         loaded = self.models[route.model_tag]
         (scored,) = self.scorer.score(loaded, [(task.x, task.market)], [task.digest])
         decision = self._decide(
@@ -53,6 +64,8 @@ class ShadowScorer:
         return decision
 
     def close(self) -> None:
+        if self.weights is not None:
+            self.weights.stop()
         close: Any = getattr(self.log, "close", None)
         if close is not None:
             close()

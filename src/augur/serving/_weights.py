@@ -18,6 +18,8 @@ backtest use. What serving adds is where the state lives and how it travels:
    version's row of the log's ``ensemble_weights`` table, atomically. The realised
    return is read as the symbol's forward return over the label horizon, as the
    outcome metrics and the serving report read it.
+   A worker that loads a version seeds its row with the trained weights, so a worker
+   that has not loaded it (the shadow scored in its own process) can still update it.
 3. **Every worker** re-reads that table every ``interval`` seconds (a background thread;
    the answering worker at once), sets each loaded version's ``dynamic_weights`` and
    raises :attr:`SharedWeights.generation`, which clears the prediction memo: no output
@@ -137,10 +139,15 @@ class SharedWeights:
                 continue
             seen.add((version, digest))
             base = self._base_of(version)
-            if base is None:
-                log.info("outcome %s: version %s is not loaded here; its weights stay",
-                         request_id, version)  # fmt: skip
-                continue
+            if base is not None:
+                names = base.names
+            else:  # scored elsewhere (a shadow's own process): the row says who is who
+                row = self.log.weights().get(version)
+                if row is None:
+                    log.warning("outcome %s: version %s has no shared weights yet; they stay",
+                                request_id, version)  # fmt: skip
+                    continue
+                names = row.names
             probs = self.log.member_probs(version, digest)
             if probs is None:
                 log.warning(
@@ -152,7 +159,7 @@ class SharedWeights:
                 continue
             label = realised_label(realized_return, probs.label_threshold)
             after = self.log.update_weights(
-                version, base, [(probs.matrix(base.names), label)], outcome_id=request_id
+                version, base, [(probs.matrix(names), label)], outcome_id=request_id
             )
             if not after.frozen:
                 moved.append(version)
@@ -186,6 +193,11 @@ class SharedWeights:
             if base is None:
                 continue
             row = rows.get(tag)
+            if row is None and self.log.seed_weights(tag, base):
+                # the row holds the trained weights this worker scores with already
+                with self._lock:
+                    self._revision[tag] = 1
+                continue
             revision = row.revision if row is not None else 0
             with self._lock:
                 if self._revision.get(tag, 0) == revision:

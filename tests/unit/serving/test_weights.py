@@ -174,15 +174,16 @@ def test_frozen_versions_ignore_outcomes(plog: PredictionLog) -> None:
     ask(one, "r-2")
     plog.flush()
     with pytest.raises(LookupError, match="trained weights"):
-        plog.set_weights_frozen("m:1", True)  # no row yet, and no trained weights given
-    row = plog.set_weights_frozen("m:1", True, one.model.dynamic_weights)
+        plog.set_weights_frozen("m:9", True)  # no worker loaded it, no trained weights given
+    assert plog.weights()["m:1"].n_updates == 0  # seeded by the worker that loaded it
+    row = plog.set_weights_frozen("m:1", True)
     assert row.frozen and row.n_updates == 0
     one.weights.refresh()
     post(one, "r-1", 0.02)
     assert plog.weights()["m:1"].n_updates == 0
     np.testing.assert_allclose(one.model.dynamic_weights.weights, [0.5, 0.5])
     assert one.pipeline.models_info().versions[0].weights_frozen is True
-    plog.set_weights_frozen("m:1", False)  # the row exists now
+    plog.set_weights_frozen("m:1", False)
     post(one, "r-2", 0.02)
     assert plog.weights()["m:1"].n_updates == 1
 
@@ -262,3 +263,61 @@ def test_the_batch_path_hands_each_rows_member_probabilities_once() -> None:
     assert per_row.shape == (3, 2, 3)
     np.testing.assert_allclose(per_row[2, 0], [0.1, 0.2, 0.72])
     np.testing.assert_allclose(per_row[1, 1], MEMBERS["down"])
+
+
+def test_a_worker_without_the_version_loaded_updates_it_from_the_shared_row(
+    plog: PredictionLog,
+) -> None:
+    """The shadow scored in its own process: the serving worker has not loaded its version,
+    yet the outcome moves that version's weights (the row carries names and settings)."""
+    scorer = worker(plog)  # loads m:1, seeds its row, logs what the members said
+    ask(scorer, "r-1")
+    plog.flush()
+    model = TwoMembers()
+    other = SharedWeights(
+        plog, ModelRegistry({"m:2": model}.__getitem__, NAMES, DecisionConfig()), interval=60.0
+    )
+    assert other.apply_outcome("r-1", 0.02) == ["m:1"]
+    expected = DynamicWeights(tuple(MEMBERS), decay=0.5, floor=0.0, max_step=2.0)
+    expected.update(np.array(list(MEMBERS.values())), 1)
+    np.testing.assert_allclose(plog.weights()["m:1"].weights().weights, expected.weights)
+    assert plog.weights()["m:1"].weights().max_step == 2.0
+    scorer.weights.refresh()
+    np.testing.assert_allclose(scorer.model.dynamic_weights.weights, expected.weights)
+
+
+def test_a_shadow_in_its_own_process_logs_its_members_and_takes_the_shared_weights(
+    plog: PredictionLog,
+) -> None:
+    """The shadow's scorer (its own registry, as in its process): it takes the shared
+    weights when it loads its version, logs what its members said, and an outcome of the
+    request, posted to a serving worker without that version, moves them."""
+    from augur.decision import PositionContext, RiskState
+    from augur.monitoring import features_digest
+    from augur.serving._bootstrap import _member_logging_scorer
+    from augur.serving._routing import Route
+    from augur.serving._shadow_codec import ShadowTask
+    from augur.serving._shadow_scorer import ShadowScorer
+
+    serving = worker(plog)  # serves m:1; the shadow version m:s is not loaded here
+    ask(serving, "r-1")
+    plog.flush()
+    shadow_model = TwoMembers()
+    shadow_registry = ModelRegistry({"m:s": shadow_model}.__getitem__, NAMES, DecisionConfig())
+    weights = SharedWeights(plog, shadow_registry, interval=60.0)
+    shadow = ShadowScorer(
+        shadow_registry, decide, plog, scorer=_member_logging_scorer(weights), weights=weights
+    )
+    x, ts = SampleFeatures().rows["AAA"]
+    market = serving.pipeline._market("AAA", x, ts, None, 0.01)
+    task = ShadowTask(Route("next", "m:s", "shadow"), "AAA", x, ts, market, PositionContext(),
+                      RiskState(), "AAA", "r-1", "enter_long", features_digest(x))  # fmt: skip
+    shadow.score(task)
+    plog.flush()
+    assert plog.weights()["m:s"].n_updates == 0  # seeded when the shadow loaded it
+    assert serving.weights.apply_outcome("r-1", 0.02) == ["m:1", "m:s"]
+    expected = DynamicWeights(tuple(MEMBERS), decay=0.5, floor=0.0, max_step=2.0)
+    expected.update(np.array(list(MEMBERS.values())), 1)
+    weights.refresh()
+    np.testing.assert_allclose(shadow_model.dynamic_weights.weights, expected.weights)
+    shadow.close()

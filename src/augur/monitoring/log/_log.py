@@ -180,16 +180,24 @@ class PredictionLog:
     def update_weights(
         self,
         model_version: str,
-        base: DynamicWeights,
+        base: DynamicWeights | None,
         outcomes: Iterable[tuple[np.ndarray, int]],
         outcome_id: str | None = None,
     ) -> DynamicWeights:
         """Fold outcomes into a version's shared weights (atomically, once per
         ``outcome_id``: see :mod:`augur.monitoring.log._weights`); returns the weights
-        stored after."""
+        stored after. ``base``, the version's trained weights, is needed only when it
+        has no row yet (LookupError without)."""
         from augur.monitoring.log._weights import update_weights
 
         return update_weights(self.engine, model_version, base, outcomes, outcome_id)
+
+    def seed_weights(self, model_version: str, base: DynamicWeights) -> bool:
+        """Start a version's shared weights from its trained ones unless it has a row;
+        True when this call created it."""
+        from augur.monitoring.log._weights import seed_weights
+
+        return seed_weights(self.engine, model_version, base)
 
     def set_weights_frozen(
         self, model_version: str, frozen: bool = True, base: DynamicWeights | None = None

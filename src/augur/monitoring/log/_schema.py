@@ -113,6 +113,9 @@ weights_table = sa.Table(
     metadata,
     sa.Column("model_version", sa.String(128), primary_key=True),
     sa.Column("names", sa.Text, nullable=False),
+    # JSON: the rule's settings, {"decay": ..., "floor": ..., "max_step": ...} (the
+    # version's own), so a worker that has not loaded the version can still update it
+    sa.Column("settings", sa.Text, nullable=False),
     sa.Column("perf", sa.Text, nullable=False),
     sa.Column("n_updates", sa.Integer, nullable=False),
     sa.Column("frozen", sa.Boolean, nullable=False),

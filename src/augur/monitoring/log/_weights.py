@@ -14,8 +14,10 @@ in, the frozen flag). Every worker of every replica reads it and writes it:
   touch no row, and it is done again on the new row), so concurrent outcomes are each
   folded in once, the same on SQLite and PostgreSQL, without holding a lock while the
   worker computes;
-- a version without a row starts from the weights it was trained with (its saved state),
-  the row created by the first outcome or freeze;
+- a version without a row starts from the weights it was trained with (its saved state):
+  a worker that loads the version seeds its row with them (:func:`seed_weights`, which
+  leaves an existing row alone); the row keeps the rule's settings too, so a worker that
+  has not loaded the version (a shadow scored in another process) can update it;
 - an outcome's request id is stored with the version in ``weights_outcomes`` in the same
   transaction, so a retried outcome moves the weights once.
 """
@@ -67,10 +69,25 @@ class WeightsRow:
 
     model_version: str
     names: tuple[str, ...]
+    settings: dict[str, Any]
     perf: tuple[float, ...]
     n_updates: int
     frozen: bool
     revision: int
+
+    def weights(self) -> DynamicWeights:
+        """The weights this row holds, with its own settings."""
+        return DynamicWeights.from_state(
+            {
+                "names": list(self.names),
+                "decay": self.settings["decay"],
+                "floor": self.settings["floor"],
+                "max_step": self.settings.get("max_step"),
+                "perf": list(self.perf),
+                "n_updates": self.n_updates,
+                "frozen": self.frozen,
+            }
+        )
 
     def applied_to(self, base: DynamicWeights) -> DynamicWeights:
         """``base`` (the version's trained weights: names, decay, floor, bound) with this
@@ -151,18 +168,23 @@ def read_member_probs(engine: sa.Engine, model_version: str, digest: str) -> Mem
 
 def read_weights(engine: sa.Engine) -> dict[str, WeightsRow]:
     """Every version's shared weights state, by version."""
-    t = weights_table
-    query = sa.select(t.c.model_version, t.c.names, t.c.perf, t.c.n_updates, t.c.frozen,
-                      t.c.revision)  # fmt: skip
+    query = sa.select(*_COLUMNS)
     with engine.connect() as conn:
         return {row[0]: _weights_row(row) for row in conn.execute(query)}
 
 
+_COLUMNS = tuple(
+    weights_table.c[name]
+    for name in ("model_version", "names", "settings", "perf", "n_updates", "frozen", "revision")
+)
+
+
 def _weights_row(row: Any) -> WeightsRow:
-    version, names, perf, n_updates, frozen, revision = row
+    version, names, settings, perf, n_updates, frozen, revision = row
     return WeightsRow(
         str(version),
         tuple(json.loads(names)),
+        dict(json.loads(settings)),
         tuple(float(v) for v in json.loads(perf)),
         int(n_updates),
         bool(frozen),
@@ -172,9 +194,7 @@ def _weights_row(row: Any) -> WeightsRow:
 
 def _read_one(conn: sa.Connection, model_version: str) -> WeightsRow | None:
     t = weights_table
-    query = sa.select(
-        t.c.model_version, t.c.names, t.c.perf, t.c.n_updates, t.c.frozen, t.c.revision
-    ).where(t.c.model_version == model_version)
+    query = sa.select(*_COLUMNS).where(t.c.model_version == model_version)
     row = conn.execute(query).first()
     return None if row is None else _weights_row(row)
 
@@ -186,6 +206,7 @@ def _write(
     another writer created it first), else only over the row still at ``revision``."""
     values = {
         "names": json.dumps(list(dw.names)),
+        "settings": json.dumps({"decay": dw.decay, "floor": dw.floor, "max_step": dw.max_step}),
         "perf": json.dumps(dw.perf.tolist()),
         "n_updates": dw.n_updates,
         "frozen": dw.frozen,
@@ -207,22 +228,22 @@ def _write(
 def update_weights(
     engine: sa.Engine,
     model_version: str,
-    base: DynamicWeights,
+    base: DynamicWeights | None,
     outcomes: Iterable[tuple[np.ndarray, int]],
     outcome_id: str | None = None,
 ) -> DynamicWeights:
-    """Fold ``outcomes`` ((members, 3) probabilities in ``base.names`` order, realised
+    """Fold ``outcomes`` ((members, 3) probabilities in the members' order, realised
     label) into the version's shared weights in one compare-and-set; returns the weights
     now stored. A frozen version's are returned unchanged (nothing is written), and so
-    are they when ``outcome_id`` (the outcome's request id) was folded in before."""
+    are they when ``outcome_id`` (the outcome's request id) was folded in before.
+    ``base``: the version's trained weights, needed only when it has no row yet
+    (LookupError without)."""
     todo = list(outcomes)
     applied = weights_outcomes_table
     for _ in range(_CAS_ATTEMPTS):
         with engine.begin() as conn:
             row = _read_one(conn, model_version)
-            dw = (
-                row.applied_to(base) if row is not None else DynamicWeights.from_state(base.state())
-            )
+            dw = _current(model_version, row, base)
             if dw.frozen or not todo:
                 return dw
             if outcome_id is not None:
@@ -245,6 +266,27 @@ def update_weights(
         f"the weights of {model_version!r} were changed by other writers {_CAS_ATTEMPTS} "
         "times in a row; the outcome was not folded in"
     )
+
+
+def _current(
+    model_version: str, row: WeightsRow | None, base: DynamicWeights | None
+) -> DynamicWeights:
+    """The version's weights now: its row's, else its trained ones."""
+    if row is not None:
+        return row.applied_to(base) if base is not None else row.weights()
+    if base is None:
+        raise LookupError(
+            f"no shared weights for {model_version!r} yet, and its trained weights are not "
+            "at hand (load the version)"
+        )
+    return DynamicWeights.from_state(base.state())
+
+
+def seed_weights(engine: sa.Engine, model_version: str, base: DynamicWeights) -> bool:
+    """Start the version's row from its trained weights unless it has one; True when
+    this call created it."""
+    with engine.begin() as conn:
+        return _write(conn, model_version, DynamicWeights.from_state(base.state()), None)
 
 
 def set_frozen(
@@ -314,6 +356,7 @@ __all__ = [
     "read_member_probs",
     "read_weights",
     "realised_label",
+    "seed_weights",
     "set_frozen",
     "update_weights",
 ]
