@@ -144,7 +144,10 @@ def insert_member_probs(engine: sa.Engine, rows: Sequence[Mapping[str, Any]]) ->
     key (the same row scored again, by another worker); returns (written, 0)."""
     if not rows:
         return 0, 0
-    unique = list({(r["model_version"], r["features_digest"]): r for r in rows}.values())
+    first: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for r in rows:
+        first.setdefault((r["model_version"], r["features_digest"]), r)
+    unique = list(first.values())
     with engine.begin() as conn:
         conn.execute(_insert_ignoring(conn.dialect.name, member_probs_table), unique)
     return len(rows), 0
@@ -213,16 +216,19 @@ def _write(
         "updated_at": utcnow(),
     }
     t = weights_table
+    # RETURNING says whether the row went in: an INSERT ... ON CONFLICT DO NOTHING's
+    # rowcount is -1 through psycopg
     if revision is None:
-        stmt = _insert_ignoring(conn.dialect.name, t)
-        result = conn.execute(stmt, [{"model_version": model_version, "revision": 1, **values}])
+        stmt = _insert_ignoring(conn.dialect.name, t).returning(t.c.revision)
+        result = conn.execute(stmt, {"model_version": model_version, "revision": 1, **values})
     else:
         result = conn.execute(
             t.update()
             .where(t.c.model_version == model_version, t.c.revision == revision)
             .values(revision=revision + 1, **values)
+            .returning(t.c.revision)
         )
-    return bool(result.rowcount)
+    return result.first() is not None
 
 
 def update_weights(
@@ -302,11 +308,15 @@ def set_frozen(
             if row is not None and row.frozen == frozen:
                 return row
             if row is not None:
-                done = conn.execute(
-                    t.update()
-                    .where(t.c.model_version == model_version, t.c.revision == row.revision)
-                    .values(frozen=frozen, revision=row.revision + 1, updated_at=utcnow())
-                ).rowcount
+                done = (
+                    conn.execute(
+                        t.update()
+                        .where(t.c.model_version == model_version, t.c.revision == row.revision)
+                        .values(frozen=frozen, revision=row.revision + 1, updated_at=utcnow())
+                        .returning(t.c.revision)
+                    ).first()
+                    is not None
+                )
             elif base is None:
                 raise LookupError(
                     f"no shared weights for {model_version!r} yet: give its trained weights"
