@@ -48,6 +48,7 @@ from augur.backtest.metrics import (
     periods_per_year,
     trading_metrics,
 )
+from augur.backtest.regimes import regime_table
 from augur.backtest.walkforward import WalkForward
 
 __all__ = [
@@ -125,6 +126,7 @@ class SymbolEvaluation:
     confusion: pd.DataFrame  # rows: realised label, columns: ensemble direction
     accuracy_gain: BootstrapCI
     false_positive_entries: dict[str, Any]
+    regimes: pd.DataFrame = field(default_factory=pd.DataFrame)  # see backtest.regimes
 
 
 @dataclass
@@ -373,6 +375,8 @@ def _predict_folds(
         part["volatility"] = vol[te]
         part["volatility_ref"] = vol_ref or 0.0
         part["trend"] = trend[te]
+        if "regime" in frame.columns:
+            part["regime"] = frame["regime"].to_numpy()[te]
         parts.append(part)
         fold_rows.append(
             {
@@ -429,7 +433,7 @@ def evaluate_symbol(
     # One BLAS thread: the members' own n_jobs use the cores; a multi-threaded BLAS on top
     # (logistic regression, SVM) oversubscribes a small machine and runs ~5x slower.
     with threadpool_limits(limits=1, user_api="blas"):
-        preds, folds = _predict_folds(frame, spec.names, config, params, say)
+        preds, folds = _predict_folds(frame, spec.model_names, config, params, say)
 
     # Prices and next-bar returns from the bars themselves (the label uses h bars ahead).
     px = one.sort_values("timestamp")[["timestamp", "close"]].reset_index(drop=True)
@@ -443,6 +447,13 @@ def evaluate_symbol(
     folds = _fold_table(folds, preds, positions, ppy, config)
     gain = _accuracy_gain(preds, config)
     fp = _false_positive_entries(preds, entries, config)
+    regimes = (
+        regime_table(
+            preds, positions, entries["ensemble"], config.commission_bps, config.slippage_bps
+        )
+        if "regime" in preds.columns
+        else pd.DataFrame()
+    )
     hit = preds["direction"].to_numpy() == preds["label"].to_numpy()
     moved = preds["direction"].to_numpy() != 0
     calib = calibration_table(preds["probability"].to_numpy()[moved], hit[moved])
@@ -460,6 +471,7 @@ def evaluate_symbol(
         confusion=confusion,
         accuracy_gain=gain,
         false_positive_entries=fp,
+        regimes=regimes,
     )
 
 

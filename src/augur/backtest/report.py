@@ -168,6 +168,15 @@ def write_report(result: EvaluationResult, path: Path) -> Path:
             first = False
         parts.append("<h3>Per fold</h3>")
         parts.append(_html_table(s.folds))
+        if not s.regimes.empty:
+            parts.append("<h3>Per market regime</h3>")
+            parts.append(_html_table(s.regimes))
+            parts.append(
+                "<p>Regime of each bar from its <code>regime</code> feature: trending when the "
+                "efficiency ratio is at least 0.3, volatile when the recent volatility exceeds "
+                "the longest window's. hit_rate: the ensemble's non-flat predictions that "
+                "were right; returns: the net returns of that regime's bars, compounded.</p>"
+            )
     parts.append("</body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -98,6 +98,30 @@ def _print_symbol(console: Console, s: Any, threshold: float) -> None:
             else " (no gated entries: the rate is undefined)"
         )
     )
+    if not s.regimes.empty:
+        print_table(
+            console,
+            f"{s.symbol}: by market regime (the regime feature)",
+            [
+                "regime",
+                *(
+                    Column(c, number=True)
+                    for c in ("bars", "hit rate", "trades", "trade hit", "return", "buy & hold")
+                ),
+            ],
+            [
+                [
+                    r["regime"],
+                    _num(int(r["bars"])),
+                    _num(r["hit_rate"], 3),
+                    _num(int(r["trades"])),
+                    _num(r["trade_hit_rate"], 3),
+                    _num(r["return_ensemble"], 4),
+                    _num(r["return_buy_and_hold"], 4),
+                ]
+                for r in s.regimes.to_dict("records")
+            ],
+        )
     from augur.backtest.report import _verdict
 
     console.print(f"  [bold]{_verdict(s.table)}[/bold]")

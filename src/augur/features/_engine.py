@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from augur.features.spec import FeatureSpec
+from augur.features.spec import FLAT_VOLATILITY, TRENDING_EFFICIENCY, FeatureSpec
 
 # Columns the engine reads; the rest of the Bars contract (open, volume) is not needed.
 ENGINE_COLUMNS: tuple[str, ...] = ("timestamp", "symbol", "high", "low", "close")
@@ -172,6 +172,7 @@ def _compute_matrix(sb: SortedBars, spec: FeatureSpec) -> np.ndarray:
         sb.close, sb.high, sb.low, sb.starts, windows, wdest, lags, ldest, ret_dest, out
     )
     _calendar(sb.ts_ns, spec, out)
+    _regime(spec, out)
     return out
 
 
@@ -203,6 +204,19 @@ def _calendar(ts_ns: np.ndarray, spec: FeatureSpec, out: np.ndarray) -> None:
         ("dow_cos", dow, np.cos),
     ):
         fn(angle, out=out[names.index(name)])
+
+
+def _regime(spec: FeatureSpec, out: np.ndarray) -> None:
+    """The ``regime`` row from the efficiency-ratio and volatility rows (NaN while any of
+    them is)."""
+    names = spec.names
+    w, longest = spec.regime_windows
+    trend = out[names.index(f"eff_ratio_{w}")]
+    vol, vol_long = out[names.index(f"vol_{w}")], out[names.index(f"vol_{longest}")]
+    regime = out[names.index("regime")]
+    volatile = vol > np.maximum(vol_long, FLAT_VOLATILITY)
+    np.add(2.0 * (trend >= TRENDING_EFFICIENCY), volatile, out=regime)
+    regime[np.isnan(trend) | np.isnan(vol) | np.isnan(vol_long)] = np.nan
 
 
 def compute_features(bars: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from augur.features.spec import VAR_EPS, FeatureSpec
+from augur.features.spec import FLAT_VOLATILITY, TRENDING_EFFICIENCY, VAR_EPS, FeatureSpec
 
 
 def reference_features(bars: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
@@ -97,6 +97,11 @@ def reference_features(bars: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     dow = 2 * np.pi * ts.dt.dayofweek / 7
     out["tod_sin"], out["tod_cos"] = np.sin(tod), np.cos(tod)
     out["dow_sin"], out["dow_cos"] = np.sin(dow), np.cos(dow)
+
+    w, longest = spec.regime_windows
+    trend, vol, vol_long = out[f"eff_ratio_{w}"], out[f"vol_{w}"], out[f"vol_{longest}"]
+    regime = 2.0 * (trend >= TRENDING_EFFICIENCY) + (vol > np.maximum(vol_long, FLAT_VOLATILITY))
+    out["regime"] = regime.mask(trend.isna() | vol.isna() | vol_long.isna())
 
     result = pd.DataFrame({name: out[name].astype("float64") for name in spec.names})
     result.insert(0, "timestamp", ts)

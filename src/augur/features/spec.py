@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # Bump when the numbers an unchanged spec produces change (a formula, a convention), so
 # models trained on the old numbers are refused by the hash check.
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"  # 2: the regime feature
 
 # A variance this small (absolutely, or relative to the squared mean) counts as zero: the
 # feature takes its neutral value instead of dividing rounding noise by itself. 1e-14 is
@@ -37,6 +37,30 @@ VAR_EPS = 1e-14
 
 DEFAULT_WINDOWS: tuple[int, ...] = (5, 10, 20, 50)
 DEFAULT_LAGS: tuple[int, ...] = (1, 2, 3, 5)
+
+# --- the market regime of a bar (the ``regime`` feature) -------------------------------
+#: The window whose efficiency ratio and volatility describe the regime: the first of
+#: these the spec has (else its shortest window) — the window the ensemble's confidence
+#: reads too.
+REGIME_WINDOWS: tuple[int, ...] = (20, 10, 50, 5)
+#: At or above this efficiency ratio a bar is *trending*, below it *ranging* (Kaufman's
+#: ratio: ~1 when the close moves one way, ~0 when it goes back and forth).
+TRENDING_EFFICIENCY = 0.3
+#: ``regime`` codes: 2 x trending + volatile. A bar is *volatile* when the regime
+#: window's volatility exceeds the longest window's (the recent market moves more than
+#: its longer-run norm) and :data:`FLAT_VOLATILITY`, else *calm*; when the regime window
+#: is the longest (e.g. windows 5 and 20) every bar is calm.
+#: Features that describe the market for decision rules and reports but are no model
+#: input: ``regime`` is a function of ``eff_ratio``/``vol`` columns the ensemble has.
+DESCRIPTIVE: frozenset[str] = frozenset({"regime"})
+#: A per-bar volatility at or below this is no movement (``sqrt(VAR_EPS)``): never volatile.
+FLAT_VOLATILITY = VAR_EPS**0.5
+REGIMES: dict[int, str] = {
+    0: "ranging, calm",
+    1: "ranging, volatile",
+    2: "trending, calm",
+    3: "trending, volatile",
+}
 
 # function -> rows of history (including the current bar) the feature needs, given its
 # window (or lag). The engine writes NaN before that many rows are available.
@@ -59,6 +83,7 @@ _LOOKBACK: dict[str, Callable[[int], int]] = {
     "tod_cos": lambda _: 1,
     "dow_sin": lambda _: 1,
     "dow_cos": lambda _: 1,
+    "regime": lambda w: w + 1,  # window: the longest (its volatility needs w + 1 closes)
 }
 
 FUNCTIONS: tuple[str, ...] = tuple(_LOOKBACK)
@@ -217,12 +242,36 @@ class FeatureSpec:
             FeatureDef("dow_sin", "dow_sin", None, "sin(2*pi * UTC day of week / 7), Monday = 0."),
             FeatureDef("dow_cos", "dow_cos", None, "cos(2*pi * UTC day of week / 7), Monday = 0."),
         ]
+        w, longest = self.regime_windows
+        defs.append(
+            FeatureDef(
+                "regime",
+                "regime",
+                longest,
+                f"Market regime code 2 x trending + volatile: trending when eff_ratio_{w} >= "
+                f"{TRENDING_EFFICIENCY}, volatile when vol_{w} > vol_{longest} and > "
+                f"{FLAT_VOLATILITY:g} (0 ranging calm, "
+                "1 ranging volatile, 2 trending calm, 3 trending volatile).",
+            )
+        )
         return tuple(defs)
+
+    @property
+    def regime_windows(self) -> tuple[int, int]:
+        """(the regime window, the longest window): see :data:`REGIME_WINDOWS`."""
+        w = next((w for w in REGIME_WINDOWS if w in self.windows), self.windows[0])
+        return w, self.windows[-1]
 
     @property
     def names(self) -> list[str]:
         """Feature column names in the model's feature order."""
         return [f.name for f in self.features]
+
+    @property
+    def model_names(self) -> list[str]:
+        """The features the ensemble is fitted on: every feature but the descriptive ones
+        (:data:`DESCRIPTIVE`), which restate features it already has."""
+        return [n for n in self.names if n not in DESCRIPTIVE]
 
     @property
     def descriptions(self) -> dict[str, str]:

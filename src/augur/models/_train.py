@@ -68,7 +68,7 @@ def train_on_bars(
             f"features' warm-up plus the label horizon ({horizon})"
         )
     frame = frame.sort_values(["timestamp", "symbol"], kind="mergesort").reset_index(drop=True)
-    names = list(spec.names)
+    names = list(spec.model_names)
     times = np.sort(frame["timestamp"].unique())
     if holdout_fraction > 0:
         start = times[min(int(len(times) * (1 - holdout_fraction)), len(times) - 1)]

@@ -264,7 +264,7 @@ class TrialScorer:
         frame = self._training_frame()
         fold = self._fold_list()[k]
         spec = self.configs.feature_spec()
-        names = spec.names
+        names = spec.model_names
         params = self.configs.ensemble_params(
             **{k2: v for k2, v in TUNING_MODEL_DEFAULTS.items() if k2 not in self.configs.model},
             n_jobs=1,

@@ -52,7 +52,7 @@ def promote_best(
     )
     frame = training_frame(bars, spec, study.data.horizon, study.data.dead_zone)
     frame = frame.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
-    names = list(spec.names)
+    names = list(spec.model_names)
     vol, trend = confidence_features(names)
     lineage = {
         "study": study.name,

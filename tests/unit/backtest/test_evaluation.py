@@ -70,7 +70,7 @@ def fitted_rows(frame: pd.DataFrame, X: np.ndarray) -> pd.DataFrame:
     """The rows of ``frame`` (timestamp, label_time) whose features are the rows of ``X``."""
     from augur.features import default_spec
 
-    features = frame[list(default_spec().names)].to_numpy(dtype=float)
+    features = frame[list(default_spec().model_names)].to_numpy(dtype=float)
     where = {row.tobytes(): i for i, row in enumerate(features)}
     assert len(where) == len(frame), "feature rows must identify their training-frame row"
     idx = [where[row.tobytes()] for row in np.ascontiguousarray(X, dtype=float)]
@@ -250,7 +250,7 @@ def test_test_bars_follow_the_member_weights_outcome_by_outcome() -> None:
         )
     preds = result.predictions()
     frame = labelled_frame(bars, config).set_index("timestamp")
-    names = list(default_spec().names)
+    names = list(default_spec().model_names)
     for k, ensemble in enumerate(fitted):
         rows = preds[preds["fold"] == k].sort_values("timestamp")
         test = frame.loc[rows["timestamp"]]

@@ -187,7 +187,8 @@ def test_the_compiled_kernel_equals_its_python_source(three_symbols: pd.DataFram
     python = np.empty_like(compiled)
     _kernels.compute_kernel(*args, compiled)
     _kernels.compute_kernel.py_func(*args, python)
-    rows = [i for i, n in enumerate(spec.names) if not n.startswith(("tod_", "dow_"))]
+    # the calendar and the regime are filled after the kernel
+    rows = [i for i, n in enumerate(spec.names) if not n.startswith(("tod_", "dow_", "regime"))]
     np.testing.assert_allclose(compiled[rows], python[rows], rtol=1e-12, equal_nan=True)
     assert _kernels._degenerate.py_func(0.0, 100.0) and not _kernels._degenerate.py_func(1.0, 0)
 
@@ -286,3 +287,21 @@ def test_calendar_uses_whole_seconds() -> None:
     out = compute_features(bars, SPEC)
     np.testing.assert_allclose(out["tod_cos"], [0.0, -1.0], atol=1e-12)
     np.testing.assert_allclose(out["tod_sin"], [1.0, 0.0], atol=1e-12)
+
+
+def test_the_regime_names_trend_and_volatility() -> None:
+    """A steady climb is trending and calm; a choppy patch after it is ranging and
+    volatile (its recent volatility beats the longest window's)."""
+    spec = FeatureSpec(windows=(10, 20, 50), lags=())
+    assert spec.regime_windows == (20, 50)
+    n = 120
+    close = np.concatenate([100.0 * 1.001 ** np.arange(n), np.full(25, 112.0)])
+    close[n:] += np.where(np.arange(25) % 2 == 0, 2.0, -2.0)  # back and forth, wide
+    bars = synthetic_bars(len(close), symbols=("X",))
+    bars["open"] = bars["close"] = close
+    bars["high"], bars["low"] = close * 1.001, close * 0.999
+    regime = compute_features(bars, spec)["regime"].to_numpy()
+    lookback = next(f.lookback for f in spec.features if f.name == "regime")
+    assert np.isnan(regime[: lookback - 1]).all() and not np.isnan(regime[lookback - 1 :]).any()
+    assert regime[n - 1] == 2.0  # trending; a steady climb does not move around: calm
+    assert regime[-1] == 1.0  # ranging, volatile

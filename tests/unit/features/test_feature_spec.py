@@ -31,7 +31,7 @@ def test_default_spec_lists_every_feature_family_once() -> None:
             "vol_cluster",
         ):
             assert f"{family}_{w}" in names
-    assert names[-4:] == ["tod_sin", "tod_cos", "dow_sin", "dow_cos"]
+    assert names[-5:] == ["tod_sin", "tod_cos", "dow_sin", "dow_cos", "regime"]
     assert [n for n in names if n.startswith("ret_lag_")] == [f"ret_lag_{k}" for k in (1, 2, 3, 5)]
 
 
@@ -91,3 +91,16 @@ def test_from_settings_uses_the_configured_windows() -> None:
     spec = FeatureSpec.from_settings(Settings(windows=[30, 7]))
     assert spec.windows == (7, 30)
     assert FeatureSpec.from_settings().windows == tuple(Settings().windows)
+
+
+def test_the_regime_reads_the_confidence_window_against_the_longest() -> None:
+    assert default_spec().regime_windows == (20, 50)
+    assert FeatureSpec(windows=(7, 30)).regime_windows == (7, 30)
+    assert FeatureSpec(windows=(10,)).regime_windows == (10, 10)  # every bar calm
+    assert "eff_ratio_20 >= 0.3" in default_spec().descriptions["regime"]
+
+
+def test_the_regime_is_served_but_not_fitted_on() -> None:
+    spec = default_spec()
+    assert "regime" in spec.names and "regime" not in spec.model_names
+    assert spec.model_names == [n for n in spec.names if n != "regime"]

@@ -41,7 +41,7 @@ def test_training_rows_whose_label_reaches_the_holdout_are_purged() -> None:
 
     # the same rows train_on_bars starts from, rebuilt independently
     spec = FeatureSpec.from_settings(settings)
-    names = list(spec.names)
+    names = list(spec.model_names)
     frame = training_frame(bars, spec, horizon, settings.label_dead_zone)
     before = frame[frame["timestamp"] < start]
     straddling = before[before["label_time"] >= start]
