@@ -285,8 +285,12 @@ class TrialScorer:
             purge=self.study.data.horizon,
             volatility_ref=vol_ref,
         )
-        pred = model.predict(
+        # member weights follow the outcomes bar by bar, as in the backtest and serving
+        pred = model.predict_walk(
             test[names].to_numpy(),
+            test["label"].to_numpy(),
+            test["timestamp"].to_numpy(),
+            test["label_time"].to_numpy(),
             volatility_ratio=test[vol].to_numpy() / vol_ref if vol and vol_ref else None,
             trend_strength=test[trend].to_numpy() if trend else None,
         )
@@ -437,13 +441,14 @@ def _cache_key(study: StudyConfig, configs: TrialConfigs, bars: pd.DataFrame) ->
             "seed": study.seed,
             # how predictions are made: bump when that changes, so no cached file outlives
             # it (2: confidence with the volatility penalty and trend, as served; 3: each
-            # fold's volatility reference beside its rows)
+            # fold's volatility reference beside its rows; 4: member weights that follow
+            # the outcomes bar by bar)
             "predictions": _PREDICTIONS_VERSION,
         }
     )
 
 
-_PREDICTIONS_VERSION = 3
+_PREDICTIONS_VERSION = 4
 
 
 def _score_decisions(

@@ -172,3 +172,21 @@ def test_folds_size_by_the_volatility_regime_as_the_service_does(study) -> None:
     assert rows["volatility_ref"].nunique() == 1
     assert rows["volatility_ref"].iloc[0] == pytest.approx(float(train[vol].median()))
     assert rows["volatility_ref"].iloc[0] > 0
+
+
+def test_fold_predictions_follow_the_outcomes_as_the_backtest_does(
+    study, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trials score with member weights that move outcome by outcome
+    (``Ensemble.predict_walk``, the walk-forward's and the service's rule), never with
+    the weights frozen at the fold's training end."""
+    from augur.models import Ensemble
+
+    def frozen(*_a, **_k):
+        raise AssertionError("a fold was predicted with fixed weights")
+
+    monkeypatch.setattr(Ensemble, "predict", frozen)
+    bars = load_study_bars(study)
+    params = {"decision.confidence_threshold": 0.1, "decision.kelly_fraction": 0.5}
+    preds = TrialScorer(study, bars, params).predict_fold(0)
+    assert len(preds) > 0 and preds["p_up"].between(0, 1).all()
