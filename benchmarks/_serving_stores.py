@@ -71,6 +71,14 @@ def prepare_home(
     return env, tag, quotes
 
 
+def train_version(env: dict[str, str], symbol: str) -> str:
+    """A model of ``symbol`` trained by the code ``env`` runs (a baseline's own: its
+    FeatureSpec may differ from ours, and a model serves only with its own); its tag."""
+    _augur(["train", "--symbols", symbol], env)
+    code = "import bentoml, sys; print(bentoml.models.get(sys.argv[1]).tag)"
+    return _python(code, env, "augur-ensemble:latest")
+
+
 def second_version(tag: str, env: dict[str, str]) -> str:
     """Save the trained ensemble again as a new version (the shadow's own tag)."""
     code = (
@@ -78,6 +86,13 @@ def second_version(tag: str, env: dict[str, str]) -> str:
         "print(save_ensemble(load_ensemble(sys.argv[1]), labels={'stage': 'shadow'}))"
     )
     return _python(code, env, tag)
+
+
+def single_route(work: Path, name: str, tag: str) -> Path:
+    """A routing table sending every request to ``tag``."""
+    path = work / f"routes-{name}.json"
+    path.write_text(json.dumps({"versions": [{"name": name, "model_tag": tag, "weight": 100}]}))
+    return path
 
 
 def routing_tables(work: Path, tag: str, shadow_tag: str) -> dict[str, Path]:

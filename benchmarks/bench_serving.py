@@ -20,7 +20,8 @@ ratio compares figures from the same run. The rows:
 - ``<mechanism> off``: one server per entry of ``MECHANISMS`` with that mechanism off;
   the ratio is all-on against it (above 1: the mechanism pays);
 - ``baseline <commit>``: with ``AUGUR_BENCH_BASELINE=<git ref>``, that commit's code
-  (a git worktree) serves the same stores and requests.
+  (a git worktree) serves the same stores and requests, with a model its own code trained
+  on the same bars (a model serves only with the FeatureSpec it was trained on).
 
 ``python -m benchmarks serving``; ``AUGUR_BENCH_SECONDS`` (per measurement, default 3),
 ``AUGUR_BENCH_ROUNDS`` (default 4), ``AUGUR_BENCH_BASELINE`` (default: none).
@@ -172,7 +173,10 @@ def run() -> list[Row]:
         if baseline_ref:
             tree, commit = stack.enter_context(srv.baseline_checkout(baseline_ref))
             baseline = f"baseline {commit[:9]}"
-            spec = ours(baseline, "plain")
+            # the baseline serves a model its own code trained (same bars, same store)
+            b_tag = stores.train_version(srv.baseline_env(env, tree), PLAIN_SYMBOL)
+            tables["baseline"] = stores.single_route(work, "baseline", b_tag)
+            spec = ours(baseline, "baseline")
             b_env, b_dir = srv.baseline_env(spec.env, tree), tree / "bentos" / "decision"
             specs.append(srv.Spec(baseline, spec.cmd, b_env, b_dir))
             loads += [Load(baseline, MIX, 8), Load(baseline, PLAIN, 8)]
