@@ -82,15 +82,14 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from augur.config import get_settings
-from augur.features import FeatureSpec
 from augur.features.store import FEATURE_VIEW, feature_store
 from augur.models import load_ensemble
 
 settings = get_settings()
 store = feature_store(settings)
-names = list(FeatureSpec.from_settings(settings).names)
-refs = [f"{FEATURE_VIEW}:{n}" for n in names]
 ensemble = load_ensemble(MODEL_TAG)
+names = list(ensemble.feature_names)  # the model's inputs, by name
+refs = [f"{FEATURE_VIEW}:{n}" for n in names]
 app = FastAPI()
 
 

@@ -40,7 +40,7 @@ def _fit() -> tuple[object, np.ndarray]:
     spec = FeatureSpec()
     frame = training_frame(make_bars(n_symbols=2, n_bars=2_500), spec, horizon=5, dead_zone=0.25)
     frame = frame.sort_values(["timestamp", "symbol"], kind="mergesort")
-    names = spec.names
+    names = spec.model_names
     X = frame[names].to_numpy()
     n_fit = len(X) - N_ROWS
     ens = Ensemble(EnsembleParams(n_jobs=1)).fit(
