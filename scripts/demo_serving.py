@@ -81,6 +81,10 @@ def main() -> int:
                     print("the service did not become ready", file=sys.stderr)
                     return 1
                 time.sleep(1)
+            before = {
+                v["model_tag"]: v.get("member_weights") or {}
+                for v in client.get("/models").json()["versions"]
+            }
             for symbol, history in bars.groupby("symbol"):
                 as_of = history["timestamp"].max().isoformat()
                 past = np.log(history["close"]).diff(5).dropna().to_numpy()
@@ -103,6 +107,7 @@ def main() -> int:
                     f"reasons {[x['code'] for x in decision['reasons']]}"
                 )
             print("responses per version:", counts)
+            time.sleep(1.5)  # every worker re-reads the shared weights within a second
             models = client.get("/models").json()
             print("GET /models:", models.get("routing_table"))
             # Each version decides with its own thresholds: the tuned ones for the promoted
@@ -114,6 +119,15 @@ def main() -> int:
                     f"{config.get('confidence_threshold')}, Kelly fraction "
                     f"{config.get('kelly_fraction')}, cool-down after "
                     f"{config.get('cooldown_losses')} losses"
+                )
+                # the outcomes posted above moved each version's member weights
+                after = v.get("member_weights") or {}
+                moved = ", ".join(
+                    f"{m} {before.get(v['model_tag'], {}).get(m, float('nan')):.3f}→{w:.3f}"
+                    for m, w in after.items()
+                )
+                print(
+                    f"           member weights after {v.get('weight_updates')} outcomes: {moved}"
                 )
     finally:
         os.killpg(server.pid, signal.SIGINT)

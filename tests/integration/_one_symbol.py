@@ -1,11 +1,12 @@
-"""What the versions and accounts HTTP tests share: a home with one symbol's sample bars
-materialized into Redis and a tiny ensemble trained on them, and ``augur serve`` started
-on it (and stopped, failing the test if a process outlives the stop)."""
+"""What the versions, accounts and weights HTTP tests share: a home with one symbol's
+sample bars materialized into Redis and a tiny ensemble trained on them, and ``augur
+serve`` started on it (and stopped, failing the test if a process outlives the stop)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from tests.integration.test_service_http import (
     _populate,
     _stop,
     _tree,
+    _write_json,
+    serve_env,
     start_serving,
     wait_ready,
 )
@@ -53,3 +56,29 @@ def augur_serving(env: dict[str, str], log: Path) -> Iterator[str]:
         left = _stop(proc, started)
     if left:
         pytest.fail(f"processes outlived the server's stop (killed): {left}")
+
+
+@dataclass
+class Served:
+    """A running service: its URL, its settings and the one version it serves."""
+
+    url: str
+    settings: Settings
+    tag: str
+
+
+@contextlib.contextmanager
+def one_version_served(home: Path, redis_url: str, symbol: str, n_bars: int) -> Iterator[Served]:
+    """:func:`one_symbol_home`, its ensemble saved as a version with the default decision
+    thresholds (the version's own: no overrides), served by two workers."""
+    from augur.decision import DecisionConfig
+    from augur.models import save_version
+
+    settings, ensemble = one_symbol_home(home, redis_url, symbol, n_bars)
+    tag = save_version(ensemble, DecisionConfig(), store_dir=home / "bentoml").tag
+    routes = home / "routes.json"
+    _write_json(routes, {"versions": [{"name": "only", "model_tag": tag, "weight": 100.0}]})
+    env = serve_env(settings, routes, AUGUR_SERVING_WORKERS="2")
+    env.pop("AUGUR_DECISION_OVERRIDES", None)
+    with augur_serving(env, home / "server.log") as url:
+        yield Served(url, settings, tag)

@@ -15,18 +15,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 
-from augur.config import Settings
-from augur.decision import DecisionConfig
 from tests.conftest import RedisServer
-from tests.integration._one_symbol import augur_serving, one_symbol_home
-from tests.integration.test_service_http import AUTH, _write_json, serve_env
+from tests.integration._one_symbol import Served, one_version_served
+from tests.integration.test_service_http import AUTH
 
 pytestmark = pytest.mark.integration
 
@@ -36,26 +33,11 @@ N_BARS = 400
 N_OUTCOMES = 6
 
 
-@dataclass
-class Served:
-    url: str
-    settings: Settings
-    tag: str
-
-
 @pytest.fixture(scope="module")
 def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    from augur.models import save_version
-
     home = tmp_path_factory.mktemp("weights-home")
-    settings, ensemble = one_symbol_home(home, f"{redis_server.url},db={REDIS_DB}", SYMBOL, N_BARS)
-    tag = save_version(ensemble, DecisionConfig(), store_dir=home / "bentoml").tag
-    routes = home / "routes.json"
-    _write_json(routes, {"versions": [{"name": "only", "model_tag": tag, "weight": 100.0}]})
-    env = serve_env(settings, routes, AUGUR_SERVING_WORKERS="2")
-    env.pop("AUGUR_DECISION_OVERRIDES", None)
-    with augur_serving(env, home / "server.log") as url:
-        yield Served(url, settings, tag)
+    with one_version_served(home, f"{redis_server.url},db={REDIS_DB}", SYMBOL, N_BARS) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

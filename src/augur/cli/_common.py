@@ -25,6 +25,15 @@ HoldoutOption = Annotated[
     ),
 ]
 
+LogUrlOption = Annotated[
+    str,
+    typer.Option(
+        "--log-url",
+        help="SQLAlchemy URL of the prediction log (default: AUGUR_PREDICTION_LOG_URL, else "
+        "SQLite at <AUGUR_HOME>/serving/predictions.db).",
+    ),
+]
+
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print a user error (no traceback) on stderr and exit non-zero."""

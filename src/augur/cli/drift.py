@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from augur.cli._common import Column, fail, print_table
+from augur.cli._common import Column, LogUrlOption, fail, print_table
 
 if TYPE_CHECKING:
     from augur.config import Settings
@@ -33,14 +33,6 @@ VersionOption = Annotated[
         help="The model version to judge (name:version, or name:latest). Default: the "
         "routing table's primary version, else the latest in the model store.",
         metavar="TAG",
-    ),
-]
-LogUrlOption = Annotated[
-    str,
-    typer.Option(
-        "--log-url",
-        help="SQLAlchemy URL of the prediction log (default: AUGUR_PREDICTION_LOG_URL, else "
-        "SQLite at <AUGUR_HOME>/serving/predictions.db).",
     ),
 ]
 RoutingTableOption = Annotated[

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from augur.cli._common import Column, fail, print_table
+from augur.cli._common import Column, LogUrlOption, fail, print_table
 
 app = typer.Typer(
     help="Ensemble member weights that outcomes move in the service: show, freeze, unfreeze.",
@@ -21,14 +21,6 @@ app = typer.Typer(
 
 TagArgument = Annotated[
     str, typer.Argument(help="The model version (name:version).", metavar="TAG")
-]
-LogUrlOption = Annotated[
-    str,
-    typer.Option(
-        "--log-url",
-        help="SQLAlchemy URL of the prediction log (default: AUGUR_PREDICTION_LOG_URL, else "
-        "SQLite at <AUGUR_HOME>/serving/predictions.db).",
-    ),
 ]
 
 

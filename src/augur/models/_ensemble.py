@@ -527,22 +527,7 @@ class Ensemble:
         per_model = np.stack([self.members[m].proba(X) for m in MEMBERS])
         w = self.dynamic_weights.weights
         proba = np.einsum("m,mnc->nc", w, per_model)
-        direction = direction_of(proba)
-        agreement = agreement_of(per_model, direction)
-        probability = np.take_along_axis(proba, (direction + 1)[:, None], axis=1)[:, 0]
-        confidence = self.confidence(
-            margin_of(proba, direction), agreement, volatility_ratio, trend_strength
-        )
-        return EnsemblePrediction(
-            proba=proba,
-            per_model=per_model,
-            direction=direction,
-            probability=probability,
-            agreement=agreement,
-            confidence=confidence,
-            quantiles=self._quantiles(X),
-            weights=w,
-        )
+        return self._prediction(X, per_model, proba, w, volatility_ratio, trend_strength)
 
     def predict_walk(
         self,
@@ -585,8 +570,8 @@ class Ensemble:
                 j += 1
             W[t] = dw.weights
         proba = np.einsum("nm,mnc->nc", W, per_model)
-        return self._prediction(X, per_model, proba, W[-1] if n else dw.weights,
-                                volatility_ratio, trend_strength)  # fmt: skip
+        last = W[-1] if n else dw.weights
+        return self._prediction(X, per_model, proba, last, volatility_ratio, trend_strength)
 
     def _prediction(
         self,
