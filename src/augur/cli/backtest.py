@@ -106,7 +106,7 @@ def _print_symbol(console: Console, s: Any, threshold: float) -> None:
                 "regime",
                 *(
                     Column(c, number=True)
-                    for c in ("bars", "hit rate", "trades", "trade hit", "return", "buy & hold")
+                    for c in ("bars", "hit rate", "trades", "trade hit", "return %", "hold %")
                 ),
             ],
             [
@@ -116,8 +116,8 @@ def _print_symbol(console: Console, s: Any, threshold: float) -> None:
                     _num(r["hit_rate"], 3),
                     _num(int(r["trades"])),
                     _num(r["trade_hit_rate"], 3),
-                    _num(r["return_ensemble"], 4),
-                    _num(r["return_buy_and_hold"], 4),
+                    _num(100 * r["return_ensemble"], 4),
+                    _num(100 * r["return_buy_and_hold"], 2),
                 ]
                 for r in s.regimes.to_dict("records")
             ],
