@@ -43,20 +43,27 @@ def drift_row(ts: datetime) -> dict[str, object]:
 
 
 def test_schema_uses_timestamptz(postgres_db: str) -> None:
+    """Every time column of every table of the log is stored with its time zone."""
+    from augur.monitoring.log._schema import metadata
+
     with PredictionLog(postgres_db, start=False) as log, log.engine.connect() as conn:
         types = dict(
             conn.execute(
                 sa.text(
                     "SELECT table_name || '.' || column_name, data_type "
                     "FROM information_schema.columns WHERE table_schema = current_schema() "
-                    "AND (column_name = 'ts' OR column_name LIKE '%timestamp')"
+                    "AND data_type LIKE 'timestamp%'"
                 )
             ).all()
         )
-    assert types == {
-        name: "timestamp with time zone"
-        for name in ("predictions.ts", "predictions.feature_timestamp", "outcomes.ts", "drift.ts")
+    times = {
+        f"{table.name}.{column.name}"
+        for table in metadata.tables.values()
+        for column in table.columns
+        if isinstance(column.type, sa.DateTime)
     }
+    assert {"predictions.ts", "predictions.feature_timestamp", "outcomes.ts"} <= times
+    assert types == dict.fromkeys(times, "timestamp with time zone")
 
 
 def test_times_are_utc_whatever_the_database_time_zone(postgres_db: str) -> None:

@@ -16,12 +16,12 @@ def payoff_ratio(direction: int, q05: float, q95: float, max_payoff_ratio: float
 
     Long (``direction`` +1): ``b = q95 / -q05`` (upside over downside); short (-1):
     ``b = -q05 / q95``. Guards: when both quantiles are zero (no quantile model) ``b = 1``
-    (even money); no upside in the traded direction → ``b = 0`` (Kelly is then
+    (even money, capped too); no upside in the traded direction → ``b = 0`` (Kelly is then
     non-positive, nothing is entered); no downside → ``b = max_payoff_ratio``. The
     result is always in ``[0, max_payoff_ratio]``.
     """
     if abs(q05) < _EPS and abs(q95) < _EPS:
-        return 1.0
+        return 1.0 if 1.0 < max_payoff_ratio else max_payoff_ratio
     if direction > 0:
         upside = q95
         downside = -q05

@@ -77,3 +77,10 @@ def test_scale_edges():
     assert volatility_scale(1e-12, 0.01, 2.0) == 1.0
     assert volatility_scale(0.01, 1e-12, 2.0) == 1.0
     assert volatility_scale(0.01, 2e-12, 2.0) == pytest.approx(2e-10)
+
+
+def test_even_money_without_quantiles_is_capped_too() -> None:
+    """No quantile model (both zero) is even money, but never above the cap: the Monte
+    Carlo, which stores b and rebuilds quantiles from it, must size as decide() does."""
+    assert payoff_ratio(1, 0.0, 0.0, 10.0) == 1.0
+    assert payoff_ratio(-1, 0.0, 0.0, 0.5) == 0.5
