@@ -21,7 +21,7 @@ def payoff_ratio(direction: int, q05: float, q95: float, max_payoff_ratio: float
     result is always in ``[0, max_payoff_ratio]``.
     """
     if abs(q05) < _EPS and abs(q95) < _EPS:
-        return 1.0 if 1.0 < max_payoff_ratio else max_payoff_ratio
+        return min(1.0, max_payoff_ratio)
     if direction > 0:
         upside = q95
         downside = -q05
