@@ -17,12 +17,21 @@ multiply-xorshift round per draw — cheap enough to keep the inner loop tight.
 from __future__ import annotations
 
 import types
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numba import njit, prange
 
+from augur.backtest._kernel_cache import drop_stale
 from augur.decision import _sizing, _step
+
+# the cached machine code below inlines these rules: compile afresh when they change
+drop_stale(
+    Path(__file__).parent / "__pycache__",
+    Path(__file__).stem,
+    [Path(_step.__file__), Path(_sizing.__file__)],
+)
 
 # fastmath without "nnan"/"ninf": the kernels test for NaN/zero explicitly.
 _FAST = {"contract", "arcp", "nsz", "afn"}
