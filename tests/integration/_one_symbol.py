@@ -82,3 +82,18 @@ def one_version_served(home: Path, redis_url: str, symbol: str, n_bars: int) -> 
     env.pop("AUGUR_DECISION_OVERRIDES", None)
     with augur_serving(env, home / "server.log") as url:
         yield Served(url, settings, tag)
+
+
+@contextlib.contextmanager
+def client_of(served: Served, headers: dict[str, str]) -> Iterator[Any]:
+    """An HTTP client of ``served`` that opens a new connection per request: the two
+    workers share the port, so both answer."""
+    import httpx
+
+    with httpx.Client(
+        base_url=served.url,
+        headers=headers,
+        timeout=60,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    ) as c:
+        yield c

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import RedisServer
-from tests.integration._one_symbol import Served, one_version_served
+from tests.integration._one_symbol import Served, client_of, one_version_served
 from tests.integration.test_service_http import AUTH
 
 pytestmark = pytest.mark.integration
@@ -42,13 +42,7 @@ def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def client(served: Served) -> Iterator[httpx.Client]:
-    # a new connection per request: the two workers share the port, so both answer
-    with httpx.Client(
-        base_url=served.url,
-        headers=AUTH,
-        timeout=60,
-        limits=httpx.Limits(max_keepalive_connections=0),
-    ) as c:
+    with client_of(served, AUTH) as c:
         yield c
 
 
