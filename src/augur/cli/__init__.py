@@ -36,6 +36,7 @@ _COMMAND_MODULES: list[tuple[str, str | None]] = [
     ("augur.cli.drift", "drift"),  # augur drift check
     ("augur.cli.weights", "weights"),  # augur weights show | freeze | unfreeze
     ("augur.cli.retrain", None),  # augur retrain
+    ("augur.cli.rules", "rules"),  # augur rules check
     ("augur.cli.operator", "operator"),  # augur operator run | crds
 ]
 
