@@ -183,12 +183,15 @@ def run_decisions(
     *,
     symbol: str,
     volatility_ref: float | np.ndarray = 0.0,
+    rules: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Positions from :func:`augur.decision.decide` applied bar by bar.
+    """Positions from :func:`augur.decision.decide` applied bar by bar (with ``rules``, a
+    compiled ``augur.rules`` rule set, when given).
 
     ``frame`` has, per bar in time order: ``direction``, ``probability``, ``p_up``,
     ``p_down``, ``confidence``, ``agreement``, ``q05``, ``q50``, ``q95``, ``close``,
-    ``next_return`` (close-to-next-close simple return), ``volatility`` and ``trend``.
+    ``next_return`` (close-to-next-close simple return), ``volatility`` and ``trend``;
+    ``regime`` and ``timestamp`` when it has them (the rules' KPIs read them).
     The account (equity, peak, loss streak) starts at 1 and follows the position's
     net-of-cost-free returns (costs are applied by the metrics). Returns the signed
     position held after each bar's decision and an entry flag per bar (+1/-1 entered,
@@ -216,6 +219,12 @@ def run_decisions(
         )
     }
     vol_ref = np.broadcast_to(np.asarray(volatility_ref, dtype=float), (n,))
+    regimes = (
+        np.nan_to_num(frame["regime"].to_numpy(dtype=float), nan=-1).astype(np.int64)
+        if "regime" in frame
+        else np.full(n, -1)
+    )
+    times = list(frame["timestamp"]) if "timestamp" in frame else [None] * n
     positions = np.zeros(n)
     entries = np.zeros(n, dtype=np.int64)
     side, size, entry_price, held = 0, 0.0, 0.0, 0
@@ -251,8 +260,10 @@ def run_decisions(
             volatility=cols["volatility"][t],
             volatility_ref=float(vol_ref[t]),
             trend_strength=cols["trend"][t],
+            regime=int(regimes[t]),
+            timestamp=times[t],
         )
-        decision = decide(signal, position, risk, market, config)
+        decision = decide(signal, position, risk, market, config, rules=rules)
         action = decision.action.value
         since_loss += 1
         if action == "exit_position":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from augur.decision import _step
+from augur.decision import _program, _step
 from augur.decision._config import DecisionConfig
 from augur.decision._sizing import drawdown_scale, payoff_ratio, volatility_scale
 from augur.decision._types import (
@@ -220,6 +220,7 @@ def decide(
     market: MarketContext,
     config: DecisionConfig,
     request_id: str = "",
+    rules: _program.RuleProgram | None = None,
 ) -> Decision:
     """Decide what to do for one symbol now. Pure: same inputs → same decision.
 
@@ -234,6 +235,10 @@ def decide(
     ``Decision.size`` is the size to trade as a fraction of equity: the new position for
     an entry, the open position's size for an exit, 0 otherwise. ``direction`` is the
     signal's direction.
+
+    ``rules`` (an ``augur.rules`` rule set, compiled) then sees an entry's KPIs: it may
+    skip the entry or rescale its size within the same caps, never touch an exit or a
+    refusal.
     """
     if position.side not in _SIDES:
         raise ValueError(
@@ -263,6 +268,12 @@ def decide(
         rooms[2],
         _rules_of(config),
     )
+    reasons = _reasons(bits, _Facts(size, signal, position, risk, market, config, rooms))
+    if rules is not None and action in (_step.ENTER_LONG, _step.ENTER_SHORT):
+        action, size, ruled = _apply_rules(
+            rules, size, signal, position, risk, market, config, rooms
+        )
+        reasons += ruled
     return Decision(
         action=_ACTIONS[action],
         size=size,
@@ -270,7 +281,36 @@ def decide(
         probability=signal.probability,
         confidence=signal.confidence,
         agreement=signal.agreement,
-        reasons=_reasons(bits, _Facts(size, signal, position, risk, market, config, rooms)),
+        reasons=reasons,
         model_version=signal.model_version,
         request_id=request_id,
+    )
+
+
+def _apply_rules(
+    rules: _program.RuleProgram,
+    size: float,
+    signal: Signal,
+    position: PositionContext,
+    risk: RiskState,
+    market: MarketContext,
+    config: DecisionConfig,
+    rooms: tuple[float, float, float],
+) -> tuple[int, float, tuple[Reason, ...]]:
+    """An entry the risk manager sized at ``size``, after the rule set: skipped, resized
+    (at most the position-size and exposure caps), or as it was."""
+    ops, args = rules.arrays()
+    kpis = _program.entry_kpis(signal, position, risk, market, size)
+    act, ruled = _program.run(ops, args, rules.stack, kpis)
+    ruled = min(ruled, config.max_position_size, *rooms)
+    name = rules.label or "rules"
+    if not act or ruled <= 0.0:
+        return _step.NO_ACTION, 0.0, (Reason("rule_skipped", f"rule set {name} skipped the entry"),)
+    action = _step.ENTER_LONG if signal.direction > 0 else _step.ENTER_SHORT
+    if ruled == size:
+        return action, size, ()
+    return (
+        action,
+        ruled,
+        (Reason("rule_sized", f"rule set {name}: size {size:.4f} -> {ruled:.4f}"),),
     )

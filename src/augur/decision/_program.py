@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from augur.decision._types import MarketContext, PositionContext, RiskState, Signal
+
 #: The KPIs a rule may name, in the order of the vector :func:`run` reads.
 KPIS: tuple[str, ...] = (
     "confidence",  # the signal's confidence, 0..1
     "probability",  # the probability of the predicted direction, 0..1
     "margin",  # |p_up - p_down|
     "agreement",  # share of members agreeing with the direction, 0..1
-    "volatility",  # the bar's short-window volatility (vol_20)
-    "volatility_ratio",  # short over long volatility (vol_20 / vol_50)
-    "trend_strength",  # efficiency ratio (eff_ratio_20), 0..1
+    "volatility",  # the bar's realised volatility
+    "volatility_ratio",  # volatility over the version's long-run reference
+    "trend_strength",  # the efficiency ratio, 0..1
     "regime",  # 0 ranging_calm, 1 ranging_volatile, 2 trending_calm, 3 trending_volatile
     "drawdown",  # the account's drawdown from its peak, 0..1
     "consecutive_losses",  # losing trades in a row
@@ -77,6 +79,37 @@ class RuleProgram:
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """The program as numba takes it."""
         return np.asarray(self.ops, dtype=np.int64), np.asarray(self.args, dtype=np.float64)
+
+
+def entry_kpis(
+    signal: Signal,
+    position: PositionContext,
+    risk: RiskState,
+    market: MarketContext,
+    kelly: float,
+) -> np.ndarray:
+    """The KPI vector of an entry the risk manager sized at ``kelly``."""
+    ts = market.timestamp
+    ratio = market.volatility / market.volatility_ref if market.volatility_ref > 0 else math.nan
+    return np.array(
+        [
+            signal.confidence,
+            signal.probability,
+            abs(signal.p_up - signal.p_down),
+            signal.agreement,
+            market.volatility,
+            ratio,
+            market.trend_strength,
+            float(market.regime) if market.regime >= 0 else math.nan,
+            risk.drawdown,
+            float(risk.consecutive_losses),
+            float(ts.hour) if ts is not None else math.nan,
+            float(ts.weekday()) if ts is not None else math.nan,
+            float(position.bars_held),
+            kelly,
+            float(signal.direction),
+        ]
+    )
 
 
 def run(ops: np.ndarray, args: np.ndarray, depth: int, kpis: np.ndarray) -> tuple[bool, float]:
@@ -157,4 +190,12 @@ def _binary(op: int, a: float, b: float) -> float:
     return math.nan
 
 
-__all__ = ["CONSTANTS", "KPIS", "KPI_INDEX", "MAX_SIZE_MULTIPLIER", "RuleProgram", "run"]
+__all__ = [
+    "CONSTANTS",
+    "KPIS",
+    "KPI_INDEX",
+    "MAX_SIZE_MULTIPLIER",
+    "RuleProgram",
+    "entry_kpis",
+    "run",
+]

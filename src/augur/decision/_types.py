@@ -102,6 +102,7 @@ class MarketContext:
     volatility: float = 0.0  # realised volatility per bar, now
     volatility_ref: float = 0.0  # its long-run reference (e.g. median over the training range)
     trend_strength: float = 0.0  # regime feature in [0, 1] (efficiency ratio)
+    regime: int = -1  # the bar's regime code (features.spec.REGIMES); -1 unknown
 
 
 @dataclass(frozen=True, slots=True)

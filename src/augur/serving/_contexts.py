@@ -68,6 +68,7 @@ class MarketReader:
             names.index(name) if name else None for name in confidence_features(names)
         )
         self._price = next((names.index(n) for n in PRICE_FEATURES if n in names), None)
+        self._regime = names.index("regime") if "regime" in names else None
 
     def __call__(
         self,
@@ -86,7 +87,12 @@ class MarketReader:
             volatility=float(x[self._vol]) if self._vol is not None else 0.0,
             volatility_ref=volatility_ref,
             trend_strength=float(x[self._trend]) if self._trend is not None else 0.0,
+            regime=_regime(x[self._regime]) if self._regime is not None else -1,
         )
+
+
+def _regime(value: float) -> int:
+    return int(value) if math.isfinite(value) else -1
 
 
 def position_context(
