@@ -124,15 +124,22 @@ class Settings(BaseSettings):
     correlation_window: int = Field(
         default=250,
         ge=0,
-        description="Serving: the last bars of the offline feature table whose 1-bar returns "
-        "give each symbol pair's correlation (correlated symbols share "
-        "max_correlated_exposure). 0: symbols count as uncorrelated.",
+        description="The last bar times whose 1-bar returns give each symbol pair's "
+        "correlation (correlated symbols share max_correlated_exposure), computed by "
+        "`augur features materialize` and `push` into the online store. 0: none computed, "
+        "and the service counts symbols as uncorrelated.",
     )
     correlation_min_bars: int = Field(
         default=30,
         ge=2,
-        description="Serving: fewest common bars in that window for a pair to have a "
-        "correlation (fewer: uncorrelated).",
+        description="Fewest common bars in that window for a pair to have a correlation "
+        "(fewer: uncorrelated).",
+    )
+    correlation_refresh_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Serving: how often a worker re-reads the correlation matrix from the "
+        "online store (an unreachable store keeps the last one read).",
     )
     serving_token: str = Field(
         default="",

@@ -118,7 +118,8 @@ def materialize(
     online_store: OnlineStoreOpt = None,
     redis_url: RedisUrlOpt = None,
 ) -> None:
-    """Load each symbol's latest offline feature row into the online store."""
+    """Load each symbol's latest offline feature row into the online store, with the
+    symbols' return correlations."""
     from augur.config import get_settings
     from augur.features import store as fs
 
@@ -130,10 +131,15 @@ def materialize(
             lambda: fs.materialize(settings, kind, redis_url, incremental=incremental),
         )
     mode = "incremental" if result.incremental else "full"
+    correlations = (
+        ""
+        if result.correlation_pairs is None
+        else f"; return correlations of {result.correlation_pairs} symbol pairs"
+    )
     _out().print(
         f"{mode} materialisation {result.start:%Y-%m-%d %H:%M} → {result.end:%Y-%m-%d %H:%M}: "
         f"{result.offline_rows:,} offline rows, {result.symbols} symbols online "
-        f"({kind or settings.online_store})"
+        f"({kind or settings.online_store}){correlations}"
     )
 
 
@@ -151,7 +157,8 @@ def push(
     online_store: OnlineStoreOpt = None,
     redis_url: RedisUrlOpt = None,
 ) -> None:
-    """Append one new bar, recompute the symbol's latest features and push them online."""
+    """Append one new bar, recompute the symbol's latest features and push them online
+    (and the return correlations, with the bar's return)."""
     from augur.config import get_settings
     from augur.features import store as fs
 

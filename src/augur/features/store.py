@@ -10,6 +10,9 @@ follows ``AUGUR_HOME``:
   materialisation watermark of SQLite never hides rows from Redis and vice versa)
 - SQLite online store: ``<home>/feast/sqlite/online.db``
 
+Materialising and pushing also keep the symbols' return correlations in the online
+store (:mod:`augur.features.correlations`), where the decision service reads them.
+
 Feast is imported inside functions: importing :mod:`augur.features` stays cheap.
 """
 
@@ -30,6 +33,14 @@ import numpy as np
 import pandas as pd
 
 from augur.config import Settings, get_settings
+from augur.features.correlations import (
+    RETURN_FEATURE,
+    CorrelationStore,
+    RedisCorrelationStore,
+    SqliteCorrelationStore,
+    add_returns,
+    keep_correlations,
+)
 from augur.features.spec import FeatureSpec
 
 if TYPE_CHECKING:
@@ -84,6 +95,11 @@ def feast_dir(settings: Settings | None = None, online_store: str | None = None)
     return settings.home / "feast" / (online_store or settings.online_store)
 
 
+def sqlite_online_path(settings: Settings | None = None) -> Path:
+    """The SQLite online store's file (features and return correlations)."""
+    return feast_dir(settings, "sqlite").resolve() / "online.db"
+
+
 def repo_config(
     settings: Settings | None = None,
     online_store: OnlineStoreKind | None = None,
@@ -98,7 +114,7 @@ def repo_config(
     base = feast_dir(settings, kind).resolve()
     online: dict[str, Any]
     if kind == "sqlite":
-        online = {"type": "sqlite", "path": str(base / "online.db")}
+        online = {"type": "sqlite", "path": str(sqlite_online_path(settings))}
     elif kind == "redis":
         online = {"type": "redis", "connection_string": redis_url or settings.redis_url}
     else:
@@ -255,6 +271,7 @@ class MaterializeResult:
     offline_rows: int
     symbols: int
     incremental: bool
+    correlation_pairs: int | None = None  # None: correlations are turned off
 
 
 def materialize(
@@ -273,7 +290,9 @@ def materialize(
     settings = settings or get_settings()
     kind = online_store or settings.online_store
     store = store or feature_store(settings, kind, redis_url)
-    offline = pd.read_parquet(_require_offline(settings), columns=["symbol", "timestamp"])
+    offline = pd.read_parquet(
+        _require_offline(settings), columns=["symbol", "timestamp", RETURN_FEATURE]
+    )
     fv = _feature_view(store)
     first = pd.Timestamp(offline["timestamp"].min()).to_pydatetime()
     last = pd.Timestamp(offline["timestamp"].max()).to_pydatetime() + timedelta(seconds=1)
@@ -286,6 +305,14 @@ def materialize(
         else:
             start, end = first - timedelta(seconds=1), last
             store.materialize(start_date=start, end_date=end, feature_views=[FEATURE_VIEW])
+        matrix = None
+        if settings.correlation_window > 0:
+            matrix = keep_correlations(
+                _correlation_store(store),
+                offline,
+                settings.correlation_window,
+                settings.correlation_min_bars,
+            )
     ts = offline["timestamp"]
     covered = offline[(ts >= start) & (ts < end)]
     return MaterializeResult(
@@ -294,7 +321,18 @@ def materialize(
         offline_rows=len(covered),
         symbols=covered["symbol"].nunique(),
         incremental=incremental and done is not None,
+        correlation_pairs=None if matrix is None else len(matrix),
     )
+
+
+def _correlation_store(store: FeatureStore) -> CorrelationStore:
+    """Where ``store``'s online store keeps the return correlations: its SQLite file, or
+    its Redis through Feast's own client."""
+    online = store.config.online_store
+    if online.type == "redis":
+        client = store._get_provider().online_store._get_client(online)  # type: ignore[attr-defined]
+        return RedisCorrelationStore(client)
+    return SqliteCorrelationStore(Path(online.path))
 
 
 def _feature_view(store: FeatureStore) -> Any:
@@ -341,7 +379,8 @@ def push_bar(
     """Append one new bar to ``symbol``'s bars, recompute its latest features, push online.
 
     The bar is validated and appended atomically first (a bad bar changes nothing);
-    features are recomputed from the last ``spec.max_lookback`` bars only. Returns the
+    features are recomputed from the last ``spec.max_lookback`` bars only, and the row's
+    return joins the kept returns the correlation matrix is recomputed from. Returns the
     pushed one-row frame (``symbol``, ``timestamp``, features).
     """
     from feast.data_source import PushMode
@@ -358,6 +397,13 @@ def push_bar(
     row = latest_features(history.tail(spec.max_lookback), spec)
     with _reachable(kind):
         store.push(PUSH_SOURCE, row, to=PushMode.ONLINE)
+        if settings.correlation_window > 0:
+            add_returns(
+                _correlation_store(store),
+                row,
+                settings.correlation_window,
+                settings.correlation_min_bars,
+            )
     return row
 
 

@@ -1,6 +1,6 @@
 """The composition root of the decision service: settings → adapters (online features,
-model store, routing table, prediction log, account store, drift, shadow, metrics, tracer) → the request
-pipeline → the ASGI app.
+model store, routing table, prediction log, account store, return correlations, drift,
+shadow, metrics, tracer) → the request pipeline → the ASGI app.
 
 The Bento (``bentos/decision/service.py``) calls :func:`build_service` once per worker;
 tests and the benchmark pass their own parts. The shadow's own process or container
@@ -105,6 +105,8 @@ def build_service(
             closers.append(accounts.close)
         if correlations == "default":
             correlations = _correlations(settings)
+            if correlations is not None:
+                closers.append(correlations.stop)
         if drift == "default":
             drift = _drift_monitor(settings, prediction_log)
             closers.append(drift.stop)
@@ -213,15 +215,35 @@ def _member_logging_scorer(weights: Any) -> Any:
 
 
 def _correlations(settings: Settings) -> Any:
-    """Return correlations from the offline feature table (None when turned off)."""
+    """Return correlations from the online store, re-read every
+    ``correlation_refresh_seconds`` (the offline table while it has none); None when
+    turned off."""
     if settings.correlation_window == 0:
         return None
-    from augur.features.store import offline_features_path
-    from augur.serving._correlations import CorrelationMatrix
-
-    return CorrelationMatrix.load(
-        offline_features_path(settings), settings.correlation_window, settings.correlation_min_bars
+    from augur.features.correlations import (
+        CorrelationMatrix,
+        RedisCorrelationStore,
+        SqliteCorrelationStore,
+        read_correlations,
     )
+    from augur.features.store import offline_features_path, sqlite_online_path
+    from augur.serving._correlations import LiveCorrelations
+
+    if settings.online_store == "redis":
+        from augur.serving._accounts import redis_client
+
+        store: Any = RedisCorrelationStore(redis_client(settings.redis_url))
+    else:
+        store = SqliteCorrelationStore(sqlite_online_path(settings))
+    return LiveCorrelations(
+        lambda: read_correlations(store),
+        lambda: CorrelationMatrix.load(
+            offline_features_path(settings),
+            settings.correlation_window,
+            settings.correlation_min_bars,
+        ),
+        interval=settings.correlation_refresh_seconds,
+    ).start()
 
 
 def _drift_monitor(settings: Settings, prediction_log: Any) -> Any:

@@ -1,82 +1,91 @@
-"""Return correlations between symbols, so that correlated symbols share one exposure cap
-(``DecisionConfig.correlation_threshold`` and ``max_correlated_exposure``).
+"""Return correlations for the decision service, so that correlated symbols share one
+exposure cap: the matrix the feature pipeline keeps in the online store
+(:mod:`augur.features.correlations`), read when a worker starts and re-read every
+``AUGUR_CORRELATION_REFRESH_SECONDS``.
 
-The matrix is the Pearson correlation of the symbols' 1-bar log returns (``ret_1``) over
-the last ``AUGUR_CORRELATION_WINDOW`` bar times of the offline feature table, the feature
-pipeline's output (``augur features build``). A pair with fewer than
-``AUGUR_CORRELATION_MIN_BARS`` common bars in that window has no entry, and the engine
-counts it as uncorrelated. The service reads the table once, when a worker starts.
+A refresh that cannot reach the store keeps the matrix already read and logs a warning;
+requests never wait on it. While the online store holds no matrix, the offline feature
+table stands in where there is one (one machine); else every pair is uncorrelated.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable, Iterable
 
-if TYPE_CHECKING:
-    import pandas as pd
+from augur.features.correlations import RETURN_FEATURE, CorrelationMatrix
 
 log = logging.getLogger(__name__)
 
-RETURN_FEATURE = "ret_1"
 
+class LiveCorrelations:
+    """``among`` over the latest matrix ``read_online`` gave (``fallback`` while it gives
+    None); :meth:`start` reads it and re-reads it every ``interval`` seconds."""
 
-class CorrelationMatrix:
-    """Correlations by symbol pair (either order), as ``RiskState.correlations`` reads them."""
+    def __init__(
+        self,
+        read_online: Callable[[], CorrelationMatrix | None],
+        fallback: Callable[[], CorrelationMatrix] = CorrelationMatrix,
+        interval: float = 30.0,
+    ) -> None:
+        self._read_online = read_online
+        self._fallback = fallback
+        self._interval = interval
+        self.matrix = CorrelationMatrix()
+        self._online = False  # the matrix came from the online store
+        self._fallen_back = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def __init__(self, pairs: Mapping[tuple[str, str], float] | None = None) -> None:
-        self._pairs: dict[tuple[str, str], float] = {}
-        for (a, b), corr in (pairs or {}).items():
-            self._pairs[(a, b)] = self._pairs[(b, a)] = float(corr)
+    def refresh(self) -> bool:
+        """Read the online matrix now; False when the store could not be read."""
+        try:
+            matrix = self._read_online()
+        except Exception as exc:
+            log.warning(
+                "correlations: the online store cannot be read (%s); keeping the %s matrix",
+                exc,
+                "online" if self._online else "offline" if self._fallen_back else "empty",
+            )
+            if not self._online:
+                self._fall_back()
+            return False
+        if matrix is not None:
+            if not self._online or matrix.as_of != self.matrix.as_of:
+                log.info(
+                    "return correlations of %d symbol pairs from the online store, as of %s",
+                    len(matrix),
+                    matrix.as_of,
+                )
+            self.matrix, self._online = matrix, True
+        elif not self._online:
+            self._fall_back()
+        return True
 
-    def __len__(self) -> int:
-        """Pairs of distinct symbols with a correlation."""
-        return sum(1 for a, b in self._pairs if a < b)
+    def _fall_back(self) -> None:
+        if not self._fallen_back:  # the offline table is read once
+            self._fallen_back = True
+            self.matrix = self._fallback()
 
-    @classmethod
-    def from_returns(cls, frame: pd.DataFrame, window: int, min_bars: int) -> CorrelationMatrix:
-        """From rows of ``timestamp``, ``symbol`` and ``ret_1``: the last ``window`` bar
-        times of the table, pairs with at least ``min_bars`` common bars."""
-        import numpy as np
+    def start(self) -> LiveCorrelations:
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name="correlations", daemon=True)
+        self._thread.start()
+        return self
 
-        returns = frame.pivot_table(
-            index="timestamp", columns="symbol", values=RETURN_FEATURE, aggfunc="last"
-        ).sort_index()
-        corr = returns.tail(window).corr(min_periods=min_bars)
-        symbols = list(corr.columns)
-        values = corr.to_numpy()
-        return cls(
-            {
-                (symbols[i], symbols[j]): values[i, j]
-                for i in range(len(symbols))
-                for j in range(i + 1, len(symbols))
-                if np.isfinite(values[i, j])
-            }
-        )
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.refresh()
 
-    @classmethod
-    def load(cls, path: Path, window: int, min_bars: int) -> CorrelationMatrix:
-        """From the offline feature table at ``path``; empty (every pair uncorrelated) when
-        there is none, as in a cluster pod that has no offline features."""
-        if not path.exists():
-            log.info("no offline features at %s: symbols count as uncorrelated", path)
-            return cls()
-        import pandas as pd
-
-        frame = pd.read_parquet(path, columns=["timestamp", "symbol", RETURN_FEATURE])
-        matrix = cls.from_returns(frame, window, min_bars)
-        log.info("return correlations of %d symbol pairs from %s", len(matrix), path)
-        return matrix
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
     def among(self, symbol: str, others: Iterable[str]) -> dict[tuple[str, str], float]:
         """The correlations of ``symbol`` with each of ``others`` that has one."""
-        return {
-            (symbol, o): self._pairs[(symbol, o)]
-            for o in others
-            if o != symbol and (symbol, o) in self._pairs
-        }
+        return self.matrix.among(symbol, others)
 
 
-__all__ = ["RETURN_FEATURE", "CorrelationMatrix"]
+__all__ = ["RETURN_FEATURE", "CorrelationMatrix", "LiveCorrelations"]
