@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from augur.cli._common import Column, print_table
 
+if TYPE_CHECKING:
+    from augur.data import ValidationReport
+
 app = typer.Typer(
-    help="Market bars: write the real sample data, or import your own CSV/Parquet (validated).",
+    help="Market bars: write the real sample data, or import your own CSV/Parquet (validated): "
+    "one file, or a directory of one file per symbol.",
     no_args_is_help=True,
 )
 
@@ -40,6 +44,37 @@ def _span(td: object) -> str:
     return "".join(parts) or "0"
 
 
+def _print_reports(
+    title: str, reports: dict[str, ValidationReport], licences: dict[str, str] | None = None
+) -> None:
+    """One row per symbol written: size, span, bar interval, gaps (and licence, if known)."""
+    print_table(
+        _out(),
+        title,
+        [
+            "symbol",
+            Column("rows", number=True),
+            "first",
+            "last",
+            "interval",
+            Column("gaps (largest)", number=True),
+            *(["licence"] if licences else []),
+        ],
+        [
+            [
+                sym,
+                f"{rep.rows:,}",
+                f"{rep.start:%Y-%m-%d %H:%M}",
+                f"{rep.end:%Y-%m-%d %H:%M}",
+                _span(rep.bar_interval),
+                f"{rep.gaps} ({_span(rep.largest_gap)})" if rep.gaps else "0",
+                *([licences[sym]] if licences else []),
+            ]
+            for sym, rep in reports.items()
+        ],
+    )
+
+
 @app.command("sample")
 def sample(
     symbols: Annotated[
@@ -63,31 +98,7 @@ def sample(
         _err().print(f"[red]error:[/red] {exc.args[0]}")
         raise typer.Exit(2) from None
     licences = {s.symbol: s.licence.split(";")[0] for s in SOURCES}
-    print_table(
-        _out(),
-        f"sample bars → {get_settings().bars_dir}",
-        [
-            "symbol",
-            Column("rows", number=True),
-            "first",
-            "last",
-            "interval",
-            Column("gaps (largest)", number=True),
-            "licence",
-        ],
-        [
-            [
-                sym,
-                f"{rep.rows:,}",
-                f"{rep.start:%Y-%m-%d %H:%M}",
-                f"{rep.end:%Y-%m-%d %H:%M}",
-                _span(rep.bar_interval),
-                f"{rep.gaps} ({_span(rep.largest_gap)})" if rep.gaps else "0",
-                licences[sym],
-            ]
-            for sym, rep in reports.items()
-        ],
-    )
+    _print_reports(f"sample bars → {get_settings().bars_dir}", reports, licences)
     splits = [s for s in sample_splits() if s.symbol in reports]
     if splits:
         undone = ", ".join(f"{s.symbol} {s.date.date()} {s.ratio:g}:1" for s in splits)
@@ -137,3 +148,63 @@ def import_bars(
         _err().print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     _out().print(f"imported {report.summary()} → {get_settings().bars_dir}")
+
+
+# What `import-dir` reads: the suffixes read_bars_file knows.
+_BAR_SUFFIXES = (".csv", ".txt", ".parquet", ".pq")
+
+
+@app.command("import-dir")
+def import_dir(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            help="Directory with one file per symbol, named after it: EURUSD.csv, AAPL.parquet…"
+        ),
+    ],
+) -> None:
+    """Validate every bar file in a directory and add them to the bars dataset.
+
+    Each file's name without its suffix is the symbol (`EURUSD.csv` → EURUSD); its bars
+    replace that symbol's. Nothing is written unless every file passes every rule, so a
+    scheduled job fed by a drop directory either imports all of it or changes nothing.
+    """
+    import pandas as pd
+
+    from augur.config import get_settings
+    from augur.data import BarsValidationError, read_bars_file, validate_bars, write_bars
+
+    if not directory.is_dir():
+        _err().print(f"[red]error:[/red] {directory} is not a directory")
+        raise typer.Exit(2)
+    files = sorted(
+        p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in _BAR_SUFFIXES
+    )
+    by_symbol: dict[str, list[Path]] = {}
+    for path in files:
+        by_symbol.setdefault(path.stem, []).append(path)
+    clashes = {sym: paths for sym, paths in by_symbol.items() if len(paths) > 1}
+    if not files or clashes:
+        problem = (
+            f"no bar files ({', '.join(_BAR_SUFFIXES)}) in {directory}"
+            if not files
+            else "more than one file for "
+            + "; ".join(f"{s}: {', '.join(p.name for p in ps)}" for s, ps in clashes.items())
+        )
+        _err().print(f"[red]error:[/red] {problem}")
+        _err().print("nothing was written.")
+        raise typer.Exit(2)
+    reports: dict[str, ValidationReport] = {}
+    for symbol, (path,) in by_symbol.items():
+        try:
+            reports[symbol] = validate_bars(read_bars_file(path), symbol)
+        except BarsValidationError as exc:
+            _err().print(f"[red]invalid bars in {path}:[/red] {exc}")
+            _err().print("nothing was written.")
+            raise typer.Exit(1) from None
+        except ValueError as exc:
+            _err().print(f"[red]error:[/red] {path}: {exc}")
+            _err().print("nothing was written.")
+            raise typer.Exit(2) from None
+    write_bars(pd.concat([r.bars for r in reports.values()], ignore_index=True))
+    _print_reports(f"{directory} → {get_settings().bars_dir}", reports)
