@@ -369,6 +369,22 @@ def test_redis_feature_jobs_and_retraining_install_upgrade_and_uninstall(
     assert kubectl.get("configmap", f"{full}-feast", namespace) is not None
     assert kubectl.get("decisionservice", "eurusd", namespace) is not None
 
+    # A run started by hand, as docs/platform.md says: the Job controller makes its pod and
+    # restricted PSS admits it, steps and all. (kwok runs no containers: what the steps do
+    # is tests/integration/test_chart_feature_jobs.py.)
+    kubectl.run("create", "job", f"--from=cronjob/{materialize}", "materialize-now",
+                "-n", namespace)  # fmt: skip
+
+    def run_pod() -> dict[str, Any] | None:
+        proc = kubectl.run("get", "pods", "-n", namespace, "-l", "job-name=materialize-now",
+                           "-o", "json")  # fmt: skip
+        return next(iter(json.loads(proc.stdout)["items"]), None)
+
+    pod = wait_for("the pod of a materialisation run", run_pod, timeout=60)
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["bars", "build", "apply"]
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["materialize"]
+    kubectl.run("delete", "job", "materialize-now", "-n", namespace)
+
     # What the retraining CronJob's pod does, as its ServiceAccount: create the TuningJob.
     account = f"system:serviceaccount:{namespace}:{retraining}"
     manifest = kubectl.get("configmap", retraining, namespace)

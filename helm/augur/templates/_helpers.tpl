@@ -161,6 +161,68 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/* One step of the feature jobs (features.yaml): a container running `command` with
+AUGUR_HOME on the home claim at `home`, /tmp for the rest and, given a `barsDir`, the claim
+of bar files (features.bars.files) read-only there.
+include "augur.featureStep" (dict "root" $ "name" "build" "command" (list …) "home" … "barsDir" …) */}}
+{{- define "augur.featureStep" -}}
+{{- $root := .root -}}
+{{- $f := $root.Values.features -}}
+{{- $uid := $root.Values.operator.runAsUser -}}
+- name: {{ .name }}
+  image: {{ include "augur.image" $root | quote }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  command: {{ toJson .command }}
+  env:
+    - name: AUGUR_HOME
+      value: {{ .home }}
+    - name: AUGUR_ONLINE_STORE
+      value: redis
+    - name: AUGUR_REDIS_URL
+      valueFrom:
+        secretKeyRef:
+          name: {{ include "augur.redis.urlSecretName" $root }}
+          key: {{ include "augur.redis.urlSecretKey" $root }}
+    {{- with $f.featureRepo }}
+    - name: AUGUR_FEATURE_REPO
+      value: {{ . | quote }}
+    {{- end }}
+    - name: HOME
+      value: /tmp
+    {{- /* numba caches the feature kernels beside their module, read-only in the image */}}
+    - name: NUMBA_CACHE_DIR
+      value: /tmp/numba
+    - name: PYTHONDONTWRITEBYTECODE
+      value: "1"
+    - name: FEAST_USAGE
+      value: "False"
+    {{- with include "augur.otelEnv" (dict "root" $root "component" "materialize") | trim }}
+    {{- . | nindent 4 }}
+    {{- end }}
+  securityContext:
+    {{- include "augur.containerSecurityContext" (dict "uid" $uid) | nindent 4 }}
+  resources:
+    {{- toYaml $f.materialize.resources | nindent 4 }}
+  volumeMounts:
+    - name: home
+      mountPath: {{ .home }}
+    {{- with .barsDir }}
+    - name: bars
+      mountPath: {{ . }}
+      readOnly: true
+      {{- with $f.bars.files.subPath }}
+      subPath: {{ . }}
+      {{- end }}
+    {{- end }}
+    - name: tmp
+      mountPath: /tmp
+    {{- if $f.featureStoreConfig }}
+    - name: feast
+      mountPath: /etc/augur/feast
+      readOnly: true
+    {{- end }}
+{{- end -}}
+
 {{/* OpenTelemetry settings (observability.otel) as container env entries; empty without
 an endpoint. AUGUR_OTLP_ENDPOINT is the traces URL Augur's own tracer exports to. */}}
 {{- define "augur.otelEnv" -}}
@@ -219,6 +281,10 @@ observability.otel.resourceAttributes); "" without an endpoint. */}}
 {{- end -}}
 {{- if and .Values.features.materialize.enabled (not (include "augur.redis.configured" .)) -}}
 {{- fail "features.materialize.enabled=true needs a Redis online store: set redis.enabled=true, or redis.external.url / redis.external.existingSecret." -}}
+{{- end -}}
+{{- $bars := .Values.features.bars -}}
+{{- if and .Values.features.materialize.enabled (eq $bars.source "files") (not $bars.files.existingClaim) -}}
+{{- fail "features.materialize.enabled=true with features.bars.source=files needs features.bars.files.existingClaim: the PersistentVolumeClaim your bar files (<SYMBOL>.csv or .parquet) land on. For a demo on the image's sample bars set features.bars.source=sample." -}}
 {{- end -}}
 {{- if .Values.retraining.enabled -}}
 {{- if not .Values.retraining.storageURI -}}

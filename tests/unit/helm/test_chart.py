@@ -217,6 +217,9 @@ SCHEMA_REFUSES = [
     ("observability.prometheusRule.enabled=true", "/observability/prometheusRule/labels"),
     ("observability.otel.endpoint=collector:4318", "/observability/otel/endpoint"),
     ("redis.external.url=redis://cache:6379", "/redis/external/url"),
+    ("features.bars.source=url", "/features/bars/source"),
+    ("features.bars.files.subPath=../elsewhere", "/features/bars/files/subPath"),
+    ("features.bars.sample.symbols={BTCUSD}", "/features/bars/sample/symbols/0"),
 ]
 VALIDATE_CONFIG_REFUSES = [
     ("operator.peering.name=", "operator.peering.name is empty with operator.replicas=2"),
@@ -224,6 +227,10 @@ VALIDATE_CONFIG_REFUSES = [
     ("serviceAccount.create=false", "serviceAccount.name is empty"),
     ("redis.enabled=true,redis.external.url=r:6379", "redis.enabled=true and redis.external"),
     ("features.materialize.enabled=true", "features.materialize.enabled=true needs a Redis"),
+    (
+        "redis.enabled=true,features.materialize.enabled=true",
+        "features.bars.source=files needs features.bars.files.existingClaim",
+    ),
     ("retraining.enabled=true", "retraining.enabled=true needs retraining.storageURI"),
     ("decisionService.enabled=true", "decisionService.enabled=true needs a Redis"),
 ]

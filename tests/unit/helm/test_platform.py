@@ -140,28 +140,74 @@ def test_the_feast_config_is_what_augur_builds_in_code_for_the_cluster(render: R
     ]
 
 
+def feature_steps(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The materialisation pod's containers in the order they run."""
+    pod = one(objs, "CronJob", "rel-augur-materialize")["spec"]["jobTemplate"]["spec"]
+    return pod["template"]["spec"]["initContainers"] + pod["template"]["spec"]["containers"]
+
+
 def test_the_materialize_cronjob_runs_the_clis_real_flags(render: Render) -> None:
+    """Bars, build, apply, materialize: each step a real `augur` command with real flags,
+    all on the same home and Redis."""
     objs = render(REDIS)
     cron = one(objs, "CronJob", "rel-augur-materialize")
     assert cron["spec"]["schedule"] == "*/10 * * * *"
     assert cron["spec"]["timeZone"] == "Etc/UTC"
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
-    container = cronjob_container(objs, "rel-augur-materialize")
-    command = container["command"]
-    assert command[:3] == ["augur", "features", "materialize"]
-    env = env_of(container)
-    assert env["AUGUR_ONLINE_STORE"] == "redis" and env["HOME"] == "/tmp"
-    assert env["AUGUR_REDIS_URL"] == {
-        "secretKeyRef": {"name": "rel-augur-redis", "key": "redis-url"}
-    }
+    steps = feature_steps(objs)
+    assert [(c["name"], c["command"][:3]) for c in steps] == [
+        ("bars", ["augur", "data", "sample"]),
+        ("build", ["augur", "features", "build"]),
+        ("apply", ["augur", "features", "apply"]),
+        ("materialize", ["augur", "features", "materialize"]),
+    ]
+    assert steps[0]["command"][3:] == ["--symbol", "EURUSD", "--symbol", "SP500"]
     augur = Path(sys.executable).parent / "augur"
-    helptext = subprocess.run(
-        [str(augur), *command[1:3], "--help"], capture_output=True, text=True, check=True
-    ).stdout
-    for flag in (a for a in command if a.startswith("--")):
-        assert flag in helptext, f"{flag} is not a flag of `augur features materialize`"
+    for container in steps:
+        command = container["command"]
+        env = env_of(container)
+        assert env["AUGUR_HOME"] == "/var/lib/augur"
+        assert env["AUGUR_ONLINE_STORE"] == "redis" and env["HOME"] == "/tmp"
+        assert env["NUMBA_CACHE_DIR"].startswith("/tmp/")
+        assert env["AUGUR_REDIS_URL"] == {
+            "secretKeyRef": {"name": "rel-augur-redis", "key": "redis-url"}
+        }
+        helptext = subprocess.run(
+            [str(augur), *command[1:3], "--help"], capture_output=True, text=True, check=True
+        ).stdout
+        for flag in (a for a in command if a.startswith("--")):
+            assert flag in helptext, f"{flag} is not a flag of `augur {' '.join(command[1:3])}`"
     claim = one(objs, "PersistentVolumeClaim", "rel-augur-features")
     assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+
+
+def test_bar_files_come_from_their_claim_read_only_and_only_to_the_first_step(
+    render: Render,
+) -> None:
+    objs = render("ci/external-redis-values.yaml")
+    bars, *rest = feature_steps(objs)
+    assert bars["command"] == ["augur", "data", "import-dir", "/var/lib/augur-bars"]
+    assert {"name": "bars", "mountPath": "/var/lib/augur-bars", "readOnly": True,
+            "subPath": "daily"} in bars["volumeMounts"]  # fmt: skip
+    assert all("bars" not in {m["name"] for m in c["volumeMounts"]} for c in rest)
+    pod = one(objs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "bars")
+    assert volume["persistentVolumeClaim"] == {"claimName": "market-bars", "readOnly": True}
+
+
+def test_the_schemas_sample_symbols_are_the_samples() -> None:
+    from augur.data import SOURCES
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    bars = schema["properties"]["features"]["properties"]["bars"]["properties"]
+    assert bars["sample"]["properties"]["symbols"]["items"]["enum"] == [s.symbol for s in SOURCES]
+
+
+def test_the_feature_repo_value_reaches_every_step(render: Render) -> None:
+    objs = render(REDIS, sets=("features.featureRepo=/opt/augur/feature_repo",))
+    for container in feature_steps(objs):
+        assert env_of(container)["AUGUR_FEATURE_REPO"] == "/opt/augur/feature_repo"
+    assert all("AUGUR_FEATURE_REPO" not in env_of(c) for c in feature_steps(render(REDIS)))
 
 
 # ------------------------------------------------------------------- retraining, example
@@ -237,11 +283,12 @@ def test_the_test_pod_presents_the_services_token(render: Render) -> None:
 
 
 def test_otel_settings_reach_every_pod_of_the_chart(render: Render) -> None:
-    objs = render(OBSERVABILITY, sets=("features.materialize.enabled=true",))
+    objs = render(OBSERVABILITY, sets=("features.materialize.enabled=true",
+                                       "features.bars.source=sample"))  # fmt: skip
     containers = [c for pod in pod_specs(objs) if "hook" not in str(pod) for c in pod["containers"]]
     assert len(containers) >= 2  # the operator and the materialise job
     for pod in pod_specs(objs):
-        for c in pod["containers"]:
+        for c in pod["containers"] + pod.get("initContainers", []):
             if c["name"] == "decide":  # the helm test's curl
                 continue
             env = env_of(c)
