@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         "the request's routing_key, else its symbol; 'symbol' — always the symbol, whatever "
         "routing_key a client sends (pins each symbol to one version).",
     )
+    rule_set_file: Path | None = Field(
+        default=None,
+        description="A decision-rule file (augur.rules: plain rule text or a versioned "
+        "rule-set YAML) applied to every version's entries after the risk controls; checked "
+        "at start (`augur rules check FILE`). Unset: no rules.",
+    )
     decision_overrides: dict[str, Any] = Field(
         default_factory=dict,
         description="JSON object of augur.decision.DecisionConfig fields that override every "

@@ -24,6 +24,21 @@ def bento_dir() -> Path | None:
     return None
 
 
+def _check_rules(path: Path, err: Console) -> None:
+    """Refuse to start with a rule file that is not a valid rule set, naming each problem."""
+    from augur.rules import RuleError, load_rule_set
+
+    try:
+        load_rule_set(path)
+    except RuleError as exc:
+        for p in exc.problems:
+            err.print(f"[red]{path}:{p.line}:{p.column}[/]: {p.construct}: {p.message}")
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        err.print(f"[red]--rules[/]: {exc}")
+        raise typer.Exit(2) from None
+
+
 def serve_command(port: int, host: str, bento: Path) -> list[str]:
     """The ``bentoml serve`` command line for the decision service."""
     exe = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or shutil.which("bentoml")
@@ -120,6 +135,16 @@ def register(app: typer.Typer) -> None:
                 dir_okay=False,
             ),
         ] = None,
+        rules: Annotated[
+            Path | None,
+            typer.Option(
+                "--rules",
+                help="A decision-rule file every version's entries pass through "
+                "(AUGUR_RULE_SET_FILE; check it with `augur rules check FILE`).",
+                exists=True,
+                dir_okay=False,
+            ),
+        ] = None,
         bento: Annotated[
             Path | None, typer.Option(help="Directory of the Bento source (bentos/decision).")
         ] = None,
@@ -160,6 +185,9 @@ def register(app: typer.Typer) -> None:
             env["AUGUR_SERVING_WORKERS"] = str(workers)
         if token_file is not None:
             env["AUGUR_SERVING_TOKEN_FILE"] = str(token_file.resolve())
+        if rules is not None:
+            _check_rules(rules, err)
+            env["AUGUR_RULE_SET_FILE"] = str(rules.resolve())
         cmd = serve_command(port, host, directory.resolve())
         Console().print(f"serving decisions on http://{host}:{port} (Ctrl-C to stop)")
         sys.stdout.flush()

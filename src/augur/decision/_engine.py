@@ -284,6 +284,7 @@ def decide(
         reasons=reasons,
         model_version=signal.model_version,
         request_id=request_id,
+        rule_set=(rules.label or "rules") if rules is not None else "",
     )
 
 

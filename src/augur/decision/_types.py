@@ -118,6 +118,7 @@ class Decision:
     reasons: tuple[Reason, ...]
     model_version: str = ""
     request_id: str = ""
+    rule_set: str = ""  # the rule set (name@version) decide() applied; "" none
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (what the HTTP API returns)."""
@@ -131,4 +132,5 @@ class Decision:
             "reasons": [{"code": r.code, "text": r.text} for r in self.reasons],
             "model_version": self.model_version,
             "request_id": self.request_id,
+            "rule_set": self.rule_set or None,
         }

@@ -179,6 +179,7 @@ def _scan(text: str) -> list[Problem]:
     tokens = depth = 0
     previous = ""  # the last significant token's kind: name / word / other
     previous_name = ""
+    name_at = (1, 1)  # where previous_name starts
     for m in _TOKEN.finditer(text):
         kind, value = m.lastgroup, m.group()
         column = m.start() - line_start + 1
@@ -192,7 +193,7 @@ def _scan(text: str) -> list[Problem]:
             elif kind == "op":
                 if value == "(" and previous == "name":
                     problems.append(
-                        Problem(line, column, "a call", f"'{previous_name}(…)': rules call nothing")
+                        Problem(*name_at, "a call", f"'{previous_name}(…)': rules call nothing")
                     )
                 elif value in _SYMBOLS:
                     problems.append(Problem(line, column, _SYMBOLS[value], f"'{value}'"))
@@ -211,7 +212,7 @@ def _scan(text: str) -> list[Problem]:
                     depth -= 1
             if kind == "name":
                 previous = "word" if value in _LANGUAGE_WORDS else "name"
-                previous_name = value
+                previous_name, name_at = value, (line, column)
             else:
                 previous, previous_name = "other", ""
         newlines = value.count("\n")

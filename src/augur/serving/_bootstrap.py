@@ -60,6 +60,27 @@ def open_prediction_log(settings: Settings, on_drop: Callable[[], None] | None =
     return PredictionLog(default_log_url(settings), on_drop=on_drop)
 
 
+def load_rules(settings: Settings) -> Any:
+    """The compiled rule set of ``AUGUR_RULE_SET_FILE`` (None: unset). A file that is not a
+    valid rule set stops the start with every problem, by line and column."""
+    if settings.rule_set_file is None:
+        return None
+    from augur.rules import RuleError, load_rule_set
+
+    path = settings.rule_set_file
+    try:
+        rule_set = load_rule_set(path)
+    except RuleError as exc:
+        problems = "; ".join(
+            f"{path}:{p.line}:{p.column}: {p.construct}: {p.message}" for p in exc.problems
+        )
+        raise ValueError(f"AUGUR_RULE_SET_FILE is not a valid rule set: {problems}") from None
+    except ValueError as exc:
+        raise ValueError(f"AUGUR_RULE_SET_FILE: {exc}") from None
+    log.info("decision rules %s from %s", rule_set.label, path)
+    return rule_set.program()
+
+
 def build_service(
     settings: Settings | None = None,
     *,
@@ -88,6 +109,7 @@ def build_service(
     closers: list[Callable[[], None]] = []
     try:
         auth = load_auth(settings)  # first: a bad token file fails the start, naming it
+        rules = load_rules(settings)  # and a bad rule file, naming its line
         if metrics == "default":
             from augur.serving._telemetry import default_metrics
 
@@ -121,6 +143,8 @@ def build_service(
 
             decide = decide_fn
         assert decide is not None
+        if rules is not None:
+            decide = functools.partial(decide, rules=rules)
         if decision_config is None:
             from augur.decision import DecisionConfig
 
@@ -163,6 +187,7 @@ def build_service(
             prediction_cache_size=settings.prediction_cache_size,
             routing_key=settings.routing_key,
             weights=weights,
+            rule_set=rules.label if rules is not None else None,
         )
         if weights is not None:  # after the pipeline has loaded the table's versions
             weights.start()
@@ -338,9 +363,10 @@ def shadow_scorer(feature_names: list[str], settings: Settings | None = None) ->
     weights = _shared_weights(settings, prediction_log, models, metrics)
     if weights is not None:
         weights.start()
+    rules = load_rules(settings)
     return ShadowScorer(
         models,
-        decide,
+        functools.partial(decide, rules=rules) if rules is not None else decide,
         prediction_log,
         metrics,
         scorer=_member_logging_scorer(weights),

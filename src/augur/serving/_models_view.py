@@ -39,6 +39,7 @@ def models_view(
     features: Any,
     scorer: Scorer,
     weights: Any = None,
+    rule_set: str | None = None,
 ) -> ModelsResponse:
     table = routing.table
     versions = [
@@ -70,6 +71,7 @@ def models_view(
     return ModelsResponse(
         routing_table=table.model_dump(exclude_none=True),
         versions=versions,
+        rule_set=rule_set,
         source=str(routing.path) if routing.path else "embedded",
         loaded_at=routing.loaded_at,
         worker=os.getpid(),

@@ -132,6 +132,7 @@ class DecisionPipeline:
         routing_key: Literal["request", "symbol"] = "request",
         clock: Clock = system_clock,
         weights: SharedWeights | None = None,
+        rule_set: str | None = None,
     ) -> None:
         from opentelemetry import trace
 
@@ -142,6 +143,7 @@ class DecisionPipeline:
         self.models = models
         self.routing = routing
         self._decide = decide
+        self.rule_set = rule_set  # the label of the rule set ``decide`` applies, for /models
         self.max_age = max_feature_age_seconds
         self.bar_seconds = bar_seconds
         self.log = prediction_log
@@ -404,7 +406,9 @@ class DecisionPipeline:
 
     def models_info(self) -> ModelsResponse:
         """``GET /models``: the routing table in force and each version's state."""
-        return models_view(self.routing, self.models, self.features, self.scorer, self.weights)
+        return models_view(
+            self.routing, self.models, self.features, self.scorer, self.weights, self.rule_set
+        )
 
 
 def _pending(results: list[DecisionOut | Exception]) -> list[int]:

@@ -94,6 +94,7 @@ def answer_of(
             "model_version": decision.model_version,
             "request_id": request_id,
             "feature_timestamp": ts,
+            "rule_set": decision.rule_set or None,
         }
     )
 

@@ -150,6 +150,11 @@ class DecisionOut(BaseModel):
     model_version: str = Field(description="Model tag that scored the request.")
     request_id: str = Field(description="Echo of X-Request-ID; quote it in /outcome.")
     feature_timestamp: datetime | None = Field(description="Event time of the features used.")
+    rule_set: str | None = Field(
+        default=None,
+        description="The decision-rule set (name@version) applied after the risk controls; "
+        "null when the service applies none.",
+    )
 
 
 class SymbolError(BaseModel):
@@ -228,6 +233,11 @@ class CacheStats(BaseModel):
 class ModelsResponse(BaseModel):
     routing_table: dict[str, Any] = Field(description="The routing table in force.")
     versions: list[VersionOut]
+    rule_set: str | None = Field(
+        default=None,
+        description="The decision-rule set (name@version) every version's entries pass "
+        "through (AUGUR_RULE_SET_FILE); null: none.",
+    )
     source: str = Field(description="File the table was read from ('embedded' when none).")
     loaded_at: datetime
     worker: int | None = Field(

@@ -3,6 +3,7 @@ bar's regime among its KPIs, and never touches an exit or a refusal."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -54,7 +55,8 @@ def rules(text: str, name: str = "test", version: int = 1):
 def test_without_rules_nothing_changes() -> None:
     plain = decide(SIGNAL, FLAT, RISK, market(), CONFIG)
     same = decide(SIGNAL, FLAT, RISK, market(), CONFIG, rules=rules("if hour > 99: act = false"))
-    assert plain == same and plain.action.value == "enter_long"
+    assert replace(same, rule_set="") == plain and plain.action.value == "enter_long"
+    assert (plain.rule_set, same.rule_set) == ("", "test@1")
 
 
 def test_the_regime_is_a_kpi_rules_decide_on() -> None:

@@ -74,7 +74,7 @@ def test_else_branch_and_not() -> None:
 @pytest.mark.parametrize(
     ("text", "construct", "column"),
     [
-        ("if __import__('os').system('ls') > 0: size = 0", "a call", 14),
+        ("if __import__('os').system('ls') > 0: size = 0", "a call", 4),
         ("if ().__class__.__bases__[0] > 0: size = 0", "attribute access", 6),
         ("if confidence.real > 0: size = 0", "attribute access", 14),
         ("if kpis[0] > 0: size = 0", "a subscript or list", 8),
