@@ -21,6 +21,7 @@ ROUTES_DIR = "/etc/augur/routes"
 ROUTES_FILE = "routes.json"
 MODELS_DIR = "/var/lib/augur/bentoml"
 TOKEN_DIR = "/etc/augur/token"
+RULES_DIR = "/etc/augur/rules"
 SERVING_PORT = 3000
 
 # The serving pod's containers, and what its shadow container shares with the serving one.

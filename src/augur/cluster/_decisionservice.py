@@ -142,9 +142,20 @@ def _env(ds: DecisionService, extra: Mapping[str, str]) -> list[dict[str, Any]]:
             {"name": "AUGUR_SERVING_TOKEN_FILE", "value": f"{c.TOKEN_DIR}/{spec.auth.token.key}"}
         )
     env += _overrides_env(ds)
+    env += _rules_env(ds)
     if spec.shadow is not None:
         env.append(_shadow_socket_env())
     return _with_extra(env, extra)
+
+
+def _rules_env(ds: DecisionService) -> list[dict[str, Any]]:
+    ref = ds.spec.rule_set
+    if ref is None:
+        return []
+    return [{"name": "AUGUR_RULE_SET_FILE", "value": f"{c.RULES_DIR}/{ref.key}"}]
+
+
+_RULES_MOUNT = {"name": "rules", "mountPath": c.RULES_DIR, "readOnly": True}
 
 
 def _shadow_container(ds: DecisionService, extra: Mapping[str, str]) -> dict[str, Any]:
@@ -160,6 +171,8 @@ def _shadow_container(ds: DecisionService, extra: Mapping[str, str]) -> dict[str
     ]
     if spec.prediction_log is None:
         mounts.append({"name": "prediction-log", "mountPath": c.PREDICTION_LOG_DIR})
+    if spec.rule_set is not None:  # the shadow version's entries pass the same rules
+        mounts.append(_RULES_MOUNT)
     # Its /metrics is its liveness: a shadow that stops answering is restarted (and
     # meanwhile the serving container drops and counts what it mirrors).
     return {
@@ -172,6 +185,7 @@ def _shadow_container(ds: DecisionService, extra: Mapping[str, str]) -> dict[str
                 {"name": "BENTOML_HOME", "value": c.MODELS_DIR},
                 *_prediction_log_env(ds),
                 *_overrides_env(ds),
+                *_rules_env(ds),
                 _shadow_socket_env(),
                 {"name": "AUGUR_SHADOW_METRICS_PORT", "value": str(c.SHADOW_METRICS_PORT)},
             ],
@@ -216,6 +230,15 @@ def _pod_template(ds: DecisionService, extra: Mapping[str, str]) -> dict[str, An
     if spec.auth is not None:
         volumes.append({"name": "token", "secret": {"secretName": spec.auth.token.name}})
         serve_mounts.append({"name": "token", "mountPath": c.TOKEN_DIR, "readOnly": True})
+    if spec.rule_set is not None:
+        ref = spec.rule_set
+        volumes.append(
+            {
+                "name": "rules",
+                "configMap": {"name": ref.config_map, "items": [{"key": ref.key, "path": ref.key}]},
+            }
+        )
+        serve_mounts.append(_RULES_MOUNT)
     if spec.shadow is not None:
         # Only the socket, in memory; only these two containers mount it (it carries pickles).
         volumes.append(

@@ -145,6 +145,22 @@ class ServingAuth(KubeModel):
     token: SecretKeyRef = Field(description="Secret key holding the accepted token(s).")
 
 
+class RuleSetRef(KubeModel):
+    """A decision-rule file (augur.rules) in a ConfigMap."""
+
+    config_map: str = Field(
+        min_length=1, max_length=253, description="The ConfigMap holding the rule file."
+    )
+    key: str = Field(
+        default="rules.yaml",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Its key: plain rule text or a versioned rule-set YAML "
+        "(`augur rules check FILE` validates it before you apply).",
+    )
+
+
 def _decision_overrides_model() -> type[BaseModel]:
     """Every DecisionConfig threshold as an optional camelCase field (one source of truth)."""
     specs: dict[str, Any] = {}
@@ -216,6 +232,12 @@ class DecisionServiceSpec(KubeModel):
     )
     decision: DecisionOverrides | None = Field(  # type: ignore[valid-type]
         default=None, description="Risk settings overriding the versions' own thresholds."
+    )
+    rule_set: RuleSetRef | None = Field(
+        default=None,
+        description="Decision rules every version's entries pass through after the risk "
+        "controls (they can skip or resize an entry within the caps, never an exit); a pod "
+        "whose file is not a valid rule set does not start, naming the line.",
     )
     auth: ServingAuth | None = Field(default=None, description="Require a bearer token.")
     autoscaling: Autoscaling = Field(

@@ -312,3 +312,27 @@ def test_decision_settings_the_engine_refuses_are_a_problem() -> None:
     (problem,) = spec_problems(bad, {})
     assert problem.reason == "InvalidDecisionSettings"
     assert "drawdown_scale_start" in problem.message and problem.message.startswith("spec.decision")
+
+
+def test_a_rule_set_reaches_the_serving_and_shadow_containers() -> None:
+    d = by_kind(render_children(body(ruleSet={"configMap": "eurusd-rules", "key": "v3.yaml"})))
+    pod = d["Deployment"]["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "rules"]
+    assert volume["configMap"] == {
+        "name": "eurusd-rules",
+        "items": [{"key": "v3.yaml", "path": "v3.yaml"}],
+    }
+    for container in pod["containers"]:  # the serving container and the shadow's
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["AUGUR_RULE_SET_FILE"] == "/etc/augur/rules/v3.yaml", container["name"]
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["rules"] == {
+            "name": "rules", "mountPath": "/etc/augur/rules", "readOnly": True,
+        }  # fmt: skip
+    plain = by_kind(render_children(body()))["Deployment"]["spec"]["template"]["spec"]
+    assert "rules" not in [v["name"] for v in plain["volumes"]]
+
+
+def test_a_rule_set_key_must_be_a_file_name() -> None:
+    with pytest.raises(ValueError, match="key"):
+        DecisionService.model_validate(body(ruleSet={"configMap": "r", "key": "../etc/passwd"}))
