@@ -168,6 +168,20 @@ def assert_online_is_latest_offline(home: Path, url: str, symbols: list[str]) ->
         np.testing.assert_allclose(vector, offline, rtol=1e-9, equal_nan=True, err_msg=sym)
 
 
+def correlations_in_redis(redis_url: str) -> Any:
+    """The return correlations the decision services read from Redis (None: there are none)."""
+    import redis
+
+    from augur.features.correlations import RedisCorrelationStore, read_correlations
+
+    host_port = redis_url.split(",")[0]
+    client = redis.Redis(host="127.0.0.1", port=int(host_port.split(":")[1]), db=REDIS_DB)
+    try:
+        return read_correlations(RedisCorrelationStore(client))
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     import redis
@@ -251,6 +265,10 @@ def test_bar_files_on_a_claim_reach_redis_and_each_run_brings_the_new_bars(
     assert all(s.returncode == 0 for s in second) and len(second) == 4, failed(second)
     assert pd.Timestamp(online(home, redis_url, ["EURUSD"])["EURUSD"][1]) == pd.Timestamp(hour)
     assert_online_is_latest_offline(home, redis_url, ["EURUSD", "GBPUSD"])
+    # and the return correlations the exposure cap reads, up to that bar
+    matrix = correlations_in_redis(redis_url)
+    assert matrix is not None and pd.Timestamp(matrix.as_of) == pd.Timestamp(hour)
+    assert ("EURUSD", "GBPUSD") in matrix.among("EURUSD", ["GBPUSD"])
 
 
 def test_a_bad_bar_file_fails_the_run_at_its_first_step_and_keeps_what_is_online(
