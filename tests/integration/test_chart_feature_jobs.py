@@ -77,6 +77,10 @@ class Cluster:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def empty_dir(self, run: int, volume: str) -> Path:
+        """The emptyDir ``volume`` of the ``run``-th pod (1 is the first)."""
+        return self.base / f"pod-{run}" / "emptyDir" / volume
+
     def _volume(self, volume: dict[str, Any], run_dir: Path) -> Path:
         if "persistentVolumeClaim" in volume:
             return self.claim(volume["persistentVolumeClaim"]["claimName"])
@@ -229,6 +233,8 @@ def test_the_sample_scenario_fills_redis_with_the_sample_symbols(
     assert "2 symbols online" in steps[-1].output
     home = cluster.claim("rel-augur-features")
     assert_online_is_latest_offline(home, redis_url, ["EURUSD", "SP500"])
+    # numba's cache of the feature kernels went to /tmp, not beside the (read-only) package
+    assert list((cluster.empty_dir(1, "tmp") / "numba").rglob("*.nbi"))
 
 
 def test_bar_files_on_a_claim_reach_redis_and_each_run_brings_the_new_bars(
