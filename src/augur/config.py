@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
-from pydantic import Field, TypeAdapter, ValidationError, field_validator
+from pydantic import Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from augur.decision import DecisionConfig
@@ -254,6 +254,90 @@ class Settings(BaseSettings):
         "the operator sets itself (AUGUR_ROUTING_TABLE, …) keeps the operator's value.",
     )
 
+    # --- decision rules: `augur rules evolve` -----------------------------------------
+    llm_base_url: str = Field(
+        default="",
+        description="Base URL of the OpenAI-compatible chat-completions API that proposes "
+        "rule sets, e.g. 'http://localhost:11434/v1'. Empty: OpenAI's.",
+    )
+    llm_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="API key for that endpoint (any non-empty value for a local server that "
+        "needs none). Empty: the deterministic local proposer. Never logged.",
+    )
+    llm_model: str = Field(default="gpt-4o-mini", description="The model asked for rule sets.")
+    llm_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Timeout of each request to the model."
+    )
+    llm_max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries of a request that timed out or got 429/5xx (the openai "
+        "client's exponential backoff).",
+    )
+    llm_max_output_tokens: int = Field(
+        default=4000, ge=100, description="Most tokens the model may answer with per round."
+    )
+    llm_input_cost_per_million: float = Field(
+        default=0.0, ge=0, description="Price of a million prompt tokens (cost accounting)."
+    )
+    llm_output_cost_per_million: float = Field(
+        default=0.0, ge=0, description="Price of a million completion tokens."
+    )
+    llm_breaker_failures: int = Field(
+        default=3,
+        ge=1,
+        description="Failed rounds in a row after which the model is not asked (the circuit "
+        "opens) and the local proposer answers.",
+    )
+    llm_breaker_cooldown_seconds: float = Field(
+        default=300.0, gt=0, description="How long the circuit stays open before one retry."
+    )
+    rules_candidates: int = Field(
+        default=5, ge=1, le=50, description="Candidate rule sets asked for per round."
+    )
+    rules_rounds: int = Field(
+        default=1,
+        ge=1,
+        le=20,
+        description="Proposal rounds per evolution; each round is told the last ones' figures.",
+    )
+    rules_margin: float = Field(
+        default=0.05,
+        ge=0,
+        description="How much a candidate's out-of-sample composite must beat the "
+        "incumbent's by (search part, averaged over symbols).",
+    )
+    rules_max_drawdown_worsening: float = Field(
+        default=1.0,
+        ge=0,
+        description="Most a candidate may deepen any symbol's maximum drawdown, in "
+        "percentage points.",
+    )
+    rules_holdout_fraction: float = Field(
+        default=0.3,
+        gt=0,
+        lt=0.9,
+        description="Share of the latest out-of-sample bars kept as the final hold-out: "
+        "never shown to a proposer nor used by the gate, only reported.",
+    )
+    rules_min_trades: int = Field(
+        default=10,
+        ge=0,
+        description="Fewest trades (all symbols, search part) a candidate needs to be judged.",
+    )
+    rules_ci_level: float = Field(
+        default=0.90,
+        gt=0.5,
+        lt=1.0,
+        description="Level of the gate's block-bootstrap interval, before it is raised for "
+        "the number of candidates (Bonferroni).",
+    )
+    rules_bootstrap_reps: int = Field(
+        default=1000, ge=100, description="Bootstrap replicates of the gate's interval."
+    )
+
     # --- misc -------------------------------------------------------------------------
     seed: int = Field(default=7, description="Seed for every random choice (reproducible runs).")
 
@@ -319,6 +403,11 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def rules_dir(self) -> Path:
+        """The rule set in force (incumbent.yaml) and every version the gate let in."""
+        return self.home / "rules"
 
 
 @lru_cache(maxsize=1)
