@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import tempfile
 import threading
@@ -45,6 +46,8 @@ from augur.features.spec import FeatureSpec
 
 if TYPE_CHECKING:
     from feast import FeatureStore, Field, RepoConfig
+
+log = logging.getLogger(__name__)
 
 PROJECT = "augur"
 ENTITY = "symbol"
@@ -141,7 +144,9 @@ def feature_store(
     from feast import FeatureStore
 
     config = repo_config(settings, online_store, redis_url)
-    Path(config.registry.path).parent.mkdir(parents=True, exist_ok=True)
+    # Only writers need the folder; a reader (a serving pod) may have a read-only home.
+    with contextlib.suppress(OSError):
+        Path(config.registry.path).parent.mkdir(parents=True, exist_ok=True)
     return FeatureStore(config=config)
 
 
@@ -172,13 +177,29 @@ def feature_refs(spec: FeatureSpec) -> list[str]:
     return [f"{FEATURE_VIEW}:{name}" for name in spec.names]
 
 
+#: The wheel's copy of ``feature_repo/`` (pyproject's force-include): what an image that
+#: installed the wheel, and not the source tree, defines its features with.
+PACKAGED_REPO = Path(__file__).resolve().parents[1] / "_feature_repo"
+
+
+def definitions_path(settings: Settings) -> Path:
+    """``<AUGUR_FEATURE_REPO>/definitions.py``; with the default (relative) repo absent
+    from the working directory, the copy packaged with augur."""
+    path = settings.feature_repo.resolve() / "definitions.py"
+    if not path.is_file() and settings.feature_repo == Path("feature_repo"):
+        packaged = PACKAGED_REPO / "definitions.py"
+        if packaged.is_file():
+            return packaged
+    return path
+
+
 def load_definitions(settings: Settings | None = None) -> list[Any]:
     """Evaluate ``feature_repo/definitions.py`` under ``settings``; return its Feast objects."""
     from feast import Entity, FeatureService, FeatureView
     from feast.data_source import DataSource
 
     settings = settings or get_settings()
-    path = settings.feature_repo.resolve() / "definitions.py"
+    path = definitions_path(settings)
     if not path.is_file():
         raise FeatureStoreError(
             f"no Feast definitions at {path}: run from the project root or set "
@@ -335,12 +356,27 @@ def _correlation_store(store: FeatureStore) -> CorrelationStore:
     return SqliteCorrelationStore(Path(online.path))
 
 
-def _feature_view(store: FeatureStore) -> Any:
+def _feature_view(store: FeatureStore, settings: Settings | None = None) -> Any:
+    """The registered feature view. With ``settings`` and a Redis online store, one the
+    registry lacks comes from the code's definitions instead: a serving pod reads Redis
+    in Feast's key layout, which the definitions fix, and has no registry of its own."""
+    from feast import FeatureView
     from feast.errors import FeatureViewNotFoundException
 
     try:
         return store.get_feature_view(FEATURE_VIEW)
     except FeatureViewNotFoundException:
+        if settings is not None and store.config.online_store.type == "redis":
+            views = [
+                d
+                for d in load_definitions(settings)
+                if isinstance(d, FeatureView) and d.name == FEATURE_VIEW
+            ]
+            if views:
+                log.info(
+                    "feature view %r from the definitions: the registry has none", FEATURE_VIEW
+                )
+                return views[0]
         raise FeatureStoreError(
             f"feature view '{FEATURE_VIEW}' is not registered in {store.config.registry.path}: "
             "run `augur features apply` first"
@@ -433,7 +469,7 @@ class OnlineFeatures:
         self.spec = spec or FeatureSpec.from_settings(self.settings)
         self.kind = online_store or self.settings.online_store
         self.store = feature_store(self.settings, self.kind, redis_url)
-        fv = _feature_view(self.store)
+        fv = _feature_view(self.store, self.settings)
         registered = [f.name for f in fv.features]
         missing = [n for n in self.spec.names if n not in registered]
         if missing:
