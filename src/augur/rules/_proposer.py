@@ -22,6 +22,7 @@ from augur.rules._parse import (
     BinOp,
     Branch,
     Compare,
+    Kpi,
     Logic,
     Neg,
     Node,
@@ -133,10 +134,9 @@ class LocalProposer:
 
     def _mutate(self, text: str, rng: np.random.Generator) -> str:
         values = []
-        for start, end in _numbers(text):
-            raw = text[start:end]
-            x = float(raw)
-            if _NUMBER.fullmatch(raw) and not any(c in raw for c in ".eE"):
+        for start, end, counted in _numbers(text):
+            x = float(text[start:end])
+            if counted:  # compared with an hour, a day, a count, a regime: a step of 1
                 values.append(str(max(0, int(x) + int(rng.choice([-1, 0, 1])))))
             else:
                 y = x * float(np.exp(rng.normal(0.0, self.scale)))
@@ -146,8 +146,15 @@ class LocalProposer:
         return _substitute(text, values)
 
 
-def _numbers(text: str) -> list[tuple[int, int]]:
-    """Start and end offsets of the number literals of a valid rule text, in order."""
+#: KPIs whose values are whole numbers: a number compared with one moves by steps of 1.
+COUNTED_KPIS = frozenset(
+    {"regime", "consecutive_losses", "hour", "day_of_week", "bars_held", "direction"}
+)
+
+
+def _numbers(text: str) -> list[tuple[int, int, bool]]:
+    """Start and end offsets of the number literals of a valid rule text, in order, and
+    whether each is compared with a counted KPI."""
     try:
         rules = parse(text)
     except RuleError:
@@ -155,14 +162,22 @@ def _numbers(text: str) -> list[tuple[int, int]]:
     starts = [0]
     for line in text.splitlines(keepends=True):
         starts.append(starts[-1] + len(line))
-    spans = set()
-    for node in _walk(rules.chains):
+    nodes = list(_walk(rules.chains))
+    counted = {
+        id(operand)
+        for node in nodes
+        if isinstance(node, Compare)
+        and any(isinstance(o, Kpi) and o.name in COUNTED_KPIS for o in node.operands)
+        for operand in node.operands
+    }
+    spans = {}
+    for node in nodes:
         if isinstance(node, Num):
             at = starts[node.line - 1] + node.column - 1
             m = _NUMBER.match(text, at)
             if m:  # a named constant is a Num too, but not a number in the text
-                spans.add((at, m.end()))
-    return sorted(spans)
+                spans[(at, m.end())] = id(node) in counted
+    return [(start, end, flag) for (start, end), flag in sorted(spans.items())]
 
 
 def _walk(nodes: Any) -> Any:
@@ -187,7 +202,7 @@ def _walk(nodes: Any) -> Any:
 def _substitute(text: str, values: list[str]) -> str:
     spans = _numbers(text)
     out, last = [], 0
-    for (start, end), value in zip(spans, values, strict=True):
+    for (start, end, _), value in zip(spans, values, strict=True):
         out += [text[last:start], value]
         last = end
     return "".join([*out, text[last:]])
@@ -199,7 +214,8 @@ def _crossover(a: str, b: str, rng: np.random.Generator) -> str:
     if len(na) != len(nb):
         return a
     picks = [
-        a[s:e] if rng.random() < 0.5 else b[t:u] for (s, e), (t, u) in zip(na, nb, strict=True)
+        a[s:e] if rng.random() < 0.5 else b[t:u]
+        for (s, e, _), (t, u, _) in zip(na, nb, strict=True)
     ]
     return _substitute(a, picks)
 

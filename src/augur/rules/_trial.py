@@ -109,6 +109,7 @@ def load_out_of_sample(path: Path, features_path: Path | None = None) -> pd.Data
     preds = pd.read_parquet(path)
     if "regime" not in preds.columns and features_path is not None and features_path.exists():
         regimes = pd.read_parquet(features_path, columns=["symbol", "timestamp", "regime"])
+        regimes = regimes.drop_duplicates(["symbol", "timestamp"], keep="last")
         preds = preds.merge(regimes, on=["symbol", "timestamp"], how="left")
     return preds
 

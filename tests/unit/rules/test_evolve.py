@@ -240,3 +240,17 @@ def test_offline_cli_round_prints_every_candidate_and_writes_the_report(tmp_path
     assert (home / "reports" / "rules_evolve.html").exists()
     assert ("accepted candidate" in out) == (home / "rules" / "desk-v1.yaml").exists()
     assert yaml.safe_load((home / "rules" / INCUMBENT_FILE).read_text())["name"] == "desk"
+
+
+def test_the_local_proposer_steps_counts_by_one_and_scales_the_rest() -> None:
+    request = ProposalRequest(1, 8, "if volatility_ratio > 1 and hour >= 14: act = false", {})
+    mutants = [
+        p.rules for p in LocalProposer(seed=5).propose(request).proposals if "\n" not in p.rules
+    ]
+    assert mutants
+    for text in mutants:
+        ratio, hour = re.fullmatch(
+            r"if volatility_ratio > (\S+) and hour >= (\S+): act = false", text
+        ).groups()
+        assert hour in {"13", "14", "15"}
+        assert 0.2 < float(ratio) < 5 and ratio not in {"0", "2"}
