@@ -1,0 +1,476 @@
+"""The scenarios: each loads the running stack, does its fault, and checks what a user of
+the service would notice. A scenario leaves the stack as it found it (Redis back, a
+worker replaced, a good routing table, PostgreSQL up) for the next one."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from tests.chaos._load import CONNECTION_ERROR, DECIDE, TIMED_OUT
+from tests.chaos._measure import (
+    RETRY_AFTER,
+    SENT,
+    STATUS,
+    Result,
+    Run,
+    by_status,
+    drive,
+    logged,
+    p99_ms,
+    recovery_seconds,
+    slope_per_minute,
+)
+from tests.chaos._stack import Stack
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How long and how hard: ``make chaos`` runs :data:`FULL`, ``make test`` :data:`SHORT`."""
+
+    rate: float = 300.0
+    soak_seconds: float = 600.0
+    soak_window: float = 60.0  # p99 of the first and the last window are compared
+    lead: float = 10.0  # load before a fault
+    outage: float = 10.0  # how long Redis or PostgreSQL stays down
+    tail: float = 20.0  # load after the fault is undone
+    token_requests: int = 10_000
+    token_rate: float = 500.0
+    # RSS (MiB) and open fds may grow by at most this much a minute per worker over the
+    # soak (after its first quarter): a longer soak tells a leak from noise more finely.
+    rss_slope: float = 2.0
+    fds_slope: float = 1.0
+
+
+FULL = Scale()
+SHORT = Scale(
+    rate=200.0,
+    soak_seconds=20.0,
+    soak_window=5.0,
+    lead=3.0,
+    outage=4.0,
+    tail=8.0,
+    token_requests=2_000,
+    token_rate=500.0,
+    rss_slope=30.0,
+    fds_slope=30.0,
+)
+
+# A client's retry of a request may still be asked for within this long after the
+# server is back: recovery is measured from the first request sent after that.
+RECOVERY_LIMIT = 5.0
+# A p99 under this is "stable" whatever the ratio: at a few ms a scheduler hiccup on a
+# shared machine is a 1.5x.
+P99_FLOOR_MS = 10.0
+
+
+def _worker_stats(stack: Stack) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for w in stack.workers():
+        try:
+            out[f"rss:{w.pid}"] = w.memory_info().rss / 2**20
+            out[f"fds:{w.pid}"] = float(w.num_fds())
+        except Exception:  # replaced meanwhile
+            continue
+    return out
+
+
+def _check_log(result: Result, run: Run, stack: Stack, *, every_outcome: bool = True) -> None:
+    log = logged(stack.log_url, run, expect=len(run.answered(DECIDE)))
+    lost, unjoined = result.describe_log(run, log)
+    result.expect(
+        not lost,
+        f"{len(lost)} requests answered 200 have no prediction row (e.g. {sorted(lost)[:2]})",
+    )
+    if every_outcome:
+        result.expect(
+            not unjoined,
+            f"{len(unjoined)} outcomes answered 200 are not joined (e.g. {sorted(unjoined)[:2]})",
+        )
+
+
+def soak(stack: Stack, scale: Scale, work: Path) -> Result:
+    """Fixed rate, realistic mix, outcomes for every 10th request: no error, p99 stable,
+    workers' RSS and fds flat, every answer in the log."""
+    result = Result("soak")
+    pids = sorted(w.pid for w in stack.workers())
+    run = drive(
+        stack,
+        name="soak",
+        rate=scale.rate,
+        seconds=scale.soak_seconds,
+        work=work,
+        sample=lambda: _worker_stats(stack),
+        sample_every=max(1.0, scale.soak_seconds / 120),
+    )
+    result.describe_load(run)
+    w = scale.soak_window
+    first = p99_ms(run.window(run.at(0), run.at(w)))
+    last = p99_ms(run.window(run.at(scale.soak_seconds - w), run.at(scale.soak_seconds)))
+    result.p99_during, result.p99_after = first, last
+    result.recovery = 0.0
+    counts = by_status(run.records)
+    result.expect(set(counts) == {200}, f"errors under a steady load: {dict(counts)}")
+    result.expect(
+        last <= max(1.5 * first, P99_FLOOR_MS),
+        f"p99 of the last {w:g} s ({last:.1f} ms) is over 1.5x the first's ({first:.1f} ms)",
+    )
+    for pid in pids:
+        rss = slope_per_minute(run.samples, f"rss:{pid}")
+        fds = slope_per_minute(run.samples, f"fds:{pid}")
+        result.notes.append(f"worker {pid}: RSS {rss:+.2f} MiB/min, fds {fds:+.2f}/min")
+        result.expect(rss <= scale.rss_slope, f"worker {pid}'s RSS grows {rss:.2f} MiB/min")
+        result.expect(fds <= scale.fds_slope, f"worker {pid}'s open fds grow {fds:.2f}/min")
+    now = sorted(w.pid for w in stack.workers())
+    result.expect(now == pids, f"workers were replaced during the soak: {pids} → {now}")
+    _check_log(result, run, stack)
+    return result
+
+
+def redis_kill(stack: Stack, scale: Scale, work: Path) -> Result:
+    """Redis SIGKILLed under load and restarted ``outage`` seconds later: 503 with
+    Retry-After meanwhile, no 500, no hung request, back within 5 s, no answered request
+    missing from the log."""
+    result = Result("online store (Redis) SIGKILL")
+    redis = stack.redis
+
+    def kill() -> None:
+        redis.save()  # what a persistent Redis would have on disk
+        redis.kill()
+
+    run = drive(
+        stack,
+        name="redis",
+        rate=scale.rate,
+        seconds=scale.lead + scale.outage + scale.tail,
+        work=work,
+        faults=[
+            (scale.lead, "kill", kill),
+            (scale.lead + scale.outage, "restart", redis.start),
+        ],
+    )
+    result.describe_load(run)
+    down, up = run.events["kill_done"], run.events["restart_done"]
+    result.recovery = recovery_seconds(run, up)
+    result.p99_during = p99_ms(run.window(down, up))
+    result.p99_after = p99_ms(run.window(up + min(result.recovery, scale.tail), run.at(1e9)))
+    _fault_answers(result, run, down)
+    outage = run.window(down + 0.5, up)
+    result.expect(
+        bool(np.any(outage[:, STATUS] == 503)),
+        "no 503 while Redis was down: the outage was not noticed",
+    )
+    result.expect(
+        result.recovery <= RECOVERY_LIMIT,
+        f"not all 200 until {result.recovery:.2f} s after Redis was back (limit "
+        f"{RECOVERY_LIMIT:g} s)",
+    )
+    _check_log(result, run, stack)
+    return result
+
+
+def _fault_answers(result: Result, run: Run, fault_at: float) -> None:
+    """All 200 before the fault; after it only 503s with Retry-After: no 500, no
+    connection dropped, no client timeout."""
+    before = run.window(0, fault_at)
+    result.expect(
+        bool(np.all(before[:, STATUS] == 200)),
+        f"errors before the fault: {dict(by_status(before))}",
+    )
+    failed = run.records[run.records[:, STATUS] != 200]
+    counts = by_status(failed)
+    for status, what in ((500, "500s"), (CONNECTION_ERROR, "dropped connections"),
+                         (TIMED_OUT, "client timeouts (hung requests)")):  # fmt: skip
+        result.expect(counts.get(status, 0) == 0, f"{counts.get(status, 0)} {what}")
+    others = {s: n for s, n in counts.items() if s not in (503, 500, CONNECTION_ERROR, TIMED_OUT)}
+    result.expect(not others, f"unexpected statuses: {others}")
+    unavailable = failed[failed[:, STATUS] == 503]
+    result.expect(
+        bool(np.all(unavailable[:, RETRY_AFTER] == 1)),
+        f"{int(np.sum(unavailable[:, RETRY_AFTER] == 0))} 503s without Retry-After",
+    )
+
+
+def worker_kill(stack: Stack, scale: Scale, work: Path) -> Result:
+    """A worker SIGKILLed under load: the server starts another; only the requests in
+    flight on it fail; the new one serves; every answered request is in the log."""
+    result = Result("worker SIGKILL")
+    before = {w.pid for w in stack.workers()}
+    victim = min(before)
+    replaced: dict[str, object] = {}
+
+    def kill() -> None:
+        import os
+
+        os.kill(victim, signal.SIGKILL)
+
+    def wait_replaced() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            new = [w for w in stack.workers() if w.pid not in before]
+            if new and len(stack.workers()) == len(before):
+                replaced["worker"] = new[0]
+                replaced["cpu"] = sum(new[0].cpu_times()[:2])
+                return
+            time.sleep(0.1)
+
+    run = drive(
+        stack,
+        name="worker",
+        rate=scale.rate,
+        seconds=scale.lead + scale.tail * 2,
+        work=work,
+        faults=[(scale.lead, "kill", kill), (scale.lead, "replaced", wait_replaced)],
+    )
+    result.describe_load(run)
+    killed_at = run.events["kill_done"]
+    back_at = run.events["replaced_done"]
+    result.recovery = back_at - killed_at
+    result.notes.append(f"worker {victim} killed; replaced in {result.recovery:.1f} s")
+    result.p99_during = p99_ms(run.window(killed_at, back_at))
+    result.p99_after = p99_ms(run.window(back_at, run.at(1e9)))
+    result.expect("worker" in replaced, "the killed worker was not replaced within 120 s")
+    failed = run.records[run.records[:, STATUS] != 200]
+    counts = by_status(failed)
+    result.expect(
+        set(counts) <= {CONNECTION_ERROR},
+        f"failures other than the killed worker's dropped connections: {dict(counts)}",
+    )
+    late = failed[failed[:, SENT] > killed_at + 0.2]
+    result.expect(
+        len(late) == 0,
+        f"{len(late)} requests sent after the kill failed (first {late[0, SENT] - killed_at:.2f}"
+        " s after)"
+        if len(late)
+        else "",
+    )
+    if "worker" in replaced:
+        worker = replaced["worker"]
+        cpu = sum(worker.cpu_times()[:2]) - float(replaced["cpu"])  # type: ignore[attr-defined,arg-type]
+        result.expect(cpu > 0.2, f"the new worker did not serve ({cpu:.2f} s of CPU after start)")
+    _check_log(result, run, stack)
+    return result
+
+
+def _table_watch(stack: Stack) -> tuple[int, str]:
+    """(refused tables counted on /metrics, the server log)."""
+    text = stack.metrics()
+    found = re.findall(r"^augur_routing_table_rejected_total(?:\{[^}]*\})? ([0-9.e+]+)$", text,
+                       re.M)  # fmt: skip
+    return int(sum(float(v) for v in found)), stack.log_text()
+
+
+def routing_corrupt(stack: Stack, scale: Scale, work: Path) -> Result:
+    """The routing table file truncated, then not JSON, then weights summing to 90, under
+    load: the last good table stays in force (no error, every prediction from its
+    version), each refusal is logged and counted on /metrics; a valid table then takes
+    effect without a restart."""
+    result = Result("routing table corrupted")
+    good = stack.good_table()
+    text = json.dumps(good)
+    ninety = {"versions": [{"name": "only", "model_tag": stack.tag, "weight": 90.0}]}
+    refused_before, log_before = _table_watch(stack)
+
+    def overwrite(data: str) -> Callable[[], None]:
+        def act() -> None:
+            with stack.routes.open("w") as fh:  # in place, as a careless editor would
+                fh.write(data)
+
+        return act
+
+    switch = {"versions": [{"name": "next", "model_tag": stack.other_tag, "weight": 100.0}]}
+    step = 2.0
+    run = drive(
+        stack,
+        name="routes",
+        rate=scale.rate,
+        seconds=scale.lead + 4 * step + scale.tail / 2,
+        work=work,
+        faults=[
+            (scale.lead, "truncated", overwrite(text[: len(text) // 2])),
+            (scale.lead + step, "invalid", overwrite("versions: [{name: only, weight: }")),
+            (scale.lead + 2 * step, "ninety", overwrite(json.dumps(ninety))),
+            (scale.lead + 3 * step, "valid", lambda: stack.table(switch)),
+        ],
+    )
+    result.describe_load(run)
+    valid_at = run.events["valid_done"]
+    result.p99_during = p99_ms(run.window(run.events["truncated"], valid_at))
+    result.p99_after = p99_ms(run.window(valid_at, run.at(1e9)))
+    counts = by_status(run.records)
+    result.expect(set(counts) == {200}, f"errors while the table was bad: {dict(counts)}")
+    log = logged(stack.log_url, run, expect=len(run.answered(DECIDE)))
+    result.describe_log(run, log)
+    versions = log["versions"]
+    sent = {i: t for i, t in zip(run.ids(run.decides), run.decides[:, SENT], strict=True)}
+    early = {v for r, v in versions.items() if sent.get(r, 0) < valid_at}
+    late = [(sent[r], v) for r, v in versions.items() if sent.get(r, 0) >= valid_at]
+    result.expect(early == {stack.tag}, f"versions served while the table was bad: {early}")
+    switched = sorted(t for t, v in late if v == stack.other_tag)
+    result.recovery = (switched[0] - valid_at) if switched else float("inf")
+    stale = [t for t, v in late if v != stack.other_tag and t > valid_at + 2.0]
+    result.expect(bool(switched), "the valid table never took effect")
+    result.expect(not stale, f"{len(stale)} requests 2 s after the valid table used the old one")
+    refused, log_text = _table_watch(stack)
+    new_log = log_text[len(log_before) :]
+    lines = [ln for ln in new_log.splitlines() if "routing table refused" in ln]
+    result.expect(len(lines) >= 3, f"{len(lines)} 'routing table refused' log lines, not 3+")
+    for what in ("not valid YAML/JSON", "must sum to 100, got 90"):
+        result.expect(what in new_log, f"no log line says {what!r}")
+    result.expect(refused - refused_before >= 3,
+                  f"augur_routing_table_rejected_total rose by {refused - refused_before}, not 3+")  # fmt: skip
+    result.expect("routing table reloaded" in new_log, "no log line for the valid table")
+    stack.table(good)
+    return result
+
+
+def missing_version(stack: Stack, scale: Scale, work: Path) -> Result:
+    """A table naming a version the model store lacks: refused, the old table keeps
+    serving, the log names the tag."""
+    result = Result("table names a missing version")
+    missing = "augur-ensemble:chaosmissing00"
+    serving = json.loads(stack.routes.read_text())["versions"][0]["model_tag"]
+    refused_before, log_before = _table_watch(stack)
+    bad = {"versions": [{"name": "only", "model_tag": missing, "weight": 100.0}]}
+    run = drive(
+        stack,
+        name="missing",
+        rate=scale.rate,
+        seconds=scale.lead + scale.tail / 2,
+        work=work,
+        faults=[(scale.lead, "table", lambda: stack.table(bad))],
+    )
+    result.describe_load(run)
+    at = run.events["table_done"]
+    result.p99_during = p99_ms(run.window(at, at + 2))
+    result.p99_after = p99_ms(run.window(at + 2, run.at(1e9)))
+    result.recovery = 0.0
+    counts = by_status(run.records)
+    result.expect(set(counts) == {200}, f"errors after the bad table: {dict(counts)}")
+    log = logged(stack.log_url, run, expect=len(run.answered(DECIDE)))
+    result.describe_log(run, log)
+    versions = set(log["versions"].values())
+    result.expect(versions == {serving}, f"versions served: {versions}, not {serving} alone")
+    refused, log_text = _table_watch(stack)
+    named = [
+        ln for ln in log_text[len(log_before) :].splitlines()
+        if "routing table refused" in ln and missing in ln
+    ]  # fmt: skip
+    result.expect(bool(named), f"no 'routing table refused' log line names {missing}")
+    result.expect(refused > refused_before, "the refusal is not counted on /metrics")
+    ready = httpx.get(f"{stack.url}/readyz", timeout=5).status_code
+    result.expect(ready == 200, f"/readyz answers {ready} with the old table in force")
+    stack.table(stack.good_table())
+    return result
+
+
+def _dropped(stack: Stack) -> float:
+    text = stack.metrics()
+    return sum(
+        float(v)
+        for v in re.findall(r"^augur_prediction_log_dropped_total ([0-9.e+]+)$", text, re.M)
+    )
+
+
+def log_restart(stack: Stack, scale: Scale, work: Path) -> Result:
+    """PostgreSQL (the prediction log) stopped under load and started ``outage`` seconds
+    later: every decision still served; the rows of the outage written after it; any
+    dropped row counted on /metrics and logged; none written twice."""
+    result = Result("prediction log (PostgreSQL) restart")
+    pg = stack.postgres
+    dropped_before = _dropped(stack)
+    log_before = stack.log_text()
+    run = drive(
+        stack,
+        name="pglog",
+        rate=scale.rate,
+        seconds=scale.lead + scale.outage + scale.tail,
+        work=work,
+        faults=[(scale.lead, "stop", pg.halt), (scale.lead + scale.outage, "start", pg.resume)],
+    )
+    result.describe_load(run)
+    down, up = run.events["stop"], run.events["start_done"]
+    result.p99_during = p99_ms(run.window(down, up))
+    result.p99_after = p99_ms(run.window(up, run.at(1e9)))
+    decides = run.decides
+    result.expect(
+        bool(np.all(decides[:, STATUS] == 200)),
+        f"decisions failed while the log was down: {dict(by_status(decides))}",
+    )
+    outcomes = run.outcomes
+    bad = outcomes[outcomes[:, STATUS] != 200]
+    result.expect(
+        bool(np.all((bad[:, STATUS] == 503) & (bad[:, RETRY_AFTER] == 1))),
+        f"outcomes while the log was down answered {dict(by_status(bad))}, not 503 + Retry-After",
+    )
+    after = outcomes[outcomes[:, SENT] > up + RECOVERY_LIMIT]
+    result.expect(bool(np.all(after[:, STATUS] == 200)), "outcomes still fail after the restart")
+    result.recovery = recovery_seconds(
+        Run(run.plan, outcomes.copy(), run.events), up
+    ) if len(outcomes) else 0.0  # fmt: skip
+    log = logged(stack.log_url, run, expect=len(run.answered(DECIDE)))
+    lost, unjoined = result.describe_log(run, log)
+    dropped = _dropped(stack) - dropped_before
+    result.notes.append(f"rows lost {len(lost)}, counted dropped {dropped:g}")
+    result.expect(not lost, f"{len(lost)} answered requests have no prediction row")
+    result.expect(len(lost) <= dropped, f"{len(lost)} rows lost but {dropped:g} counted dropped")
+    if lost:
+        result.expect("rows dropped" in stack.log_text()[len(log_before) :],
+                      "dropped rows are not logged")  # fmt: skip
+    result.expect(not unjoined, f"{len(unjoined)} outcomes answered 200 are not joined")
+    return result
+
+
+def bad_tokens(stack: Stack, scale: Scale, work: Path) -> Result:
+    """Auth on, requests with wrong, malformed or missing tokens: every one 401, nothing
+    logged, no token text in the server log."""
+    from tests.chaos._stack import TOKEN
+
+    result = Result("wrong or missing tokens")
+    n = scale.token_requests
+    kinds = [
+        lambda i: "",
+        lambda i: f"Bearer chaoswrong{i:06d}",
+        lambda i: f"Basic chaoswrong{i:06d}",
+        lambda i: f"Bearer {TOKEN}chaoswrong{i:06d}",
+        lambda i: f"bearer  chaoswrong{i:06d} x",
+    ]
+    authorizations = [kinds[i % len(kinds)](i) for i in range(n)]
+    log_before = stack.log_text()
+    run = drive(
+        stack,
+        name="tokens",
+        rate=scale.token_rate,
+        seconds=n / scale.token_rate,
+        work=work,
+        authorizations=authorizations,
+    )
+    result.describe_load(run)
+    result.p99_during = p99_ms(run.decides)
+    counts = by_status(run.records)
+    result.expect(counts == {401: n}, f"answers: {dict(counts)}, not {n:,} 401s")
+    new_log = stack.log_text()[len(log_before) :]
+    result.expect("chaoswrong" not in new_log, "a token's text is in the server log")
+    log = logged(stack.log_url, run, timeout=3)
+    result.predictions = f"{len(log['predicted'])} (0 expected)"
+    result.expect(not log["predicted"], f"{len(log['predicted'])} refused requests were logged")
+    return result
+
+
+SCENARIOS: dict[str, Callable[[Stack, Scale, Path], Result]] = {
+    "soak": soak,
+    "redis": redis_kill,
+    "worker": worker_kill,
+    "routes": routing_corrupt,
+    "missing": missing_version,
+    "pglog": log_restart,
+    "tokens": bad_tokens,
+}
