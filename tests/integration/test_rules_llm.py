@@ -33,6 +33,7 @@ from augur.rules import (
     proposer_from_settings,
     save_rule_set,
     split_out_of_sample,
+    write_evolution_report,
 )
 from tests.conftest import free_port
 from tests.unit.rules.test_evolve import (
@@ -184,6 +185,7 @@ MALICIOUS = [
     "if " + "(" * 1000 + "confidence" + ")" * 1000 + " > 0.5: act = false",
     "if confidence > 0.5: size = eval('1')",
     "if confidence > 0.5: size = [kelly][0]",
+    "</pre><script>alert(1)</script>",
 ]
 
 
@@ -193,7 +195,7 @@ def test_malicious_answers_are_rejected_and_nothing_runs(server, data, tmp_path)
     save_rule_set(RuleSet(name="desk", version=1, rules=SKIP_WINNERS), rules_dir / INCUMBENT_FILE)
     before = (rules_dir / INCUMBENT_FILE).read_bytes()
     texts = [t.replace("{canary}", str(canary)) for t in MALICIOUS]
-    server.script = [answer(*texts[:5]), answer(*texts[5:])]
+    server.script = [answer(*texts[:5]), answer(*texts[5:])]  # two rounds
     result = run(data, proposer(server), RuleSet(name="desk", version=1, rules=SKIP_WINNERS), 2)
     assert len(result.candidates) == len(MALICIOUS)
     reasons = [c.reason for c in result.candidates]
@@ -206,11 +208,15 @@ def test_malicious_answers_are_rejected_and_nothing_runs(server, data, tmp_path)
     assert "an import" in reasons[4] and "rule too long" in reasons[5]
     assert "nested" in reasons[6] or "deep" in reasons[6]
     assert "a call" in reasons[7] and "subscript" in reasons[8]
+    assert "a call: 'alert(…)'" in reasons[9]
+    report = write_evolution_report(result, tmp_path / "report.html").read_text()
+    assert "<script>alert(1)" not in report and "&lt;script&gt;alert(1)" in report
+    assert "confidence + " * 100 not in report  # the 10 MB proposal is shown as an excerpt
     assert adopt(result, rules_dir) is None
     assert not canary.exists()
     assert (rules_dir / INCUMBENT_FILE).read_bytes() == before
     assert sorted(p.name for p in rules_dir.iterdir()) == [INCUMBENT_FILE]
-    assert result.decision().startswith("kept desk@1: no candidate passed the gate (9 candidate")
+    assert result.decision().startswith("kept desk@1: no candidate passed the gate (10 candidate")
 
 
 @pytest.mark.parametrize(
