@@ -1,4 +1,6 @@
-"""``augur rules check``: validate a decision-rule file without running anything in it."""
+"""``augur rules check``: validate a decision-rule file without running anything in it;
+``augur rules evolve``: propose rule sets and admit one only when it beats the incumbent
+out of sample (the core is ``augur.rules``; this module parses options and prints)."""
 
 from __future__ import annotations
 
@@ -94,6 +96,15 @@ def evolve(
     slippage_bps: Annotated[
         float, typer.Option("--slippage-bps", min=0.0, help="Slippage per unit traded, bps.")
     ] = 1.0,
+    confidence_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--confidence-threshold",
+            min=0.0,
+            max=1.0,
+            help="Override the decision's confidence gate (as `augur backtest` takes it).",
+        ),
+    ] = None,
 ) -> None:
     """Propose new decision rules and keep them only if they earn it out of sample.
 
@@ -143,6 +154,11 @@ def evolve(
         data = split_out_of_sample(frame, settings.rules_holdout_fraction)
     except ValueError as exc:
         fail(str(exc))
+    decision = DecisionConfig()
+    if confidence_threshold is not None:
+        decision = DecisionConfig.from_dict(
+            {**decision.to_dict(), "confidence_threshold": confidence_threshold}
+        )
     proposer, note = proposer_from_settings(settings, local=local)
     if note:
         console.print(note, soft_wrap=True)
@@ -161,7 +177,7 @@ def evolve(
             data,
             current,
             proposer,
-            decision_config=DecisionConfig(),
+            decision_config=decision,
             costs=costs,
             gate=gate,
             candidates=candidates or settings.rules_candidates,
