@@ -124,6 +124,23 @@ class InvalidationListener:
             self._stop.wait(self._retry)
 
 
+def fail_fast(client: Any) -> None:
+    """Make a redis-py client on the request path fail at once when Redis is gone.
+
+    redis-py's default retries a failed command three times with a 1-10 s backoff: a
+    worker that answers inline then holds every request behind it for seconds while Redis
+    is down, instead of answering 503 with Retry-After. One immediate retry is kept (a
+    pooled connection to a restarted server fails once, the next one connects).
+    """
+    set_retry = getattr(client, "set_retry", None)
+    if set_retry is None:  # not a redis-py client (a test double)
+        return
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    set_retry(Retry(NoBackoff(), 1))
+
+
 class RedisFeatureReader:
     """Latest feature vectors per symbol from Feast's Redis layout (see module docstring).
 
@@ -145,6 +162,7 @@ class RedisFeatureReader:
     ) -> None:
         from feast.infra.online_stores.helpers import _mmh3, _redis_key_prefix
 
+        fail_fast(client)
         self._client = client
         self._project = project
         self._entity = entity

@@ -230,7 +230,11 @@ def redis_client(url: str) -> Any:
             kwargs["password"] = value
         elif key == "ssl":
             kwargs["ssl"] = value.strip().lower() == "true"
-    return redis.Redis(**kwargs, socket_timeout=5.0, socket_connect_timeout=5.0)
+    client = redis.Redis(**kwargs, socket_timeout=5.0, socket_connect_timeout=5.0)
+    from augur.features._redis_online import fail_fast
+
+    fail_fast(client)  # on the request path: no backoff while Redis is down
+    return client
 
 
 class RedisAccounts:
