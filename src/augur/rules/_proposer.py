@@ -126,7 +126,7 @@ class LocalProposer:
                 text = self._mutate(base, rng) if attempt >= len(seeds) else base
                 why = "added a rule: " + base.splitlines()[-1]
             key = _normal(text)
-            if key in seen:
+            if key in seen or not _valid(text):  # e.g. a number scaled past the bound
                 continue
             seen.add(key)
             out.append(Proposal(text, why, LOCAL_PROPOSER))
@@ -218,6 +218,14 @@ def _crossover(a: str, b: str, rng: np.random.Generator) -> str:
         for (s, e, _), (t, u, _) in zip(na, nb, strict=True)
     ]
     return _substitute(a, picks)
+
+
+def _valid(text: str) -> bool:
+    try:
+        parse(text)
+    except RuleError:
+        return False
+    return True
 
 
 def _normal(text: str) -> str:
