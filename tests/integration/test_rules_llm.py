@@ -50,8 +50,8 @@ MODEL = "scripted-model"
 
 class ChatServer:
     """An OpenAI chat-completions endpoint on 127.0.0.1 that plays a script: each request
-    takes the next step — ``("answer", content)``, ``("status", code)`` or
-    ``("sleep", seconds)`` — and is recorded."""
+    takes the next step — ``("answer", content)``, ``("raw", body)``, ``("status", code)``
+    or ``("sleep", seconds)`` — and is recorded."""
 
     def __init__(self) -> None:
         self.script: list[tuple[str, Any]] = []
@@ -70,6 +70,8 @@ class ChatServer:
                     if kind == "sleep":
                         time.sleep(value)
                         self.reply(200, completion("{}"))
+                    elif kind == "raw":
+                        self.reply(200, value)
                     elif kind == "status":
                         self.reply(value, {"error": {"message": f"scripted {value}"}})
                     else:
@@ -77,8 +79,8 @@ class ChatServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting
 
-            def reply(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
+            def reply(self, status: int, payload: Any) -> None:
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -242,6 +244,32 @@ def test_broken_answers_are_refused_with_the_reason(server, data, content, says)
     (note,) = result.rounds[0].notes
     assert says in note
     assert result.rounds[0].prompt_tokens == 1200  # paid for, even so
+
+
+def cut_short() -> bytes:
+    reply = completion('{"candidates": [{"rules": "if confidence >')
+    reply["choices"][0]["finish_reason"] = "length"
+    return json.dumps(reply).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"[1, 2]", "not a chat completion"),
+        (b'{"choices": [{"index": 0, "message": null}]}', "not a chat completion"),
+        (
+            json.dumps({**completion(""), "choices": [{"message": {"refusal": "no"}}]}).encode(),
+            "the model refused: no",
+        ),
+        (cut_short(), "stopped at the token limit"),
+    ],
+)
+def test_unreadable_replies_are_refused_with_the_reason(server, data, body, says) -> None:
+    server.script = [("raw", body)]
+    result = run(data, proposer(server))
+    assert result.candidates == []
+    (note,) = result.rounds[0].notes
+    assert says in note
 
 
 def test_429_and_500_are_retried_with_backoff(server, data) -> None:

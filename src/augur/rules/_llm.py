@@ -190,6 +190,8 @@ class LLMProposer:
                 f"{_short(str(exc.message))}",
                 started,
             )
+        except openai.APIError as exc:  # a reply the client could not read
+            return self._failed(f"{self.name}: {_short(str(exc))}", started)
         self.breaker.success()
         usage = getattr(response, "usage", None)
         prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
@@ -211,11 +213,17 @@ class LLMProposer:
             out.cost,
             out.seconds,
         )
-        content = response.choices[0].message.content if response.choices else None
+        content, trouble = _content(response)
+        if content is None:
+            out.notes.append(f"{self.name}: {trouble}")
+            return out
         try:
-            answer = _Answer.model_validate(json.loads(content or ""))
+            answer = _Answer.model_validate(json.loads(content))
         except json.JSONDecodeError as exc:
-            out.notes.append(f"{self.name}: the answer is not JSON ({exc.msg}, at {exc.pos})")
+            out.notes.append(
+                f"{self.name}: the answer is not JSON ({exc.msg}, at {exc.pos})"
+                + (f"; {trouble}" if trouble else "")
+            )
             return out
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -245,6 +253,24 @@ class LLMProposer:
         answer = self.fallback.propose(request)
         answer.notes.insert(0, note)
         return answer
+
+
+def _content(response: Any) -> tuple[str | None, str | None]:
+    """The answer's text, or None and why there is none; with the text, a warning when
+    the model stopped at the token limit (the JSON is then likely cut short)."""
+    try:
+        choice = response.choices[0]
+        content = choice.message.content
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None, "the reply is not a chat completion (no choices[0].message)"
+    if content is None:
+        refusal = getattr(choice.message, "refusal", None)
+        return None, f"the model refused: {_short(str(refusal))}" if refusal else "no content"
+    if not isinstance(content, str):
+        return None, "the reply's content is not text"
+    if getattr(choice, "finish_reason", None) == "length":
+        return content, "it stopped at the token limit (AUGUR_LLM_MAX_OUTPUT_TOKENS)"
+    return content, None
 
 
 def _user_prompt(request: ProposalRequest) -> str:
