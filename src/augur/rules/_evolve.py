@@ -81,7 +81,18 @@ class Evolution:
         counted = f"{tried} candidate(s) tried, {backtested} parsed and backtested"
         w = self.winner
         if w is None:
-            return f"kept {self.incumbent_label}: no candidate passed the gate ({counted})."
+            kept = f"kept {self.incumbent_label}: no candidate passed the gate ({counted})"
+            judged = [c for c in self.candidates if c.verdict is not None]
+            if not judged:
+                return kept + "."
+            best = max(judged, key=lambda c: c.verdict.difference)  # type: ignore[union-attr]
+            v = best.verdict
+            assert v is not None and v.interval is not None
+            return (
+                f"{kept}; the largest difference, candidate {best.number}: {v.difference:+.3f}, "
+                f"{v.interval.level:.1%} interval [{v.interval.low:+.3f}, {v.interval.high:+.3f}]"
+                f" — {v.reason}."
+            )
         assert w.trial is not None and w.verdict is not None and w.verdict.interval
         ci = w.verdict.interval
         return (
