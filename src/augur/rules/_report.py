@@ -52,6 +52,8 @@ def write_evolution_report(result: Evolution, path: Path) -> Path:
         f"{gate.min_trades} trades, and no symbol's maximum drawdown deepens by more than "
         f"{gate.max_drawdown_worsening:g} percentage points.</p>",
     ]
+    if result.incumbent is not None:
+        parts.append(f"<p>Incumbent rules:</p><pre>{html.escape(result.incumbent.rules)}</pre>")
     if result.adopted_path is not None:
         parts.append(f"<p>Written: <code>{html.escape(str(result.adopted_path))}</code></p>")
     parts += ["<h2>Candidates</h2>", _candidates_table(result)]
