@@ -22,6 +22,9 @@ augur models list
 step "purged walk-forward backtest with baselines (HTML report)"
 augur backtest --quick
 
+step "decision rules: one evolution round offline (local proposer), judged walk-forward; the gate's verdict"
+augur rules evolve --local --rounds 1
+
 step "Monte Carlo: 1,000,000 paths of the decision rules over the out-of-sample outcomes"
 augur simulate --n 1000000 --seed 7
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import augur
 
-FRAMEWORKS = frozenset({"bentoml", "ray", "kopf", "feast"})
+FRAMEWORKS = frozenset({"bentoml", "ray", "kopf", "feast", "openai"})
 CORE = Path(augur.__file__).parent
 ADAPTERS_INSIDE_CORE = ("cli",)
 
