@@ -157,7 +157,7 @@ def build_service(
             decision_config,
             overrides=settings.decision_overrides,
         )
-        routing = _routing(settings, routing_table, models, closers)
+        routing = _routing(settings, routing_table, models, closers, metrics)
         weights = _shared_weights(settings, prediction_log, models, metrics)
         shadow = None
         if shadow_worker:
@@ -292,16 +292,19 @@ def _routing(
     table: RoutingTable | None,
     models: ModelRegistry,
     closers: list[Callable[[], None]],
+    metrics: Any = None,
 ) -> RoutingTableFile | StaticRouting:
     """The fixed table given, else the watched file, else the latest model version."""
     if table is not None:
         return StaticRouting(table)
     if settings.routing_table is None:
         return StaticRouting(RoutingTable.single(resolve_tag(f"{settings.model_name}:latest")))
+    rejected = getattr(metrics, "routing_rejected", None)
     watcher = RoutingTableFile(
         settings.routing_table,
         interval=settings.routing_reload_seconds,
         on_change=lambda t: models.ensure(t.model_tags()),
+        on_reject=rejected.inc if rejected is not None else None,
     )
     watcher.start()
     closers.append(watcher.stop)

@@ -227,10 +227,12 @@ class RoutingTableFile:
         *,
         interval: float = 1.0,
         on_change: Callable[[RoutingTable], None] | None = None,
+        on_reject: Callable[[], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.interval = interval
         self.on_change = on_change
+        self.on_reject = on_reject  # e.g. a metric: a refused file is otherwise only a log line
         self._signature: tuple[int, int, int] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -265,6 +267,7 @@ class RoutingTableFile:
             self.rejected += 1
             self.last_error = f"{self.path}: routing table file disappeared"
             log.error("%s; keeping the last good table", self.last_error)
+            self._rejected()
             return False
         try:
             table = load_routing_table(self.path)
@@ -276,6 +279,7 @@ class RoutingTableFile:
             self.rejected += 1
             self.last_error = str(exc)
             log.error("routing table refused, keeping the last good table: %s", exc)
+            self._rejected()
             return False
         self.router = Router(table)
         self.loaded_at = datetime.now(UTC)
@@ -288,6 +292,10 @@ class RoutingTableFile:
             f", shadow {table.shadow.name} {table.shadow.percent:g}%" if table.shadow else "",
         )
         return True
+
+    def _rejected(self) -> None:
+        if self.on_reject is not None:
+            self.on_reject()
 
     def start(self) -> None:
         """Poll the file in a daemon thread."""

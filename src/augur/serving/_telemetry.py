@@ -101,6 +101,12 @@ class ServingMetrics:
             "Predictions not logged because the log's buffer was full (its writer was behind).",
             registry=reg,
         )
+        self.routing_rejected = Counter(
+            "augur_routing_table_rejected",
+            "Routing table files refused (unreadable, invalid, or naming a version that "
+            "cannot be loaded); the last good table stays in force.",
+            registry=reg,
+        )
         self.store_errors = Counter(
             "augur_online_store_errors",
             "Online feature store reads that failed (answered 503).",
