@@ -63,9 +63,13 @@ _SIZING = {
     "volatility_scale": volatility_scale,
 }
 drawdown_of = _compiled(_step.drawdown_of)
-signal_terms = _compiled(_step.signal_terms, **_SIZING)
-entry = _compiled(_step.entry, **_SIZING)
-step = _compiled(_step.step, **_SIZING, signal_terms=signal_terms, entry=entry)
+signal_gate = _compiled(_step.signal_gate)
+cooling_down = _compiled(_step.cooling_down)
+risk_blocks = _compiled(_step.risk_blocks, cooling_down=cooling_down)
+_STAGES = {"signal_gate": signal_gate, "cooling_down": cooling_down, "risk_blocks": risk_blocks}
+signal_terms = _compiled(_step.signal_terms, **_SIZING, **_STAGES)
+entry = _compiled(_step.entry, **_SIZING, **_STAGES)
+step = _compiled(_step.step, **_SIZING, **_STAGES, signal_terms=signal_terms, entry=entry)
 _EXIT_POSITION = _step.EXIT_POSITION
 _ENTER_LONG = _step.ENTER_LONG
 _ENTER_SHORT = _step.ENTER_SHORT

@@ -15,6 +15,7 @@ cool-down, or a time limit and a reversal); :data:`REASON_BITS` lists them in th
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from augur.decision._sizing import drawdown_scale, kelly_size, payoff_ratio, volatility_scale
@@ -109,9 +110,12 @@ def rules_of(config: Any) -> Rules:
 
 
 def drawdown_of(equity: float, peak_equity: float) -> float:
-    """Drawdown from peak as a fraction (1 when the peak is not positive)."""
-    if peak_equity <= 0.0:
-        return 1.0
+    """Drawdown from a positive peak as a fraction (0 at or above the peak).
+
+    For accounts whose peak cannot fall to 0 (the sweep's starts at 1 and only rises):
+    without a test for a non-positive peak, the compiled sweep computes it only on the
+    bars whose decision reads it (a sixth less time per bar than with the test).
+    """
     dd = 1.0 - equity / peak_equity
     return dd if dd > 0.0 else 0.0
 
@@ -128,6 +132,35 @@ def entry_kelly(
     """The signal's capped fractional-Kelly size (before the account's scaling)."""
     b = payoff_ratio(direction, q05, q95, max_payoff_ratio)
     return kelly_size(probability, b, kelly_fraction, max_position_size)
+
+
+def signal_gate(direction: int, confidence: float, rules: Rules) -> int:
+    """The confidence gate: 0 when the signal passes, else its reason bit."""
+    if direction == 0:
+        return FLAT_SIGNAL
+    if not confidence >= rules[0]:  # NaN fails too
+        return CONFIDENCE_BELOW_THRESHOLD
+    return 0
+
+
+def cooling_down(consecutive_losses: int, bars_since_loss: int, rules: Rules) -> bool:
+    """Whether the cool-down after ``cooldown_losses`` consecutive losses is running."""
+    cooldown_losses = rules[6]
+    # "&" rather than "and": no short-circuit jumps (see entry())
+    return (
+        (cooldown_losses > 0)
+        & (consecutive_losses >= cooldown_losses)
+        & (bars_since_loss < rules[7])
+    )
+
+
+def risk_blocks(
+    drawdown: float, consecutive_losses: int, bars_since_loss: int, rules: Rules
+) -> int:
+    """The risk stage: 0 when it allows new exposure, else the bits of what forbids it
+    (the drawdown limit reached, the cool-down running)."""
+    limit = DRAWDOWN_LIMIT if drawdown >= rules[4] else 0
+    return limit | (COOLDOWN if cooling_down(consecutive_losses, bars_since_loss, rules) else 0)
 
 
 def signal_terms(
@@ -147,22 +180,11 @@ def signal_terms(
     volatility-regime multiplier (1 with volatility scaling off). The Monte Carlo
     computes these once per outcome; :func:`step` computes them on every call.
     """
-    thr, kelly_fraction, max_payoff_ratio, max_position_size = (
-        rules[0],
-        rules[1],
-        rules[2],
-        rules[3],
-    )
-    if direction == 0:
-        gate = FLAT_SIGNAL
-    elif not confidence >= thr:  # NaN fails too
-        gate = CONFIDENCE_BELOW_THRESHOLD
-    else:
-        gate = 0
+    gate = signal_gate(direction, confidence, rules)
     kelly = 0.0
     if gate == 0:  # only a signal that passes the gate needs the Kelly size
-        b = payoff_ratio(direction, q05, q95, max_payoff_ratio)
-        kelly = kelly_size(probability, b, kelly_fraction, max_position_size)
+        b = payoff_ratio(direction, q05, q95, rules[2])
+        kelly = kelly_size(probability, b, rules[1], rules[3])
     scale = 1.0
     if rules[8]:  # volatility_scaling
         scale = volatility_scale(volatility, volatility_ref, rules[9])
@@ -184,6 +206,9 @@ def entry(
 ) -> tuple[int, float, int]:
     """A flat position's decision from :func:`signal_terms` and the account.
 
+    ``gate``, ``kelly`` and ``vol_scale`` as :func:`signal_terms` returns them (no Kelly
+    size when the gate fails).
+
     The gate first, then the risk stage (drawdown limit, cool-down: no new exposure),
     then the Kelly size scaled by drawdown and volatility regime and capped by the
     position size and the three rooms. Every rule's outcome is computed straight
@@ -192,48 +217,47 @@ def entry(
     """
     max_position_size = rules[3]
     max_drawdown = rules[4]
-    cooldown_losses = rules[6]
-    # "&" rather than "and" between conditions: no short-circuit jumps (see above)
-    cooling = (
-        (cooldown_losses > 0)
-        & (consecutive_losses >= cooldown_losses)
-        & (bars_since_loss < rules[7])
+    cooling = cooling_down(consecutive_losses, bars_since_loss, rules)
+    blocks = risk_blocks(drawdown, consecutive_losses, bars_since_loss, rules)
+    dd_scale = drawdown_scale(drawdown, rules[5], max_drawdown)  # 0 at the limit
+    scaled = kelly * dd_scale
+    wanted = scaled * vol_scale  # x1.0 is exact: an unscaled size stays as it is
+    # Capped by the position size and by the room each exposure limit leaves for this
+    # symbol: the tightest of them (the same as capping by each in turn).
+    cap = symbol_room if max_position_size > symbol_room else max_position_size
+    cap = heat_room if cap > heat_room else cap
+    cap = correlated_room if cap > correlated_room else cap
+    size = cap if wanted > cap else wanted
+    # Whether it enters, with as few tests as possible after the drawdown's scaling (in
+    # the Monte Carlo they sit on the chain from one step's equity to the next): a failed
+    # gate leaves no Kelly size (signal_terms) and the drawdown limit a zero scale, so
+    # "scaled" covers them and a non-positive Kelly size; a used-up room leaves "size" at
+    # most MIN_SIZE.
+    enters = (
+        (not cooling)
+        & (scaled > MIN_SIZE)
+        & (size > MIN_SIZE)  # NaN and -inf fail it
+        & (size < math.inf)
     )
-    blocks = (DRAWDOWN_LIMIT if drawdown >= max_drawdown else 0) | (COOLDOWN if cooling else 0)
-    dd_scale = drawdown_scale(drawdown, rules[5], max_drawdown)
+    # What bound the size, for the reasons: the caps in turn.
     scaling = (DRAWDOWN_SCALING if dd_scale < 1.0 else 0) | (
         VOLATILITY_SCALING if vol_scale != 1.0 else 0
     )
-    size = kelly * dd_scale * vol_scale  # x1.0 is exact: an unscaled size stays as it is
-    size = max_position_size if size > max_position_size else size
-    # Exposure caps: how much room each limit leaves for this symbol.
-    symbol_hit = size > symbol_room
-    size = symbol_room if symbol_hit else size
-    heat_hit = size > heat_room
-    size = heat_room if heat_hit else size
-    correlated_hit = size > correlated_room
-    size = correlated_room if correlated_hit else size
+    capped = max_position_size if wanted > max_position_size else wanted
+    symbol_hit = capped > symbol_room
+    capped = symbol_room if symbol_hit else capped
+    heat_hit = capped > heat_room
+    capped = heat_room if heat_hit else capped
+    correlated_hit = capped > correlated_room
     limited = (
         scaling
         | (EXPOSURE_CAP if symbol_hit else 0)
         | (PORTFOLIO_HEAT if heat_hit else 0)
         | (CORRELATED_EXPOSURE if correlated_hit else 0)
     )
-
     symbol_used_up = symbol_hit & (symbol_room <= MIN_SIZE)
     heat_used_up = heat_hit & (heat_room <= MIN_SIZE)
     correlated_used_up = correlated_hit & (correlated_room <= MIN_SIZE)
-    enters = (
-        (gate == 0)
-        & (blocks == 0)
-        & (kelly > MIN_SIZE)
-        & (kelly * dd_scale > MIN_SIZE)
-        & (not symbol_used_up)
-        & (not heat_used_up)
-        & (not correlated_used_up)
-        & (size - size == 0.0)  # NaN and inf fail it
-        & (size > MIN_SIZE)
-    )
     out = size if enters else 0.0
     action = RISK_REJECTED
     if gate != 0:
@@ -242,7 +266,7 @@ def entry(
         reasons = blocks
     elif not kelly > MIN_SIZE:
         action, reasons = NO_ACTION, KELLY_NON_POSITIVE
-    elif kelly * dd_scale <= MIN_SIZE:  # at the limit up to rounding (1 - 0.8 < 0.2)
+    elif scaled <= MIN_SIZE:  # at the limit up to rounding (1 - 0.8 < 0.2)
         reasons = DRAWDOWN_NO_ROOM
     elif symbol_used_up:
         reasons = scaling | EXPOSURE_CAP_USED_UP
@@ -311,11 +335,17 @@ def step(
         if reasons != 0:
             return EXIT_POSITION, abs(position_size), reasons
         return NO_ACTION, 0.0, HOLDING
+    # A failed gate or a refusing risk stage is what entry() would say too; a bar-by-bar
+    # loop is quicker for the jump, and sizes only the signals that may be entered.
+    gate = signal_gate(direction, confidence, rules)
+    if gate != 0:
+        return NO_ACTION, 0.0, gate
+    blocks = risk_blocks(drawdown, consecutive_losses, bars_since_loss, rules)
+    if blocks != 0:
+        return RISK_REJECTED, 0.0, blocks
     gate, kelly, vol_scale = signal_terms(
         direction, probability, confidence, q05, q95, volatility, volatility_ref, rules
     )
-    if gate != 0:  # what entry() would say too; a bar-by-bar loop is quicker for the jump
-        return NO_ACTION, 0.0, gate
     return entry(
         drawdown,
         consecutive_losses,
