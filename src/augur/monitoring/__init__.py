@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from augur.monitoring.log import (
         ROLES,
         LogStats,
+        LogUnavailable,
         PredictionLog,
         PredictionRecord,
         UnknownRequestIdError,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     "ROLES": "augur.monitoring.log",
     "LogStats": "augur.monitoring.log",
+    "LogUnavailable": "augur.monitoring.log",
     "PredictionLog": "augur.monitoring.log",
     "PredictionRecord": "augur.monitoring.log",
     "UnknownRequestIdError": "augur.monitoring.log",
@@ -61,6 +63,7 @@ __all__ = [
     "DriftMonitor",
     "DriftResult",
     "LogStats",
+    "LogUnavailable",
     "PredictionLog",
     "PredictionRecord",
     "ServingSummary",

@@ -27,6 +27,7 @@ from augur.serving._batcher import NaturalBatcher
 from augur.serving._errors import (
     AccountStoreUnavailableError,
     PredictionLogOffError,
+    PredictionLogUnavailableError,
     StoreUnavailableError,
     UnknownSymbolError,
     WeightsUnavailableError,
@@ -237,6 +238,8 @@ class DecisionApp:
             store = "account store"
         elif isinstance(exc, WeightsUnavailableError):
             store = "prediction log (member weights)"
+        elif isinstance(exc, PredictionLogUnavailableError):
+            store = "prediction log"
         else:
             store = "online feature store"
         return HTTPError(
@@ -301,7 +304,11 @@ class DecisionApp:
             out = await anyio.to_thread.run_sync(self.pipeline.record_outcome, req, who)
         except (UnknownRequestIdError, PredictionLogOffError) as exc:
             raise HTTPError(404, "unknown_request_id", str(exc)) from None
-        except (AccountStoreUnavailableError, WeightsUnavailableError) as exc:
+        except (
+            AccountStoreUnavailableError,
+            WeightsUnavailableError,
+            PredictionLogUnavailableError,
+        ) as exc:
             raise self._store_down(exc) from None
         except ValueError as exc:
             raise HTTPError(422, "validation_error", f"realized_return: {exc}") from None

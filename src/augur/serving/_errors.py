@@ -30,6 +30,11 @@ class WeightsUnavailableError(StoreUnavailableError):
     by an outcome (HTTP 503: post the outcome again)."""
 
 
+class PredictionLogUnavailableError(StoreUnavailableError):
+    """The prediction log's database cannot be reached, so an outcome cannot be joined
+    now (HTTP 503: post it again)."""
+
+
 class PredictionLogOffError(LookupError):
     """An outcome was posted to a service that keeps no prediction log (HTTP 404)."""
 
@@ -47,6 +52,7 @@ class PredictionLogOffError(LookupError):
 __all__ = [
     "AccountStoreUnavailableError",
     "PredictionLogOffError",
+    "PredictionLogUnavailableError",
     "StoreUnavailableError",
     "UnknownSymbolError",
     "WeightsUnavailableError",

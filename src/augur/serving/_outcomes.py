@@ -21,6 +21,7 @@ from typing import Any
 from augur.serving._errors import (
     AccountStoreUnavailableError,
     PredictionLogOffError,
+    PredictionLogUnavailableError,
     WeightsUnavailableError,
 )
 from augur.serving._ports import AccountStore, Clock, Metrics, PredictionSink
@@ -98,12 +99,15 @@ def record_outcome(
 ) -> OutcomeResponse:
     """Join a realised return to a logged request. Raises
     :class:`~augur.monitoring.UnknownRequestIdError` when no prediction has its id."""
-    from augur.monitoring import UnknownRequestIdError
+    from augur.monitoring import LogUnavailable, UnknownRequestIdError
 
     if prediction_log is None:
         raise PredictionLogOffError(req.request_id)
     retry = metrics is not None and outcome_known(prediction_log, req.request_id)
-    matched = bool(prediction_log.log_outcome(req.request_id, req.realized_return, caller))
+    try:
+        matched = bool(prediction_log.log_outcome(req.request_id, req.realized_return, caller))
+    except LogUnavailable as exc:  # a database outage: the caller posts it again
+        raise PredictionLogUnavailableError(str(exc)) from None
     if metrics is not None:
         metrics.outcome_posted(matched)
     audit.info(

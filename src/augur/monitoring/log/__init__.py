@@ -12,11 +12,12 @@ from __future__ import annotations
 from augur.monitoring.log._engine import default_log_url
 from augur.monitoring.log._log import PredictionLog, UnknownRequestIdError
 from augur.monitoring.log._schema import ROLES, PredictionRecord, features_digest
-from augur.monitoring.log._writer import LogStats
+from augur.monitoring.log._writer import LogStats, LogUnavailable
 
 __all__ = [
     "ROLES",
     "LogStats",
+    "LogUnavailable",
     "PredictionLog",
     "PredictionRecord",
     "UnknownRequestIdError",

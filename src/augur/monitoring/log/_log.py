@@ -5,9 +5,10 @@ stores drift statistics, and answers the reads."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from augur.monitoring.log import _queries
 from augur.monitoring.log._engine import open_engine
 from augur.monitoring.log._insert import insert_drift, insert_outcome, insert_predictions
 from augur.monitoring.log._schema import PredictionRecord
-from augur.monitoring.log._writer import BatchWriter, LogStats
+from augur.monitoring.log._writer import BatchWriter, LogStats, LogUnavailable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,6 +27,25 @@ if TYPE_CHECKING:
 
 # How often log_outcome looks again for a prediction another worker has yet to write.
 _OUTCOME_POLL_SECONDS = 0.05
+
+
+@contextlib.contextmanager
+def _unreachable_as_unavailable(engine: Any) -> Iterator[None]:
+    """A lost or refused connection to a database server as :class:`LogUnavailable`
+    (the writer keeps the batch for later, an outcome is answered 503); every other
+    error as it is. SQLite has no server to lose: its errors stay errors."""
+    import sqlalchemy as sa
+
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        server = engine.dialect.name != "sqlite"
+        if exc.connection_invalidated or (
+            server and isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
+        ):
+            cause = str(exc.orig or exc).strip().splitlines()
+            raise LogUnavailable(cause[0] if cause else type(exc).__name__) from exc
+        raise
 
 
 class UnknownRequestIdError(KeyError):
@@ -126,7 +146,8 @@ class PredictionLog:
         return self._writer.stats
 
     def _insert_batch(self, batch: list[PredictionRecord]) -> tuple[int, int]:
-        return insert_predictions(self.engine, batch)
+        with _unreachable_as_unavailable(self.engine):
+            return insert_predictions(self.engine, batch)
 
     # --- member probabilities and shared weights ----------------------------------------
     def log_member_probs(
@@ -147,7 +168,8 @@ class PredictionLog:
     def _insert_members(self, batch: list[Any]) -> tuple[int, int]:
         from augur.monitoring.log._weights import insert_member_probs
 
-        return insert_member_probs(self.engine, batch)
+        with _unreachable_as_unavailable(self.engine):
+            return insert_member_probs(self.engine, batch)
 
     def member_probs(self, model_version: str, features_digest: str) -> MemberProbs | None:
         """The member probabilities logged for (version, feature row), waiting as
@@ -215,11 +237,17 @@ class PredictionLog:
 
         Returns False when no prediction carries ``request_id`` (the service answers 404);
         :meth:`record_outcome` raises :class:`UnknownRequestIdError` instead. Posting again
-        for the same request replaces the earlier outcome (idempotent retries).
+        for the same request replaces the earlier outcome (idempotent retries). Raises
+        :class:`LogUnavailable` when the database cannot be reached, or the prediction is
+        not found while the rows of an outage are still being written.
         """
         if not isinstance(realized_return, int | float) or not math.isfinite(realized_return):
             raise ValueError(f"realized_return must be a finite number, got {realized_return!r}")
         value = float(realized_return)
+        with _unreachable_as_unavailable(self.engine):
+            return self._join_outcome(request_id, value, caller)
+
+    def _join_outcome(self, request_id: str, value: float, caller: str) -> bool:
         if insert_outcome(self.engine, request_id, value, caller):
             return True
         # The prediction may still be in this log's buffer (or be written just now):
@@ -234,6 +262,11 @@ class PredictionLog:
             time.sleep(min(_OUTCOME_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
             if insert_outcome(self.engine, request_id, value, caller):
                 return True
+        if self._writer.catching_up:
+            raise LogUnavailable(
+                f"request_id {request_id!r} is not in the log yet: its rows of a database "
+                "outage are still being written"
+            )
         return False
 
     def record_outcome(self, request_id: str, realized_return: float, caller: str = "") -> None:

@@ -18,7 +18,19 @@ from augur.monitoring.log._schema import PredictionRecord
 log = logging.getLogger(__name__)
 
 Write = Callable[[list[PredictionRecord]], tuple[int, int]]
-"""Writes a batch; returns (written, failed)."""
+"""Writes a batch; returns (written, failed), or raises :class:`LogUnavailable` to keep it."""
+
+# How long the writer waits before it tries an unreachable database again, at most.
+_MAX_BACKOFF = 1.0
+# How long after a database outage the writers may still hold rows of it (this one's, or
+# another worker's): an outcome whose prediction is not found meanwhile is asked again
+# later (503), not called unknown.
+_CATCH_UP_SECONDS = 10.0
+
+
+class LogUnavailable(Exception):
+    """The database cannot be reached now (down, restarting): the batch is kept in the
+    buffer and written once it is back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +48,10 @@ class BatchWriter:
     """A bounded buffer of records and the thread that writes it in batches.
 
     ``write`` is called on the writer thread with up to ``batch_size`` records; an
-    exception from it fails that batch (counted and logged), never the writer. Once a
+    exception from it fails that batch (counted and logged), never the writer, except
+    :class:`LogUnavailable`: the batch goes back to the front of the buffer and is tried
+    again after a backoff (up to 1 s), so rows of a database outage are written once it
+    ends; meanwhile the buffer fills, and records beyond it are dropped (counted). Once a
     record arrives the thread waits ``linger`` seconds for more, then writes what is
     buffered. After each write it warns of records dropped (see :meth:`warn_drops`).
     The thread runs at normal priority: running it at Linux's idle priority bought
@@ -78,6 +93,9 @@ class BatchWriter:
         self._thread: threading.Thread | None = None
         self._warned_at = -math.inf
         self._warned_drops = 0
+        self._backoff = 0.0  # > 0 while the database is unreachable
+        self._back_at = -math.inf  # when it was reachable again after an outage
+        self._halt = threading.Event()  # set by stop: no more waiting out a backoff
 
     def start(self) -> None:
         """Start the writer thread (again, if it has stopped)."""
@@ -109,15 +127,20 @@ class BatchWriter:
         """Wait until everything enqueued so far is written (or failed). False on timeout.
         Without a running writer thread the records are written on the calling thread."""
         deadline = time.monotonic() + timeout
+        # What is enqueued now, not an empty buffer: under a steady load the buffer is
+        # never empty, and a flush waiting for that would wait out its timeout.
+        with self._lock:
+            target = self._taken + len(self._queue)
         while True:
             with self._lock:
-                if not self._queue and self._taken == self._settled:
+                if self._settled >= target:
                     return True
             if time.monotonic() > deadline:
                 return False
             if self._thread is None or not self._thread.is_alive():
-                while self._queue:
-                    self._write_buffered()
+                self._write_buffered()
+                if self._backoff:
+                    self._halt.wait(min(self._backoff, max(0.0, deadline - time.monotonic())))
                 continue
             self._hurry = True
             self._wake.set()
@@ -127,6 +150,7 @@ class BatchWriter:
         """Refuse new records, write what is buffered and end the thread."""
         self.closed = True
         self._stopping = True
+        self._halt.set()
         self._wake.set()
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout)
@@ -160,6 +184,8 @@ class BatchWriter:
                 wake.clear()
             self._write_buffered()
             self.warn_drops()
+            if self._backoff and not self._stopping:
+                self._halt.wait(self._backoff)  # the database is down: not every linger
 
     def warn_drops(self) -> None:
         """Warn when records were dropped (the buffer was full) since the last warning, at
@@ -187,7 +213,8 @@ class BatchWriter:
             if not batch:
                 break
             n -= len(batch)
-            self._write(batch)
+            if not self._write(batch):
+                break  # kept for later: the database is unreachable
 
     def _take(self, n: int) -> list[PredictionRecord]:
         """``n`` records off the buffer, counted as taken in the same step (so ``flush``
@@ -198,10 +225,16 @@ class BatchWriter:
             self._taken += len(batch)
         return batch
 
-    def _write(self, batch: list[PredictionRecord]) -> None:
+    def _write(self, batch: list[PredictionRecord]) -> bool:
+        """Write ``batch``; False when it went back to the buffer (database unreachable)."""
         written, failed = 0, len(batch)
         try:
             written, failed = self._write_batch(batch)
+        except LogUnavailable as exc:
+            if not self._stopping:  # at shutdown the batch fails: no waiting for the database
+                self._keep(batch, exc)
+                return False
+            log.error("prediction log: %d rows not written at shutdown: %s", len(batch), exc)
         except Exception:
             # The log must never take the service down: count and carry on.
             log.exception("prediction log: writing %d rows failed", len(batch))
@@ -210,3 +243,28 @@ class BatchWriter:
                 self._written += written
                 self._failed += failed
                 self._settled += len(batch)
+        if self._backoff:
+            log.warning("prediction log: the database is back; writing the buffered rows")
+            self._backoff = 0.0
+            self._back_at = time.monotonic()
+        return True
+
+    @property
+    def catching_up(self) -> bool:
+        """The database is unreachable, or was until a few seconds ago: rows of the outage
+        may not be written yet, here or in another worker."""
+        return bool(self._backoff) or time.monotonic() - self._back_at < _CATCH_UP_SECONDS
+
+    def _keep(self, batch: list[PredictionRecord], exc: LogUnavailable) -> None:
+        """Put ``batch`` back in front of the buffer, in order, not taken any more."""
+        with self._lock:
+            self._queue.extendleft(reversed(batch))
+            self._taken -= len(batch)
+        if not self._backoff:
+            log.warning(
+                "prediction log: the database is unreachable (%s); keeping rows in the "
+                "buffer (%d rows at most) and retrying",
+                exc,
+                self.max_queue,
+            )
+        self._backoff = min(_MAX_BACKOFF, max(0.1, 2 * self._backoff))
