@@ -16,6 +16,7 @@ multiply-xorshift round per draw — cheap enough to keep the inner loop tight.
 
 from __future__ import annotations
 
+import operator
 import types
 from pathlib import Path
 from typing import Any
@@ -151,11 +152,11 @@ RULE_FIELDS = (
 
 def rule_rows(configs: Any) -> np.ndarray:
     """One float row per ``DecisionConfig``: :data:`RULE_FIELDS` then the exit-units flag."""
-    rows = np.empty((len(configs), len(RULE_FIELDS) + 1))
-    for c, cfg in enumerate(configs):
-        rows[c, : len(RULE_FIELDS)] = [float(getattr(cfg, name)) for name in RULE_FIELDS]
-        rows[c, len(RULE_FIELDS)] = 1.0 if cfg.exit_units == "volatility" else 0.0
-    return rows
+    fields = operator.attrgetter(*RULE_FIELDS)
+    return np.array(
+        [(*fields(cfg), 1.0 if cfg.exit_units == "volatility" else 0.0) for cfg in configs],
+        dtype=np.float64,
+    ).reshape(len(configs), len(RULE_FIELDS) + 1)
 
 
 @njit(cache=True, inline="always")
