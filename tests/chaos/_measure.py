@@ -51,6 +51,14 @@ class Run:
     def ids(self, rows: np.ndarray) -> set[str]:
         return {_load.request_id(self.plan.run, int(i)) for i in rows[:, INDEX]}
 
+    def sent_at(self) -> dict[str, float]:
+        """Each decide request's id → when it was sent."""
+        d = self.decides
+        run = self.plan.run
+        return {
+            _load.request_id(run, int(i)): t for i, t in zip(d[:, INDEX], d[:, SENT], strict=True)
+        }
+
     def answered(self, kind: int = DECIDE) -> set[str]:
         """Request ids of ``kind`` answered 200."""
         rows = self.decides if kind == DECIDE else self.outcomes
@@ -154,10 +162,24 @@ def errors_text(run: Run) -> str:
     return " ".join(f"{label.get(s, s)}×{n:,}" for s, n in sorted(counts.items(), reverse=True))
 
 
-def recovery_seconds(run: Run, since: float) -> float:
-    """Seconds from ``since`` (a wall time) until every decide sent afterwards was answered
-    200: 0 when none failed after it; inf when the last one sent still failed."""
-    after = run.decides[run.decides[:, SENT] >= since]
+def failures_text(run: Run, since: float, rows: np.ndarray | None = None) -> str:
+    """When the failed requests were sent, relative to ``since``: per status, the first
+    and the last (for a scenario's notes)."""
+    rows = run.records if rows is None else rows
+    failed = rows[rows[:, STATUS] != 200]
+    parts = []
+    for status in sorted({int(s) for s in failed[:, STATUS]}):
+        t = failed[failed[:, STATUS] == status][:, SENT] - since
+        parts.append(f"{status}×{len(t)} sent {t.min():+.2f}..{t.max():+.2f} s")
+    return "; ".join(parts) or "no failures"
+
+
+def recovery_seconds(run: Run, since: float, rows: np.ndarray | None = None) -> float:
+    """Seconds from ``since`` (a wall time) until every request sent afterwards (of
+    ``rows``; the decides by default) was answered 200: 0 when none failed after it; inf
+    when the last one sent still failed."""
+    rows = run.decides if rows is None else rows
+    after = rows[rows[:, SENT] >= since]
     bad = after[after[:, STATUS] != 200]
     if len(bad) == 0:
         return 0.0
