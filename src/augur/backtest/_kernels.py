@@ -306,14 +306,14 @@ def _simulate_chunk(
                     since_loss[lane],
                     int(outcomes[i, OUTCOME_DIRECTION]),
                     int(outcomes[i, OUTCOME_GATE]),
-                    outcomes[i, OUTCOME_KELLY],
+                    # a stopped path has no size to take (off the chain through the rules)
+                    outcomes[i, OUTCOME_KELLY] if alive[lane] else 0.0,
                     outcomes[i, OUTCOME_VOLATILITY_SCALE],
                     symbol_room,
                     heat_room,
                     correlated_room,
                     thresholds,
                 )
-                size = size if alive[lane] else 0.0
                 r = size * (outcomes[i, OUTCOME_SIGNED_RETURN] - cost)
                 e = eq[lane] * (1.0 + r)
                 eq[lane] = e

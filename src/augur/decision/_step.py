@@ -220,7 +220,8 @@ def entry(
     cooling = cooling_down(consecutive_losses, bars_since_loss, rules)
     blocks = risk_blocks(drawdown, consecutive_losses, bars_since_loss, rules)
     dd_scale = drawdown_scale(drawdown, rules[5], max_drawdown)  # 0 at the limit
-    scaled = kelly * dd_scale
+    # a cool-down leaves no Kelly size to scale (decided before the drawdown's scaling)
+    scaled = (0.0 if cooling else kelly) * dd_scale
     wanted = scaled * vol_scale  # x1.0 is exact: an unscaled size stays as it is
     # Capped by the position size and by the room each exposure limit leaves for this
     # symbol: the tightest of them (the same as capping by each in turn).
@@ -229,13 +230,12 @@ def entry(
     cap = correlated_room if cap > correlated_room else cap
     size = cap if wanted > cap else wanted
     # Whether it enters, with as few tests as possible after the drawdown's scaling (in
-    # the Monte Carlo they sit on the chain from one step's equity to the next): a failed
-    # gate leaves no Kelly size (signal_terms) and the drawdown limit a zero scale, so
-    # "scaled" covers them and a non-positive Kelly size; a used-up room leaves "size" at
-    # most MIN_SIZE.
+    # the Monte Carlo each sits on the chain from one step's equity to the next): a
+    # failed gate (signal_terms) and a cool-down leave no Kelly size and the drawdown
+    # limit a zero scale, so "scaled" covers them and a non-positive Kelly size; a
+    # used-up room leaves "size" at most MIN_SIZE.
     enters = (
-        (not cooling)
-        & (scaled > MIN_SIZE)
+        (scaled > MIN_SIZE)
         & (size > MIN_SIZE)  # NaN and -inf fail it
         & (size < math.inf)
     )
