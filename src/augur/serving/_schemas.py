@@ -122,7 +122,15 @@ class DecideBatchRequest(_AccountOrId):
 class OutcomeRequest(_Strict):
     """The realised result of an earlier decision."""
 
-    request_id: str = Field(min_length=1, max_length=64, description="From the /decide answer.")
+    # The characters of every id the service hands out (its own, a client's X-Request-ID,
+    # a batch's "<id>-<n>"): anything else can match no prediction, and some (NUL) the
+    # log's database refuses outright.
+    request_id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="From the /decide answer.",
+    )
     realized_return: float = Field(description="Realised return of the decision (0.01 = 1%).")
     account_id: str | None = _account_id(
         "The account the decision was made for: its open position from that decision "
