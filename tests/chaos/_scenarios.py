@@ -11,12 +11,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 
-from tests.chaos._load import CONNECTION_ERROR, DECIDE, TIMED_OUT
+from tests.chaos._load import CONNECTION_ERROR, DECIDE, OUTCOME, TIMED_OUT, request_id
 from tests.chaos._measure import (
+    INDEX,
+    KIND,
     RETRY_AFTER,
     SENT,
     STATUS,
@@ -30,7 +33,7 @@ from tests.chaos._measure import (
     recovery_seconds,
     slope_per_minute,
 )
-from tests.chaos._stack import Stack
+from tests.chaos._stack import AUTH, Stack
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Scale:
     tail: float = 20.0  # load after the fault is undone
     token_requests: int = 10_000
     token_rate: float = 500.0
+    fuzz_examples: int = 500  # generated requests per operation
+    fuzz_seconds: float = 200.0  # the steady load's length beside the fuzz
     # RSS (MiB) and open fds may grow by at most this much a minute per worker over the
     # soak (after its first quarter): a longer soak tells a leak from noise more finely.
     rss_slope: float = 2.0
@@ -61,6 +66,8 @@ SHORT = Scale(
     tail=6.0,
     token_requests=2_000,
     token_rate=500.0,
+    fuzz_examples=25,
+    fuzz_seconds=10.0,
     rss_slope=10.0,
     fds_slope=10.0,
 )
@@ -243,12 +250,21 @@ def worker_kill(stack: Stack, scale: Scale, work: Path) -> Result:
     result.p99_during = p99_ms(run.window(killed_at, back_at))
     result.p99_after = p99_ms(run.window(back_at, run.at(1e9)))
     result.expect("worker" in replaced, "the killed worker was not replaced within 120 s")
+    # The killed worker's log buffer dies with it: rows of the requests it answered in
+    # the last lingers before the kill (50 ms each) are lost, no others; an outcome
+    # posted for one of those is rightly 404 (its prediction is not in the log).
+    log = logged(stack.log_url, run, expect=len(run.answered(DECIDE)))
+    lost, unjoined = result.describe_log(run, log)
     failed = run.records[run.records[:, STATUS] != 200]
-    counts = by_status(failed)
+    orphans = (failed[:, KIND] == OUTCOME) & (failed[:, STATUS] == 404)
+    orphans &= np.array([r in lost for r in _ids(run, failed)], dtype=bool)
+    counts = by_status(failed[~orphans])
     result.expect(
         set(counts) <= {CONNECTION_ERROR},
         f"failures other than the killed worker's dropped connections: {dict(counts)}",
     )
+    if orphans.any():
+        result.notes.append(f"{int(orphans.sum())} outcomes of lost rows answered 404")
     late = failed[failed[:, SENT] > killed_at + 0.2]
     result.expect(
         len(late) == 0,
@@ -261,10 +277,6 @@ def worker_kill(stack: Stack, scale: Scale, work: Path) -> Result:
         worker = replaced["worker"]
         cpu = sum(worker.cpu_times()[:2]) - float(replaced["cpu"])  # type: ignore[attr-defined,arg-type]
         result.expect(cpu > 0.2, f"the new worker did not serve ({cpu:.2f} s of CPU after start)")
-    # The killed worker's log buffer dies with it: rows of the requests it answered in
-    # the last lingers before the kill (50 ms each) are lost, no others.
-    log = logged(stack.log_url, run, expect=len(run.answered(DECIDE)))
-    lost, unjoined = result.describe_log(run, log)
     sent = run.sent_at()
     early = sorted(r for r in lost if sent[r] < killed_at - BUFFER_SECONDS)
     late = sorted(r for r in lost if sent[r] > killed_at)
@@ -276,6 +288,11 @@ def worker_kill(stack: Stack, scale: Scale, work: Path) -> Result:
     )
     result.expect(not unjoined, f"{len(unjoined)} outcomes answered 200 are not joined")
     return result
+
+
+def _ids(run: Run, rows: np.ndarray) -> list[str]:
+    """The request id of each row (an outcome's: the request it answers), in order."""
+    return [request_id(run.plan.run, int(i)) for i in rows[:, INDEX]]
 
 
 def _table_watch(stack: Stack) -> tuple[int, str]:
@@ -486,6 +503,86 @@ def bad_tokens(stack: Stack, scale: Scale, work: Path) -> Result:
     return result
 
 
+def _fuzz(url: str, examples: int) -> tuple[int, list[str]]:
+    """schemathesis over every operation of ``/openapi.json``, ``examples`` generated
+    requests each: (requests sent, failures: a 5xx or an answer off the schema)."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.core.result import Err
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json", headers=AUTH)
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
+    sent = [0]
+    failures: list[str] = []
+    for found in schema.get_all_operations():
+        if isinstance(found, Err):
+            failures.append(f"unreadable operation in the schema: {found.err()}")
+            continue
+        operation = found.ok()
+
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+        @given(case=operation.as_strategy())
+        def check(case: Any) -> None:
+            sent[0] += 1
+            case.call_and_validate(base_url=url, headers=AUTH, checks=checks, timeout=5)
+
+        try:
+            check()
+        except (Exception, BaseExceptionGroup) as exc:  # every operation's, not the first only
+            failures.append(f"{operation.label}: {str(exc)[:300]}")
+    return sent[0], failures
+
+
+def fuzz(stack: Stack, scale: Scale, work: Path) -> Result:
+    """schemathesis at volume (generated bodies for every operation) while the steady
+    load runs: no 5xx, every answer on the schema, and the steady load unharmed."""
+    result = Result("API fuzz (schemathesis) under load")
+    pids = sorted(w.pid for w in stack.workers())
+    fuzzed: dict[str, Any] = {}
+
+    def act() -> None:
+        fuzzed["sent"], fuzzed["failures"] = _fuzz(stack.url, scale.fuzz_examples)
+
+    run = drive(
+        stack,
+        name="fuzz",
+        rate=scale.rate / 2,
+        seconds=scale.lead + scale.fuzz_seconds,
+        work=work,
+        faults=[(scale.lead, "fuzz", act)],
+    )
+    result.describe_load(run)
+    start, end = run.events["fuzz"], run.events["fuzz_done"]
+    result.load += f" + {fuzzed.get('sent', 0):,} fuzzed in {end - start:.0f} s"
+    result.p99_during = p99_ms(run.window(start, end))
+    result.p99_after = p99_ms(run.window(end, run.at(1e9)))
+    result.recovery = 0.0
+    for failure in fuzzed.get("failures", ["the fuzzer did not run"]):
+        result.expect(False, failure)
+    counts = by_status(run.records)
+    result.expect(set(counts) == {200}, f"the steady load saw errors: {dict(counts)}")
+    now = sorted(w.pid for w in stack.workers())
+    result.expect(now == pids, f"workers were replaced during the fuzz: {pids} → {now}")
+    _check_log(result, run, stack)
+    return result
+
+
 SCENARIOS: dict[str, Callable[[Stack, Scale, Path], Result]] = {
     "soak": soak,
     "redis": redis_kill,
@@ -494,4 +591,5 @@ SCENARIOS: dict[str, Callable[[Stack, Scale, Path], Result]] = {
     "missing": missing_version,
     "pglog": log_restart,
     "tokens": bad_tokens,
+    "fuzz": fuzz,
 }
