@@ -230,11 +230,14 @@ def redis_client(url: str) -> Any:
             kwargs["password"] = value
         elif key == "ssl":
             kwargs["ssl"] = value.strip().lower() == "true"
-    client = redis.Redis(**kwargs, socket_timeout=5.0, socket_connect_timeout=5.0)
-    from augur.features._redis_online import fail_fast
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
-    fail_fast(client)  # on the request path: no backoff while Redis is down
-    return client
+    # On the request path: one immediate retry, no backoff (redis-py's default backs off
+    # 1-10 s three times, holding the worker's every request while Redis is down).
+    return redis.Redis(
+        **kwargs, socket_timeout=5.0, socket_connect_timeout=5.0, retry=Retry(NoBackoff(), 1)
+    )
 
 
 class RedisAccounts:
