@@ -222,6 +222,64 @@ class Settings(BaseSettings):
     serving_workers: int = Field(
         default=2, ge=1, description="BentoML worker processes of the decision service."
     )
+    clock: Literal["system", "feed"] = Field(
+        default="system",
+        description="The time decisions are made at: 'system' (the machine's clock) or 'feed' "
+        "(the newest bar the stream consumer has applied, read from the stream's Redis): "
+        "staleness is then measured against the feed, so a replayed history decides live.",
+    )
+
+    # --- live bars: `augur stream` ----------------------------------------------------
+    stream_url: str = Field(
+        default="",
+        description="Redis holding the bar stream, its dead letters and the feed clock "
+        "(host:port[,db=N]). Empty: AUGUR_REDIS_URL.",
+    )
+    stream_key: str = Field(default="augur:bars", description="The Redis Stream of bars.")
+    stream_group: str = Field(
+        default="augur-features",
+        description="Consumer group of the feature consumers (each bar goes to one of them).",
+    )
+    stream_dead_letter_key: str = Field(
+        default="augur:bars:dead",
+        description="Stream of the bars a rule refused, each with the rule and the reason.",
+    )
+    stream_batch: int = Field(
+        default=500,
+        ge=1,
+        le=100_000,
+        description="Most bars a consumer holds unacknowledged at once (read per round trip "
+        "and in flight): the backpressure bound.",
+    )
+    stream_block_ms: int = Field(
+        default=1000,
+        ge=1,
+        description="How long a consumer's read waits for new bars before it looks at its "
+        "pending ones and its stop signal again.",
+    )
+    stream_flush_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the bars applied online are appended to the parquet bars "
+        "dataset (and their returns to the correlation store).",
+    )
+    stream_claim_idle_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A bar another consumer has held unacknowledged this long (it died) is "
+        "claimed and applied by a live one.",
+    )
+    stream_maxlen: int = Field(
+        default=1_000_000,
+        ge=1000,
+        description="Publishing trims the bar stream to about this many entries.",
+    )
+    stream_metrics_port: int = Field(
+        default=9102,
+        ge=0,
+        le=65535,
+        description="Port of the consumer's Prometheus /metrics (0: none).",
+    )
 
     # --- Kubernetes operator (`augur operator run`) ------------------------------------
     operator_resync_seconds: float = Field(
@@ -403,6 +461,11 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def stream_redis_url(self) -> str:
+        """The Redis of the bar stream: ``stream_url``, else ``redis_url``."""
+        return self.stream_url or self.redis_url
 
     @property
     def rules_dir(self) -> Path:

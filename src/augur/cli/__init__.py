@@ -37,6 +37,7 @@ _COMMAND_MODULES: list[tuple[str, str | None]] = [
     ("augur.cli.weights", "weights"),  # augur weights show | freeze | unfreeze
     ("augur.cli.retrain", None),  # augur retrain
     ("augur.cli.rules", "rules"),  # augur rules check
+    ("augur.cli.stream", "stream"),  # augur stream publish | replay | consume
     ("augur.cli.operator", "operator"),  # augur operator run | crds
 ]
 

@@ -168,6 +168,7 @@ def build_service(
             )
             shadow = _shadow(settings, routing, metrics, list(features.feature_names), in_thread)
             closers.append(shadow.stop)
+        from augur.serving._clock import make_clock
         from augur.serving._telemetry import make_tracer
 
         pipeline = DecisionPipeline(
@@ -188,6 +189,7 @@ def build_service(
             routing_key=settings.routing_key,
             weights=weights,
             rule_set=rules.label if rules is not None else None,
+            clock=make_clock(settings),
         )
         if weights is not None:  # after the pipeline has loaded the table's versions
             weights.start()
