@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 # How often log_outcome looks again for a prediction another worker has yet to write.
 _OUTCOME_POLL_SECONDS = 0.05
+# How long log_outcome looks, at least, before it calls a request id unknown.
+_OTHER_WRITER_SECONDS = 1.0
 
 
 @contextlib.contextmanager
@@ -255,9 +257,10 @@ class PredictionLog:
         self.flush(timeout=5.0)
         if insert_outcome(self.engine, request_id, value, caller):
             return True
-        # Another worker process's writer may hold it for up to two lingers: look again
-        # until then (and a little longer: its insert takes time too).
-        deadline = time.monotonic() + 4 * self._writer.linger
+        # Another worker process's writer may hold it for two lingers, and longer on a
+        # busy machine (its thread waits for the CPU and the GIL too): look again until
+        # then, for a second at least.
+        deadline = time.monotonic() + max(4 * self._writer.linger, _OTHER_WRITER_SECONDS)
         while time.monotonic() < deadline:
             time.sleep(min(_OUTCOME_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
             if insert_outcome(self.engine, request_id, value, caller):
