@@ -24,11 +24,15 @@ as it is (a platform team freezes a version's weights while it investigates, or 
 the weights the backtest measured).
 
 Training, the walk-forward backtest and the service all fold outcomes in through
-:meth:`DynamicWeights.update`, so they share this one rule.
+:meth:`DynamicWeights.update`, so they share this one rule. Its arithmetic is three
+float-only functions (:func:`log_score`, :func:`fold_scores`, :func:`weights_from_scores`):
+the class calls them, and the Monte Carlo (:mod:`augur.backtest._kernels`) compiles the
+very same functions with numba to re-walk the weights along its resampled paths.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,6 +41,45 @@ from numpy.typing import NDArray
 #: Class order of every probability vector in augur.models: down, flat, up.
 CLASSES: tuple[int, int, int] = (-1, 0, 1)
 _EPS = 1e-6
+
+
+def log_score(probability: float) -> float:
+    """A member's log-score of an outcome: ``log p`` of the realised class, with ``p``
+    clipped to ``[1e-6, 1]``."""
+    return math.log(min(max(probability, _EPS), 1.0))
+
+
+def fold_scores(
+    perf: NDArray[np.float64], scores: NDArray[np.float64], decay: float, max_step: float
+) -> None:
+    """Fold one outcome's per-member :func:`log_score` into ``perf`` (in place):
+    ``perf += (1 - decay) * clip(score - perf, -max_step, max_step)``; ``max_step``
+    ``inf`` leaves the step unbounded."""
+    keep = 1.0 - decay
+    for m in range(perf.shape[0]):
+        step = scores[m] - perf[m]
+        step = min(max(step, -max_step), max_step)
+        perf[m] = perf[m] + keep * step
+
+
+def weights_from_scores(
+    perf: NDArray[np.float64], decay: float, floor: float, out: NDArray[np.float64]
+) -> None:
+    """Normalised weights of the scores ``perf`` into ``out``: ``softmax(perf / (1 - decay))``
+    mixed with ``floor`` of the uniform weights."""
+    n = perf.shape[0]
+    scale = 1.0 - decay
+    top = perf[0] / scale
+    for m in range(1, n):
+        z = perf[m] / scale
+        top = z if z > top else top
+    total = 0.0
+    for m in range(n):
+        e = math.exp(perf[m] / scale - top)
+        out[m] = e
+        total += e
+    for m in range(n):
+        out[m] = (1.0 - floor) * (out[m] / total) + floor / n
 
 
 class DynamicWeights:
@@ -66,10 +109,9 @@ class DynamicWeights:
 
     def _refresh(self) -> None:
         # Computed once per outcome, not per prediction (the single-row path reads it).
-        z = self.perf / (1.0 - self.decay)
-        w = np.exp(z - z.max())
-        w /= w.sum()
-        self._weights = (1.0 - self.floor) * w + self.floor / len(w)
+        w = np.empty(len(self.perf))
+        weights_from_scores(self.perf, self.decay, self.floor, w)
+        self._weights = w
 
     @property
     def weights(self) -> NDArray[np.float64]:
@@ -99,12 +141,12 @@ class DynamicWeights:
             raise ValueError(f"realised_label must be -1, 0 or 1, got {realised_label!r}")
         if self.frozen:
             return self.weights
-        score = np.log(np.clip(probs[:, CLASSES.index(int(realised_label))], _EPS, 1.0))
-        step = score - self.perf
-        if self.max_step is not None:
-            step = np.clip(step, -self.max_step, self.max_step)
+        column = probs[:, CLASSES.index(int(realised_label))].tolist()
+        scores = np.array([log_score(p) for p in column])
         # decay * perf + (1 - decay) * score, with the step bounded (module docstring)
-        self.perf = self.perf + (1.0 - self.decay) * step
+        perf = np.array(self.perf, dtype=np.float64)  # a new array, as before
+        fold_scores(perf, scores, self.decay, math.inf if self.max_step is None else self.max_step)
+        self.perf = perf
         self.n_updates += 1
         self._refresh()
         return self.weights
