@@ -26,12 +26,18 @@ from numba import njit, prange
 
 from augur.backtest._kernel_cache import drop_stale
 from augur.decision import _sizing, _step
+from augur.models import _confidence, _weights
 
 # the cached machine code below inlines these rules: compile afresh when they change
 drop_stale(
     Path(__file__).parent / "__pycache__",
     Path(__file__).stem,
-    [Path(_step.__file__), Path(_sizing.__file__)],
+    [
+        Path(_step.__file__),
+        Path(_sizing.__file__),
+        Path(_weights.__file__),
+        Path(_confidence.__file__),
+    ],
 )
 
 # fastmath without "nnan"/"ninf": the kernels test for NaN/zero explicitly.
@@ -224,6 +230,114 @@ def outcome_rows(
     return rows
 
 
+# The member weights' rule (augur.models._weights) and the ensemble's direction and
+# confidence (augur.models._confidence), compiled: the Monte Carlo re-walks the weights
+# with the functions DynamicWeights and predict_one run.
+log_score = njit(cache=True, inline="always")(_weights.log_score)
+fold_scores = njit(cache=True, inline="always")(_weights.fold_scores)
+weights_from_scores = njit(cache=True, inline="always")(_weights.weights_from_scores)
+direction_scalar = njit(cache=True, inline="always")(_confidence.direction_scalar)
+confidence_scalar = njit(cache=True, inline="always")(_confidence.confidence_scalar)
+
+#: Members whose weights the re-walk follows (augur.models.MEMBERS).
+N_MEMBERS = 4
+# Columns of the re-walk's outcome rows (see ``member_rows``).
+MEMBER_PROBS = 0  # 3 per member: down, flat, up
+MEMBER_SCORES = 12  # per member: log-score of the realised class
+MEMBER_DIRECTIONS = 16  # per member: its own argmax direction
+MEMBER_PAYOFF_LONG = 20
+MEMBER_PAYOFF_SHORT = 21
+MEMBER_VOLATILITY = 22
+MEMBER_VOLATILITY_REF = 23
+MEMBER_VOLATILITY_RATIO = 24
+MEMBER_TREND = 25
+MEMBER_CONFIDENCE = 26  # margin, agreement, trend weights; volatility penalty
+MEMBER_RETURN = 30  # realised return (not signed)
+MEMBER_START = 31  # per member: the score the outcome's walk started from
+MEMBER_ROW = 40
+
+
+@njit(cache=True)
+def member_rows(
+    per_model: np.ndarray,
+    label: np.ndarray,
+    payoff_long: np.ndarray,
+    payoff_short: np.ndarray,
+    volatility: np.ndarray,
+    volatility_ref: np.ndarray,
+    volatility_ratio: np.ndarray,
+    trend: np.ndarray,
+    confidence_weights: np.ndarray,
+    realised_return: np.ndarray,
+    start_scores: np.ndarray,
+) -> np.ndarray:
+    """Per outcome, what re-walking the weights reads: the members' probabilities, their
+    log-scores of the realised class (:func:`log_score`) and own directions, the payoff
+    ratios of a long and a short, the confidence's inputs, the realised return and the
+    walk's starting scores; one padded row each (:data:`MEMBER_ROW` columns)."""
+    n = per_model.shape[0]
+    rows = np.zeros((n, MEMBER_ROW))
+    for i in range(n):
+        for m in range(N_MEMBERS):
+            down = per_model[i, m, 0]
+            flat = per_model[i, m, 1]
+            up = per_model[i, m, 2]
+            rows[i, MEMBER_PROBS + 3 * m] = down
+            rows[i, MEMBER_PROBS + 3 * m + 1] = flat
+            rows[i, MEMBER_PROBS + 3 * m + 2] = up
+            rows[i, MEMBER_SCORES + m] = log_score(per_model[i, m, label[i] + 1])
+            rows[i, MEMBER_DIRECTIONS + m] = direction_scalar((down, flat, up))
+            rows[i, MEMBER_START + m] = start_scores[i, m]
+        rows[i, MEMBER_PAYOFF_LONG] = payoff_long[i]
+        rows[i, MEMBER_PAYOFF_SHORT] = payoff_short[i]
+        rows[i, MEMBER_VOLATILITY] = volatility[i]
+        rows[i, MEMBER_VOLATILITY_REF] = volatility_ref[i]
+        rows[i, MEMBER_VOLATILITY_RATIO] = volatility_ratio[i]
+        rows[i, MEMBER_TREND] = trend[i]
+        for c in range(4):
+            rows[i, MEMBER_CONFIDENCE + c] = confidence_weights[i, c]
+        rows[i, MEMBER_RETURN] = realised_return[i]
+    return rows
+
+
+@njit(inline="always")
+def ensemble_signal(rows: np.ndarray, i: int, w: np.ndarray) -> tuple[int, float, float]:
+    """The ensemble's (direction, probability, confidence) for outcome ``i`` under the
+    member weights ``w``: as ``Ensemble.predict_one`` (ties go to flat; margin over the
+    runner-up; agreement = share of members whose own direction is the ensemble's)."""
+    down = 0.0
+    flat = 0.0
+    up = 0.0
+    for m in range(N_MEMBERS):
+        down += w[m] * rows[i, MEMBER_PROBS + 3 * m]
+        flat += w[m] * rows[i, MEMBER_PROBS + 3 * m + 1]
+        up += w[m] * rows[i, MEMBER_PROBS + 3 * m + 2]
+    d = direction_scalar((down, flat, up))
+    if d > 0:
+        chosen = up
+        runner_up = down if down > flat else flat
+    elif d < 0:
+        chosen = down
+        runner_up = up if up > flat else flat
+    else:
+        chosen = flat
+        runner_up = up if up > down else down
+    agree = 0
+    for m in range(N_MEMBERS):
+        agree += rows[i, MEMBER_DIRECTIONS + m] == d
+    confidence = confidence_scalar(
+        chosen - runner_up,
+        agree / N_MEMBERS,
+        rows[i, MEMBER_VOLATILITY_RATIO],
+        rows[i, MEMBER_TREND],
+        rows[i, MEMBER_CONFIDENCE],
+        rows[i, MEMBER_CONFIDENCE + 1],
+        rows[i, MEMBER_CONFIDENCE + 2],
+        rows[i, MEMBER_CONFIDENCE + 3],
+    )
+    return d, chosen, confidence
+
+
 #: Paths advanced together by one thread. Their block boundaries coincide (every path
 #: draws at the same steps), so the per-step lane loop is branch-free: the CPU overlaps
 #: the lanes' dependency chains and LLVM may vectorise them.
@@ -356,6 +470,158 @@ _traced = types.FunctionType(
 )
 _traced.__doc__ = _simulate_chunk.__doc__
 simulate_chunk_traced = njit(parallel=True, fastmath=_FAST)(_traced)
+
+
+def _rewalk_chunk(
+    outcomes: np.ndarray,
+    cost: float,
+    n_steps: int,
+    block: int,
+    seed: int,
+    path_start: int,
+    rules: np.ndarray,
+    ruin_equity: float,
+    annualisation: float,
+    decay: float,
+    floor: float,
+    max_step: float,
+    frozen: bool,
+    metrics: np.ndarray,
+    ruined: np.ndarray,
+    sizes: np.ndarray,
+    weights: np.ndarray,
+) -> None:
+    """:func:`_simulate_chunk` with the member weights re-walked along each path.
+
+    ``outcomes``: :func:`member_rows`. Each path starts from the scores of the walk its
+    first outcome came from; per step the weights (:func:`weights_from_scores`) give the
+    ensemble's direction, probability and confidence (:func:`ensemble_signal`), the
+    step's :func:`signal_terms` and :func:`entry` decide as in the fixed mode, and then
+    the step's outcome is folded into the scores (:func:`fold_scores`, the rule of
+    ``DynamicWeights.update``; not when ``frozen``) before the next step. The same
+    draws as :func:`_simulate_chunk` for the same seed; the account bookkeeping is its
+    own. :func:`rewalk_chunk_traced` also writes each step's traded size into
+    ``sizes[k, step]`` and the weights it used into ``weights[k, step, member]``.
+    """
+    n = outcomes.shape[0]
+    nn = np.uint64(n)
+    n_paths = metrics.shape[0]
+    n_groups = (n_paths + LANES - 1) // LANES
+    thresholds = _rules(rules)
+    dd_limit = rules[4]
+    symbol_room = rules[14]
+    heat_room = rules[15]
+    correlated_room = rules[16]
+    for g in prange(n_groups):
+        state = np.empty(LANES, dtype=np.uint64)
+        idx = np.empty(LANES, dtype=np.int64)
+        eq = np.ones(LANES)
+        peak = np.ones(LANES)
+        dd = np.zeros(LANES)
+        max_dd = np.zeros(LANES)
+        s = np.zeros(LANES)
+        ss = np.zeros(LANES)
+        trades = np.zeros(LANES, dtype=np.int64)
+        wins = np.zeros(LANES, dtype=np.int64)
+        streak = np.zeros(LANES, dtype=np.int64)
+        since_loss = np.full(LANES, 1 << 40, dtype=np.int64)
+        alive = np.ones(LANES, dtype=np.bool_)
+        perf = np.zeros((LANES, N_MEMBERS))
+        w = np.empty((LANES, N_MEMBERS))
+        first = g * LANES
+        for lane in range(LANES):
+            state[lane] = path_state(seed, path_start + first + lane)
+        j = block
+        for t in range(n_steps):
+            if j == block:
+                for lane in range(LANES):
+                    state[lane], idx[lane] = _draw_index(state[lane], nn)
+                j = 0
+            else:
+                for lane in range(LANES):
+                    nxt = idx[lane] + 1
+                    idx[lane] = nxt if nxt < n else 0
+            j += 1
+            if t == 0:
+                for lane in range(LANES):
+                    for m in range(N_MEMBERS):
+                        perf[lane, m] = outcomes[idx[lane], MEMBER_START + m]
+            for lane in range(LANES):
+                i = idx[lane]
+                pl = perf[lane]
+                wl = w[lane]
+                weights_from_scores(pl, decay, floor, wl)
+                d, probability, confidence = ensemble_signal(outcomes, i, wl)
+                b = outcomes[i, MEMBER_PAYOFF_LONG] if d > 0 else outcomes[i, MEMBER_PAYOFF_SHORT]
+                q05 = -1.0 if d > 0 else -b
+                q95 = b if d > 0 else 1.0
+                gate, kelly, vol_scale = signal_terms(
+                    d,
+                    probability,
+                    confidence,
+                    q05,
+                    q95,
+                    outcomes[i, MEMBER_VOLATILITY],
+                    outcomes[i, MEMBER_VOLATILITY_REF],
+                    thresholds,
+                )
+                _, size, _ = entry(
+                    dd[lane],
+                    streak[lane],
+                    since_loss[lane],
+                    d,
+                    gate,
+                    kelly if alive[lane] else 0.0,
+                    vol_scale,
+                    symbol_room,
+                    heat_room,
+                    correlated_room,
+                    thresholds,
+                )
+                r = size * (d * outcomes[i, MEMBER_RETURN] - cost)
+                e = eq[lane] * (1.0 + r)
+                eq[lane] = e
+                s[lane] += r
+                ss[lane] += r * r
+                trades[lane] += size > 0.0
+                win = r > 0.0
+                wins[lane] += win
+                streak[lane] = (streak[lane] + (r < 0.0)) * (not win)
+                since_loss[lane] = (since_loss[lane] + 1) * (r >= 0.0)
+                pk = peak[lane] if peak[lane] > e else e
+                peak[lane] = pk
+                dd_now = 1.0 - e / pk
+                dd[lane] = dd_now
+                max_dd[lane] = max_dd[lane] if max_dd[lane] > dd_now else dd_now
+                alive[lane] = alive[lane] and dd_now < dd_limit and e > ruin_equity
+                if _TRACE and first + lane < n_paths:
+                    sizes[first + lane, t] = size
+                    for m in range(N_MEMBERS):
+                        weights[first + lane, t, m] = wl[m]
+                # the step's outcome is known before the next step: fold it in
+                if not frozen:
+                    fold_scores(
+                        pl, outcomes[i, MEMBER_SCORES : MEMBER_SCORES + N_MEMBERS], decay, max_step
+                    )
+        for lane in range(LANES):
+            k = first + lane
+            if k >= n_paths:
+                break
+            mean = s[lane] / n_steps
+            var = (ss[lane] - n_steps * mean * mean) / (n_steps - 1) if n_steps > 1 else 0.0
+            metrics[k, 0] = eq[lane] - 1.0
+            metrics[k, 1] = max_dd[lane]
+            metrics[k, 2] = mean / np.sqrt(var) * annualisation if var > 1e-18 else 0.0
+            metrics[k, 3] = wins[lane] / trades[lane] if trades[lane] > 0 else np.nan
+            ruined[k] = not alive[lane]
+
+
+rewalk_chunk = njit(cache=True, parallel=True, fastmath=_FAST)(_rewalk_chunk)
+_rewalk_traced = types.FunctionType(
+    _rewalk_chunk.__code__, {**globals(), "_TRACE": True}, "rewalk_chunk_traced"
+)
+_rewalk_traced.__doc__ = _rewalk_chunk.__doc__
+rewalk_chunk_traced = njit(parallel=True, fastmath=_FAST)(_rewalk_traced)
 
 
 @njit(cache=True)

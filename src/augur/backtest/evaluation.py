@@ -319,6 +319,29 @@ def _best_member(ensemble: Any) -> str:
     return max(valid, key=lambda m: valid[m])
 
 
+def _rewalk_columns(
+    part: pd.DataFrame, ensemble: Any, vol_ratio: np.ndarray | None, *, trend_known: bool
+) -> None:
+    """What the Monte Carlo needs to re-walk this fold's member weights along its paths
+    (:class:`augur.backtest.simulation.MemberOutcomes`): the confidence's inputs and
+    weights, the weight rule and the scores the fold's walk started from."""
+    from augur.models import MEMBERS
+
+    dw, p = ensemble.dynamic_weights, ensemble.params  # predict_walk starts from dw
+    part["volatility_ratio"] = 1.0 if vol_ratio is None else vol_ratio  # 1: no penalty
+    part["confidence_margin_weight"] = p.confidence_margin_weight
+    part["confidence_agreement_weight"] = p.confidence_agreement_weight
+    # an unknown trend drops its term (the same as weighing it 0)
+    part["confidence_trend_weight"] = p.confidence_trend_weight if trend_known else 0.0
+    part["volatility_penalty"] = p.volatility_penalty
+    part["weight_decay"] = dw.decay
+    part["weight_floor"] = dw.floor
+    part["weight_max_step"] = 0.0 if dw.max_step is None else dw.max_step  # 0: unbounded
+    part["weights_frozen"] = float(dw.frozen)
+    for i, m in enumerate(MEMBERS):
+        part[f"weight_score_{m}"] = float(dw.perf[i])
+
+
 def _predict_folds(
     frame: pd.DataFrame,
     feature_names: Sequence[str],
@@ -379,6 +402,8 @@ def _predict_folds(
         for i, m in enumerate(MEMBERS):
             part[f"p_up_{m}"] = pred.per_model[i][:, 2]
             part[f"p_down_{m}"] = pred.per_model[i][:, 0]
+            part[f"p_flat_{m}"] = pred.per_model[i][:, 1]
+        _rewalk_columns(part, ensemble, vol_ratio, trend_known=trend_col is not None)
         part["best_model"] = best
         part["best_p_down"], part["best_p_flat"], part["best_p_up"] = best_proba.T
         for k, v in single.items():
@@ -701,7 +726,8 @@ def save_outputs(result: EvaluationResult, reports_dir: Path) -> dict[str, Path]
     """Write ``oos_predictions.parquet`` and ``oos_outcomes.parquet`` (atomically).
 
     The outcomes (the Monte Carlo's input, :class:`augur.backtest.simulation.OutOfSampleOutcomes`)
-    are all symbols' out-of-sample bars, grouped by symbol and in time order within each.
+    are all symbols' out-of-sample bars, grouped by symbol and in time order within each,
+    with the member columns the Monte Carlo re-walks the weights from.
     """
     from augur.backtest.simulation import OutOfSampleOutcomes
 
@@ -712,6 +738,7 @@ def save_outputs(result: EvaluationResult, reports_dir: Path) -> dict[str, Path]
     tmp = pred_path.with_name(f".{pred_path.name}.{os.getpid()}.tmp")
     preds.to_parquet(tmp, index=False)
     os.replace(tmp, pred_path)
-    outcomes = OutOfSampleOutcomes.from_predictions(preds)
+    # from every prediction column: the member columns re-walk the weights
+    outcomes = OutOfSampleOutcomes.from_predictions(result.predictions())
     out_path = outcomes.save(reports_dir / OutOfSampleOutcomes.FILE_NAME)
     return {"predictions": pred_path, "outcomes": out_path}

@@ -11,6 +11,17 @@ exposure caps, the drawdown stop and the cool-down after consecutive losses. Eac
 one trade over the label horizon: ``r = size * (direction * realised_return -
 round_trip_cost)``; equity compounds.
 
+Member weights. When the outcomes carry the members' probabilities
+(:class:`MemberOutcomes`, written by ``augur backtest``), each path re-walks the
+ensemble's member weights with the rule of :class:`augur.models.DynamicWeights` (its
+float-only core, compiled): it starts from the scores the walk of its first outcome's
+model version started from; each step mixes the members with the current weights into
+the ensemble's direction, probability and confidence (as ``predict_one``), the step
+decides on them, and the step's outcome is folded into the scores before the next step
+(a label known one step later, where serving learns it ``horizon`` bars later). With
+``fixed_weights`` (or outcomes without member columns) each outcome keeps the ensemble
+probability, direction and confidence the backtest's walk gave it.
+
 Per path: terminal return, maximum drawdown, Sharpe (per-step mean/std(ddof=1) times
 ``sqrt(periods_per_year)``; steps without a trade count as 0) and win rate (share of
 trades with a positive net return; paths without trades are left out of the win-rate
@@ -68,6 +79,183 @@ def _column(frame: pd.DataFrame, name: str, dtype: type) -> np.ndarray:
     return np.ascontiguousarray(frame[name].to_numpy(dtype=dtype))
 
 
+#: The ensemble's members, in the order of ``augur.models.MEMBERS`` (tested equal; not
+#: imported, so that reading outcomes loads no model code).
+MEMBERS = ("rf", "xgb", "svm", "logreg")
+
+
+@dataclass(frozen=True)
+class MemberOutcomes:
+    """What re-walking the member weights along a path needs, per outcome.
+
+    ``per_model``: (n, members, 3) each member's down/flat/up probabilities; ``label``:
+    the realised class (-1, 0, 1); ``payoff_long``/``payoff_short``: the payoff ratio
+    of a long and of a short (from the quantiles); ``volatility_ratio`` (1 when unknown)
+    and ``trend`` for the confidence; ``confidence_weights``: (n, 4) the margin,
+    agreement and trend weights (the trend's 0 when the version had no trend feature)
+    and the volatility penalty; ``start_scores``: (n, members) the score vector the
+    walk of this outcome's model version started from. The weight rule (``decay``,
+    ``floor``, ``max_step`` — 0 for unbounded — and ``frozen``) is one for all outcomes.
+
+    Columns in the parquet: ``p_down_<m>``, ``p_flat_<m>``, ``p_up_<m>``,
+    ``weight_score_<m>`` per member, and :attr:`COLUMNS`.
+    """
+
+    per_model: np.ndarray
+    label: np.ndarray
+    payoff_long: np.ndarray
+    payoff_short: np.ndarray
+    volatility_ratio: np.ndarray
+    trend: np.ndarray
+    confidence_weights: np.ndarray
+    start_scores: np.ndarray
+    decay: float
+    floor: float
+    max_step: float
+    frozen: bool
+
+    COLUMNS = (
+        "label",
+        "payoff_ratio_long",
+        "payoff_ratio_short",
+        "volatility_ratio",
+        "trend",
+        "confidence_margin_weight",
+        "confidence_agreement_weight",
+        "confidence_trend_weight",
+        "volatility_penalty",
+        "weight_decay",
+        "weight_floor",
+        "weight_max_step",
+        "weights_frozen",
+    )
+    RULE_COLUMNS = ("weight_decay", "weight_floor", "weight_max_step", "weights_frozen")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Every column the member outcomes are read from."""
+        per_member = tuple(
+            f"{k}_{m}" for m in MEMBERS for k in ("p_down", "p_flat", "p_up", "weight_score")
+        )
+        return per_member + cls.COLUMNS
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> MemberOutcomes | None:
+        """From the member columns of ``frame`` (payoff ratios given), None when it lacks
+        any of them (outcomes written before they existed)."""
+        if not set(cls.names()) <= set(frame.columns):
+            return None
+        return cls._build(
+            frame,
+            _column(frame, "payoff_ratio_long", np.float64),
+            _column(frame, "payoff_ratio_short", np.float64),
+        )
+
+    @classmethod
+    def _build(cls, frame: pd.DataFrame, long: np.ndarray, short: np.ndarray) -> MemberOutcomes:
+        rule = {}
+        for name in cls.RULE_COLUMNS:
+            values = _column(frame, name, np.float64)
+            if len(values) and not np.all(values == values[0]):
+                raise ValueError(
+                    f"out-of-sample outcomes: {name!r} differs between rows; the Monte Carlo "
+                    "re-walks one weight rule (simulate such outcomes with fixed weights)"
+                )
+            rule[name] = float(values[0]) if len(values) else 0.0
+        f64 = np.float64
+        per_model = np.stack(
+            [
+                np.stack([_column(frame, f"{k}_{m}", f64) for k in ("p_down", "p_flat", "p_up")], 1)
+                for m in MEMBERS
+            ],
+            axis=1,
+        )
+        return cls(
+            per_model=np.ascontiguousarray(per_model),
+            label=_column(frame, "label", np.int64),
+            payoff_long=long,
+            payoff_short=short,
+            volatility_ratio=_column(frame, "volatility_ratio", f64),
+            trend=_column(frame, "trend", f64),
+            confidence_weights=np.ascontiguousarray(
+                np.stack(
+                    [
+                        _column(frame, name, f64)
+                        for name in (
+                            "confidence_margin_weight",
+                            "confidence_agreement_weight",
+                            "confidence_trend_weight",
+                            "volatility_penalty",
+                        )
+                    ],
+                    axis=1,
+                )
+            ),
+            start_scores=np.ascontiguousarray(
+                np.stack([_column(frame, f"weight_score_{m}", f64) for m in MEMBERS], axis=1)
+            ),
+            decay=rule["weight_decay"],
+            floor=rule["weight_floor"],
+            max_step=rule["weight_max_step"],
+            frozen=rule["weights_frozen"] > 0.5,
+        )
+
+    def check(self, n: int) -> None:
+        """Shapes and values (``n`` outcomes)."""
+        m = len(MEMBERS)
+        for name, shape in (
+            ("per_model", (n, m, 3)),
+            ("label", (n,)),
+            ("payoff_long", (n,)),
+            ("payoff_short", (n,)),
+            ("volatility_ratio", (n,)),
+            ("trend", (n,)),
+            ("confidence_weights", (n, 4)),
+            ("start_scores", (n, m)),
+        ):
+            arr = getattr(self, name)
+            if arr.shape != shape:
+                raise ValueError(
+                    f"member outcomes: {name!r} must have shape {shape}, got {arr.shape}"
+                )
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise ValueError(f"member outcomes: {name!r} has a non-finite value")
+        if not np.isin(self.label, (-1, 0, 1)).all():
+            raise ValueError("member outcomes: 'label' must be -1, 0 or 1")
+        if not 0 < self.decay < 1 or self.max_step < 0:
+            raise ValueError(
+                f"member outcomes: weight_decay must be in (0, 1) and weight_max_step >= 0, "
+                f"got {self.decay} and {self.max_step}"
+            )
+
+    def to_frame(self) -> pd.DataFrame:
+        """The member columns (see the class docstring)."""
+        cols: dict[str, Any] = {}
+        for i, m in enumerate(MEMBERS):
+            for c, k in enumerate(("p_down", "p_flat", "p_up")):
+                cols[f"{k}_{m}"] = self.per_model[:, i, c]
+            cols[f"weight_score_{m}"] = self.start_scores[:, i]
+        n = len(self.label)
+        cols.update(
+            {
+                "label": self.label,
+                "payoff_ratio_long": self.payoff_long,
+                "payoff_ratio_short": self.payoff_short,
+                "volatility_ratio": self.volatility_ratio,
+                "trend": self.trend,
+                "confidence_margin_weight": self.confidence_weights[:, 0],
+                "confidence_agreement_weight": self.confidence_weights[:, 1],
+                "confidence_trend_weight": self.confidence_weights[:, 2],
+                "volatility_penalty": self.confidence_weights[:, 3],
+                "weight_decay": np.full(n, self.decay),
+                "weight_floor": np.full(n, self.floor),
+                "weight_max_step": np.full(n, self.max_step),
+                "weights_frozen": np.full(n, float(self.frozen)),
+            }
+        )
+        return pd.DataFrame(cols)
+
+
 @dataclass(frozen=True)
 class OutOfSampleOutcomes:
     """Realised out-of-sample outcomes, one entry per prediction, in time order.
@@ -79,8 +267,10 @@ class OutOfSampleOutcomes:
     ``direction``: +1, -1 or 0 (flat). Optional (:attr:`OPTIONAL_COLUMNS`, 0 when
     absent, which turns volatility scaling off as in ``decide()``): ``volatility``, the
     per-bar volatility when the prediction was made, and ``volatility_ref``, the model
-    version's reference for it. The parquet written by ``augur backtest`` at
-    ``<AUGUR_HOME>/reports/oos_outcomes.parquet`` has exactly these columns.
+    version's reference for it. ``members`` (:class:`MemberOutcomes`, optional): what
+    re-walking the member weights along a path needs. The parquet written by
+    ``augur backtest`` at ``<AUGUR_HOME>/reports/oos_outcomes.parquet`` has these columns
+    and the member columns.
     """
 
     probability: np.ndarray
@@ -90,6 +280,7 @@ class OutOfSampleOutcomes:
     direction: np.ndarray
     volatility: np.ndarray | None = None
     volatility_ref: np.ndarray | None = None
+    members: MemberOutcomes | None = None
 
     COLUMNS = ("probability", "payoff_ratio", "confidence", "realised_return", "direction")
     OPTIONAL_COLUMNS = ("volatility", "volatility_ref")
@@ -118,6 +309,8 @@ class OutOfSampleOutcomes:
             object.__setattr__(self, name, arr)
         if n == 0:
             raise ValueError("out-of-sample outcomes are empty: run `augur backtest` first")
+        if self.members is not None:
+            self.members.check(n)
         if n >= 2**32:
             raise ValueError("out-of-sample outcomes: at most 2**32 - 1 rows are supported")
         for name, ok in (
@@ -150,6 +343,7 @@ class OutOfSampleOutcomes:
                 for name in cls.OPTIONAL_COLUMNS
                 if name in frame.columns
             },
+            members=MemberOutcomes.from_frame(frame),
         )
 
     @classmethod
@@ -158,7 +352,8 @@ class OutOfSampleOutcomes:
     ) -> OutOfSampleOutcomes:
         """From per-bar predictions (``p_up``, ``p_down``, ``confidence``, ``q05``,
         ``q95``, ``forward_return``; optional ``direction``, ``volatility`` and
-        ``volatility_ref``).
+        ``volatility_ref``; with every member column of :class:`MemberOutcomes` but the
+        payoff ratios, which come from the quantiles, the outcomes carry them).
 
         Without a ``direction`` column it is ``sign(p_up - p_down)``; ``probability`` is
         ``p_up`` for +1, ``p_down`` for -1 (and ``max(p_up, p_down)`` for flat).
@@ -183,7 +378,23 @@ class OutOfSampleOutcomes:
             ],
             dtype=np.float64,
         )
+        members = None
+        if set(MemberOutcomes.names()) - {"payoff_ratio_long", "payoff_ratio_short"} <= set(
+            frame.columns
+        ):
+            long, short = (
+                np.array(
+                    [
+                        payoff_ratio(side, float(a), float(b), max_payoff_ratio)
+                        for a, b in zip(q05, q95, strict=True)
+                    ],
+                    dtype=np.float64,
+                )
+                for side in (1, -1)
+            )
+            members = MemberOutcomes._build(frame, long, short)
         return cls(
+            members=members,
             probability=probability,
             payoff_ratio=payoff,
             confidence=_column(frame, "confidence", np.float64),
@@ -197,10 +408,14 @@ class OutOfSampleOutcomes:
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """DataFrame with the :attr:`COLUMNS` and :attr:`OPTIONAL_COLUMNS`."""
-        return pd.DataFrame(
+        """DataFrame with the :attr:`COLUMNS`, :attr:`OPTIONAL_COLUMNS` and the member
+        columns when there are members."""
+        frame = pd.DataFrame(
             {name: getattr(self, name) for name in self.COLUMNS + self.OPTIONAL_COLUMNS}
         )
+        if self.members is not None:
+            frame = pd.concat([frame, self.members.to_frame()], axis=1)
+        return frame
 
     def save(self, path: Path) -> Path:
         """Write parquet atomically (temp file + ``os.replace``)."""
@@ -245,6 +460,7 @@ class SimulationResult:
     paths_without_trades: int
     elapsed_seconds: float
     max_chunk_paths: int = field(default=0)
+    rewalked_weights: bool = field(default=False)
 
     @property
     def paths_per_second(self) -> float:
@@ -270,6 +486,7 @@ class SimulationResult:
             "seed": self.seed,
             "probability_of_ruin": self.probability_of_ruin,
             "paths_without_trades": self.paths_without_trades,
+            "rewalked_weights": self.rewalked_weights,
             "elapsed_seconds": self.elapsed_seconds,
             "quantiles": {
                 m: {str(q): v for q, v in qs.items()} for m, qs in self.quantiles.items()
@@ -284,6 +501,15 @@ class _Prepared:
     rows: np.ndarray
     rules: np.ndarray
     scalars: tuple[Any, ...]
+    # the weight rule (decay, floor, max_step, frozen) when re-walking, else None
+    weight_rule: tuple[float, float, float, bool] | None = None
+
+
+def rewalks(outcomes: OutOfSampleOutcomes, fixed_weights: bool = False) -> bool:
+    """Whether the Monte Carlo re-walks the member weights: when the outcomes carry the
+    member columns and ``fixed_weights`` does not ask for each outcome's own
+    (the walk's) ensemble probability instead."""
+    return outcomes.members is not None and not fixed_weights
 
 
 def _prepare(
@@ -295,12 +521,46 @@ def _prepare(
     cost: float,
     ruin_equity: float,
     periods_per_year: float,
+    fixed_weights: bool = False,
 ) -> _Prepared:
     from augur.backtest import _kernels
 
     # both are arrays after __post_init__ (zeros when the outcomes had none)
     assert outcomes.volatility is not None and outcomes.volatility_ref is not None
     rules = _kernels.rule_rows([config])[0]
+    scalars = (
+        float(cost),
+        int(n_steps),
+        int(block_length),
+        int(seed) & (2**63 - 1),  # the kernels take a non-negative int64
+        float(ruin_equity),
+        float(np.sqrt(periods_per_year)),
+    )
+    members = outcomes.members
+    if members is not None and not fixed_weights:
+        return _Prepared(
+            rows=_kernels.member_rows(
+                members.per_model,
+                members.label,
+                members.payoff_long,
+                members.payoff_short,
+                outcomes.volatility,
+                outcomes.volatility_ref,
+                members.volatility_ratio,
+                members.trend,
+                members.confidence_weights,
+                outcomes.realised_return,
+                members.start_scores,
+            ),
+            rules=rules,
+            scalars=scalars,
+            weight_rule=(
+                members.decay,
+                members.floor,
+                members.max_step if members.max_step > 0 else np.inf,  # 0: unbounded
+                members.frozen,
+            ),
+        )
     return _Prepared(
         rows=_kernels.outcome_rows(
             outcomes.probability,
@@ -313,25 +573,42 @@ def _prepare(
             rules,
         ),
         rules=rules,
-        scalars=(
-            float(cost),
-            int(n_steps),
-            int(block_length),
-            int(seed) & (2**63 - 1),  # the kernels take a non-negative int64
-            float(ruin_equity),
-            float(np.sqrt(periods_per_year)),
-        ),
+        scalars=scalars,
     )
 
 
 def _run_chunk(
-    prep: _Prepared, path_start: int, n: int, sizes: np.ndarray | None = None
+    prep: _Prepared,
+    path_start: int,
+    n: int,
+    sizes: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     from augur.backtest import _kernels
 
     cost, n_steps, block, seed, ruin_eq, ann = prep.scalars
     metrics = np.empty((n, len(METRICS)), dtype=np.float64)
     ruined = np.empty(n, dtype=np.bool_)
+    if prep.weight_rule is not None:
+        traced = sizes is not None
+        rewalk = _kernels.rewalk_chunk_traced if traced else _kernels.rewalk_chunk
+        rewalk(
+            prep.rows,
+            cost,
+            n_steps,
+            block,
+            seed,
+            path_start,
+            prep.rules,
+            ruin_eq,
+            ann,
+            *prep.weight_rule,
+            metrics,
+            ruined,
+            sizes if traced else np.empty((0, 0)),
+            weights if weights is not None else np.empty((0, 0, 0)),
+        )
+        return metrics, ruined
     kernel = _kernels.simulate_chunk if sizes is None else _kernels.simulate_chunk_traced
     kernel(
         prep.rows,
@@ -363,11 +640,13 @@ def simulate_paths(
     slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
     ruin_equity: float = 0.5,
     periods_per_year: float = 252.0,
+    fixed_weights: bool = False,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Per-path metrics of paths ``path_start .. path_start + n_paths - 1`` (small N only).
 
     Returns a DataFrame with the :data:`METRICS` columns and the ruin flags; the same
-    paths as :func:`simulate` draws for the same seed.
+    paths as :func:`simulate` draws for the same seed (and the same mode:
+    :func:`rewalks`).
     """
     config = config or DecisionConfig()
     _check(outcomes, n_paths, n_steps, block_length, 1)
@@ -380,9 +659,47 @@ def simulate_paths(
         2.0 * (commission_bps + slippage_bps) / 1e4,
         ruin_equity,
         periods_per_year,
+        fixed_weights,
     )
     metrics, ruined = _run_chunk(prep, path_start, n_paths)
     return pd.DataFrame(metrics, columns=list(METRICS)), ruined
+
+
+def trace_paths(
+    outcomes: OutOfSampleOutcomes,
+    n_paths: int,
+    config: DecisionConfig | None = None,
+    seed: int = 7,
+    *,
+    path_start: int = 0,
+    n_steps: int = 252,
+    block_length: int = 10,
+    commission_bps: float = DEFAULT_COMMISSION_BPS,
+    slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
+    ruin_equity: float = 0.5,
+    periods_per_year: float = 252.0,
+    fixed_weights: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The traded size of every step of the paths :func:`simulate_paths` runs,
+    ``(n_paths, n_steps)``, and, when re-walking, the member weights each step used,
+    ``(n_paths, n_steps, members)`` (None in the fixed mode). For tests and diagnostics."""
+    config = config or DecisionConfig()
+    _check(outcomes, n_paths, n_steps, block_length, 1)
+    prep = _prepare(
+        outcomes,
+        config,
+        n_steps,
+        block_length,
+        seed,
+        2.0 * (commission_bps + slippage_bps) / 1e4,
+        ruin_equity,
+        periods_per_year,
+        fixed_weights,
+    )
+    sizes = np.zeros((n_paths, n_steps))
+    weights = np.zeros((n_paths, n_steps, len(MEMBERS))) if prep.weight_rule else None
+    _run_chunk(prep, path_start, n_paths, sizes, weights)
+    return sizes, weights
 
 
 def _check(
@@ -433,13 +750,16 @@ def simulate(
     ruin_equity: float = 0.5,
     periods_per_year: float = 252.0,
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    fixed_weights: bool = False,
 ) -> SimulationResult:
     """Run ``n_paths`` Monte Carlo paths of the decision rules; see the module docstring.
 
     ``commission_bps`` and ``slippage_bps`` are per side, in basis points of notional (a
     round trip costs twice their sum). ``progress_callback(done, total)`` is called after every
     chunk. Results depend only on (outcomes, config, seed, options) — never on
-    ``chunk_size`` or the number of threads.
+    ``chunk_size`` or the number of threads. The member weights are re-walked along each
+    path when the outcomes carry the member columns, unless ``fixed_weights``
+    (:func:`rewalks`; ``SimulationResult.rewalked_weights`` says which).
     """
     config = config or DecisionConfig()
     _check(outcomes, n_paths, n_steps, block_length, chunk_size)
@@ -457,6 +777,7 @@ def simulate(
         2.0 * (commission_bps + slippage_bps) / 1e4,
         ruin_equity,
         periods_per_year,
+        fixed_weights,
     )
 
     # Pilot: fixes the histogram ranges from paths 0..P-1 (independent of chunk_size).
@@ -517,4 +838,5 @@ def simulate(
         paths_without_trades=int(n_paths - n_obs[METRICS.index("win_rate")]),
         elapsed_seconds=time.perf_counter() - started,
         max_chunk_paths=max_chunk,
+        rewalked_weights=prep.weight_rule is not None,
     )

@@ -73,6 +73,14 @@ def simulate_cmd(
             help="Equity (fraction of the start) at or below which a path counts as ruined.",
         ),
     ] = 0.5,
+    fixed_weights: Annotated[
+        bool,
+        typer.Option(
+            "--fixed-weights",
+            help="Keep each outcome's ensemble probability as the backtest's walk made it "
+            "instead of re-walking the member weights along each path (for comparison).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Simulate N paths of the decision rules over the out-of-sample outcomes.
@@ -82,8 +90,13 @@ def simulate_cmd(
     gate, fractional Kelly, drawdown scaling and stop, cool-down). Prints quantiles of
     terminal return, maximum drawdown, Sharpe and win rate, and the probability of ruin
     (drawdown limit reached or equity at/below --ruin-equity).
+
+    The ensemble's member weights are re-walked along each path with the rule serving
+    applies to outcomes (each step's direction, probability and confidence from the
+    weights after the path's earlier outcomes); outcomes written before `augur backtest`
+    stored the members' probabilities, or --fixed-weights, keep the walk's own.
     """
-    from augur.backtest.simulation import OutOfSampleOutcomes, simulate
+    from augur.backtest.simulation import OutOfSampleOutcomes, rewalks, simulate
     from augur.config import get_settings
     from augur.decision import DecisionConfig
 
@@ -104,6 +117,18 @@ def simulate_cmd(
     seed = settings.seed if seed is None else seed
 
     console = Console()
+    if outcomes.members is None and not fixed_weights and not as_json:
+        # (under --json, "rewalked_weights": false says it)
+        console.print(
+            f"{path} carries no member probabilities (written before `augur backtest` "
+            "stored them): the member weights stay as the backtest had them "
+            "(fixed-weights mode); re-run `augur backtest` to re-walk them"
+        )
+    mode = (
+        "member weights re-walked along each path"
+        if rewalks(outcomes, fixed_weights)
+        else "fixed member weights"
+    )
     with Progress(
         TextColumn("[bold]simulating"),
         BarColumn(),
@@ -125,6 +150,7 @@ def simulate_cmd(
             commission_bps=commission_bps,
             slippage_bps=slippage_bps,
             ruin_equity=ruin_equity,
+            fixed_weights=fixed_weights,
         )
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
@@ -136,7 +162,7 @@ def simulate_cmd(
     print_table(
         console,
         f"Monte Carlo: {n:,} paths x {steps} steps, block {block}, seed {seed} "
-        f"({len(outcomes):,} out-of-sample outcomes)",
+        f"({len(outcomes):,} out-of-sample outcomes; {mode})",
         ["statistic", *(Column(m.replace("_", " "), number=True) for m in metrics)],
         rows,
     )

@@ -215,6 +215,14 @@ def test_report_and_outputs_are_written(result, tmp_path):
 
     outcomes = OutOfSampleOutcomes.load(paths["outcomes"])
     assert len(outcomes) == len(preds)
+    # what the Monte Carlo re-walks the member weights from
+    assert outcomes.members is not None
+    np.testing.assert_array_equal(outcomes.members.label, preds["label"])
+    p_up = sum(
+        outcomes.members.per_model[:, :, 2][:, i]
+        for i in range(outcomes.members.per_model.shape[1])
+    )
+    assert np.isfinite(p_up).all() and 0 < outcomes.members.decay < 1
 
 
 def test_bad_input_names_the_symbol():
@@ -257,6 +265,12 @@ def test_test_bars_follow_the_member_weights_outcome_by_outcome() -> None:
         per_model = ensemble.predict(test[names].to_numpy(dtype=float)).per_model
         dw = DynamicWeights.from_state(ensemble.dynamic_weights.state())
         assert dw.max_step == EnsembleParams().weight_max_step
+        # the outcomes carry the scores this fold's walk started from, and its members
+        starts = rows[[f"weight_score_{m}" for m in MEMBERS]].to_numpy()
+        np.testing.assert_array_equal(starts, np.broadcast_to(dw.perf, starts.shape))
+        for i, m in enumerate(MEMBERS):
+            got = rows[[f"p_down_{m}", f"p_flat_{m}", f"p_up_{m}"]].to_numpy()
+            np.testing.assert_allclose(got, per_model[i], rtol=1e-12)
         label_times = test["label_time"].to_numpy()
         labels = test["label"].to_numpy()
         folded, moved = 0, False
