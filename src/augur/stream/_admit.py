@@ -71,22 +71,30 @@ def _reason(exc: BarsValidationError) -> str:
 def _own_format(
     symbol: str, todo: list[Message], flagged: set[int]
 ) -> tuple[list[Message], set[int]]:
-    """Of the flagged messages, those whose time parses on its own get it in ISO form;
-    the others stay flagged."""
-    todo = list(todo)
-    bad = set()
-    for i in sorted(flagged):
-        text = todo[i].fields.get("timestamp")
-        # the time alone, with values no rule refuses: only the time is judged
-        alone = pd.DataFrame([{"timestamp": text, **_PLAIN_VALUES}])
-        try:
-            parsed = validate_bars(alone, symbol).bars["timestamp"].iloc[0]
-        except BarsValidationError:
-            bad.add(i)
-            continue
+    """When the flagged times parse on their own, every time of ``todo`` is rewritten in
+    one ISO form (pandas reads a column in the format of its first value, so a time
+    written another way — another publisher — would be refused in company); the
+    flagged ones that do not parse alone stay flagged, the rest is left as it was."""
+    bad = {i for i in flagged if _alone(symbol, todo[i]) is None}
+    if bad:
+        return todo, bad
+    out = []
+    for msg in todo:
+        parsed = _alone(symbol, msg)
+        assert parsed is not None  # it parsed with the round, or alone just above
         iso = parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        todo[i] = Message(todo[i].id, {**todo[i].fields, "timestamp": iso})
-    return todo, bad
+        out.append(Message(msg.id, {**msg.fields, "timestamp": iso}))
+    return out, set()
+
+
+def _alone(symbol: str, msg: Message) -> pd.Timestamp | None:
+    """The message's time as validate_bars reads it on its own (None: it cannot)."""
+    # the time alone, with values no rule refuses: only the time is judged
+    alone = pd.DataFrame([{"timestamp": msg.fields.get("timestamp") or None, **_PLAIN_VALUES}])
+    try:
+        return pd.Timestamp(validate_bars(alone, symbol).bars["timestamp"].iloc[0])
+    except BarsValidationError:
+        return None
 
 
 def _admit_one(symbol: str, messages: Sequence[Message], tail: np.ndarray, out: Admitted) -> None:
