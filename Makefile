@@ -115,10 +115,10 @@ clean: ## remove the virtualenv and the working directory
 # Reliability under load and faults (docs/reliability.md): each scenario runs against the
 # real processes (augur serve with two workers, Redis, PostgreSQL for the log) with a
 # fixed-rate load on 127.0.0.1, and one table is printed (also written to
-# .augur/chaos.md). About 15 minutes, the soak 10 of them; not part of make test, which
+# .augur/chaos.md). About 18 minutes, the soak 10 of them; not part of make test, which
 # runs a 20-second soak and the Redis kill (tests/chaos/test_chaos_short.py).
 # Some scenarios: make chaos CHAOS_ARGS="redis pglog --rate 100".
 .PHONY: chaos
 CHAOS_ARGS ?=
-chaos: setup ## reliability under load and faults: soak, Redis, worker and PostgreSQL killed, bad tables, bad tokens
+chaos: setup ## reliability under load and faults: soak, Redis, worker and PostgreSQL killed, bad tables and tokens, API fuzz
 	$(PY) -m tests.chaos --markdown $(AUGUR_HOME)/chaos.md $(CHAOS_ARGS)
