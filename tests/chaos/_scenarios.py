@@ -54,6 +54,9 @@ class Scale:
     # soak (after its first quarter): a longer soak tells a leak from noise more finely.
     rss_slope: float = 2.0
     fds_slope: float = 1.0
+    # A p99 under this is "stable" whatever the ratio: at a few ms a scheduler hiccup on a
+    # shared machine is a 1.5x (make test shares it with the whole suite).
+    p99_floor_ms: float = 10.0
 
 
 FULL = Scale()
@@ -68,8 +71,11 @@ SHORT = Scale(
     token_rate=500.0,
     fuzz_examples=25,
     fuzz_seconds=10.0,
+    # 20 s: connections in flight (an fd each) move the fd count by a few either way; a
+    # leak of one fd per request would be 12,000/min at this rate
     rss_slope=10.0,
-    fds_slope=10.0,
+    fds_slope=60.0,
+    p99_floor_ms=50.0,
 )
 
 # A client's retry of a request may still be asked for within this long after the
@@ -78,9 +84,6 @@ RECOVERY_LIMIT = 5.0
 # The prediction log's buffer holds a worker's rows about two lingers (50 ms each); a
 # killed worker loses what it held: rows of requests sent this long before the kill.
 BUFFER_SECONDS = 1.0
-# A p99 under this is "stable" whatever the ratio: at a few ms a scheduler hiccup on a
-# shared machine is a 1.5x.
-P99_FLOOR_MS = 10.0
 
 
 def _worker_stats(stack: Stack) -> dict[str, float]:
@@ -132,7 +135,7 @@ def soak(stack: Stack, scale: Scale, work: Path) -> Result:
         counts = by_status(rows)
         result.expect(set(counts) <= {200}, f"{kind} errors under a steady load: {dict(counts)}")
     result.expect(
-        last <= max(1.5 * first, P99_FLOOR_MS),
+        last <= max(1.5 * first, scale.p99_floor_ms),
         f"p99 of the last {w:g} s ({last:.1f} ms) is over 1.5x the first's ({first:.1f} ms)",
     )
     for pid in pids:
