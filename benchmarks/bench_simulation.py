@@ -13,6 +13,11 @@ runs on any machine; the engines' speed does not depend on the signal's quality.
    also projects 25M from the CPU time per path-step onto idle cores). Peer: the
    reference system this replaces — 25 million in 3 hours
    (≈2,300/s), a figure from the issue, not measured here.
+   A second pair of rows measures the re-walk of the ensemble's member weights along each
+   path (the default when the outcomes carry member columns) on synthetic member
+   probabilities (four noisy variants of the momentum signal, labels from the 5-bar
+   forward return): CPU-ns per path-step, beside the fixed-weights mode on the same
+   outcomes in the same run.
 2. Sweep: 1,000 decision-threshold combinations (confidence threshold x Kelly fraction x
    drawdown limit x cool-down) over the 6,225 bars, best of 3 after a warm-up. Peers in
    the same run: vectorbt ``Portfolio.from_signals`` on the same signals (entries,
@@ -71,6 +76,48 @@ def eurusd_predictions() -> pd.DataFrame:
             "forward_return": np.expm1(fwd),
         }
     )
+
+
+def member_predictions(preds: pd.DataFrame, seed: int = 3) -> pd.DataFrame:
+    """``preds`` with four synthetic members (the momentum signal's p_up tilted and
+    noised per member), their labels and the walk's weight rule: what ``augur backtest``
+    writes for the Monte Carlo to re-walk the member weights (see MemberOutcomes)."""
+    from augur.backtest.simulation import MEMBERS
+
+    rng = np.random.default_rng(seed)
+    n = len(preds)
+    out = preds.copy()
+    base = preds["p_up"].to_numpy() / 0.9  # P(up | not flat) of the signal
+    logit = np.log(base / (1.0 - base))
+    fwd = np.log1p(preds["forward_return"].to_numpy())
+    band = 0.25 * np.std(fwd)
+    out["label"] = np.where(fwd > band, 1, np.where(fwd < -band, -1, 0))
+    members = []
+    for k, m in enumerate(MEMBERS):
+        z = logit * (0.5 + 0.4 * k) + rng.normal(0.0, 0.5 + 0.2 * k, n)
+        flat = np.clip(rng.normal(0.25, 0.05, n), 0.05, 0.6)
+        up = (1.0 - flat) / (1.0 + np.exp(-z))
+        down = 1.0 - flat - up
+        out[f"p_down_{m}"], out[f"p_flat_{m}"], out[f"p_up_{m}"] = down, flat, up
+        out[f"weight_score_{m}"] = np.log(1 / 3)
+        members.append(np.stack([down, flat, up], axis=1))
+    proba = np.mean(members, axis=0)  # equal starting weights
+    out["p_down"], out["p_flat"], out["p_up"] = proba.T
+    out["direction"] = np.sign(proba[:, 2] - proba[:, 0]).astype(int)
+    out["volatility_ratio"] = 1.0
+    out["trend"] = 0.0
+    for name, value in (
+        ("confidence_margin_weight", 0.5),
+        ("confidence_agreement_weight", 0.3),
+        ("confidence_trend_weight", 0.0),
+        ("volatility_penalty", 0.5),
+        ("weight_decay", 0.95),
+        ("weight_floor", 0.02),
+        ("weight_max_step", 1.0),
+        ("weights_frozen", 0.0),
+    ):
+        out[name] = value
+    return out
 
 
 def _grid() -> dict[str, list[float]]:
@@ -166,6 +213,50 @@ def _bench_simulation(preds: pd.DataFrame) -> list[Row]:
         Row(
             "simulation",
             "warm-up (load compiled kernels)",
+            warm_s,
+            "—",
+            None,
+            "s",
+            False,
+        ),
+        *_bench_rewalk(preds, cfg),
+    ]
+
+
+def _cpu_ns_per_step(outcomes, cfg, n: int, **kwargs) -> float:
+    from augur.backtest.simulation import simulate
+
+    cpu = time.process_time()
+    simulate(outcomes, n, cfg, seed=7, **kwargs)
+    return 1e9 * (time.process_time() - cpu) / (n * 252)
+
+
+def _bench_rewalk(preds: pd.DataFrame, cfg) -> list[Row]:
+    """CPU-ns per path-step re-walking the member weights vs fixed weights, same outcomes."""
+    from augur.backtest.simulation import OutOfSampleOutcomes, simulate
+
+    outcomes = OutOfSampleOutcomes.from_predictions(member_predictions(preds.iloc[:-HORIZON]))
+    assert outcomes.members is not None
+    warm = time.perf_counter()
+    assert simulate(outcomes, 1_000, cfg, seed=1).rewalked_weights  # loads the kernel
+    warm_s = time.perf_counter() - warm
+    n = 1_000_000
+    fixed_ns = _cpu_ns_per_step(outcomes, cfg, n, fixed_weights=True)
+    rewalk_ns = _cpu_ns_per_step(outcomes, cfg, n)
+    return [
+        Row(
+            "simulation",
+            f"re-walked member weights: CPU-ns per path-step ({n:,} paths, synthetic members)",
+            rewalk_ns,
+            "fixed weights, same outcomes, same run",
+            fixed_ns,
+            "ns",
+            False,
+            f"+{rewalk_ns - fixed_ns:.1f} ns per path-step",
+        ),
+        Row(
+            "simulation",
+            "re-walk warm-up (load compiled kernel)",
             warm_s,
             "—",
             None,

@@ -218,11 +218,9 @@ def test_report_and_outputs_are_written(result, tmp_path):
     # what the Monte Carlo re-walks the member weights from
     assert outcomes.members is not None
     np.testing.assert_array_equal(outcomes.members.label, preds["label"])
-    p_up = sum(
-        outcomes.members.per_model[:, :, 2][:, i]
-        for i in range(outcomes.members.per_model.shape[1])
-    )
-    assert np.isfinite(p_up).all() and 0 < outcomes.members.decay < 1
+    assert outcomes.members.per_model.shape == (len(preds), 4, 3)
+    np.testing.assert_allclose(outcomes.members.per_model.sum(axis=2), 1.0, atol=1e-9)
+    assert 0 < outcomes.members.decay < 1
 
 
 def test_bad_input_names_the_symbol():
