@@ -94,8 +94,10 @@ class MemberOutcomes:
     and ``trend`` for the confidence; ``confidence_weights``: (n, 4) the margin,
     agreement and trend weights (the trend's 0 when the version had no trend feature)
     and the volatility penalty; ``start_scores``: (n, members) the score vector the
-    walk of this outcome's model version started from. The weight rule (``decay``,
-    ``floor``, ``max_step`` — 0 for unbounded — and ``frozen``) is one for all outcomes.
+    walk of this outcome's model version started from; ``weight_rule``: (n, 4) the
+    version's weight rule, ``decay``, ``floor``, ``max_step`` (0: unbounded) and
+    ``frozen`` (1/0). The re-walk follows one rule: the properties :attr:`decay`, … read
+    it and refuse outcomes whose rows differ.
 
     Columns in the parquet: ``p_down_<m>``, ``p_flat_<m>``, ``p_up_<m>``,
     ``weight_score_<m>`` per member, and :attr:`COLUMNS`.
@@ -109,10 +111,7 @@ class MemberOutcomes:
     trend: np.ndarray
     confidence_weights: np.ndarray
     start_scores: np.ndarray
-    decay: float
-    floor: float
-    max_step: float
-    frozen: bool
+    weight_rule: np.ndarray
 
     COLUMNS = (
         "label",
@@ -153,15 +152,6 @@ class MemberOutcomes:
 
     @classmethod
     def _build(cls, frame: pd.DataFrame, long: np.ndarray, short: np.ndarray) -> MemberOutcomes:
-        rule = {}
-        for name in cls.RULE_COLUMNS:
-            values = _column(frame, name, np.float64)
-            if len(values) and not np.all(values == values[0]):
-                raise ValueError(
-                    f"out-of-sample outcomes: {name!r} differs between rows; the Monte Carlo "
-                    "re-walks one weight rule (simulate such outcomes with fixed weights)"
-                )
-            rule[name] = float(values[0]) if len(values) else 0.0
         f64 = np.float64
         per_model = np.stack(
             [
@@ -194,11 +184,40 @@ class MemberOutcomes:
             start_scores=np.ascontiguousarray(
                 np.stack([_column(frame, f"weight_score_{m}", f64) for m in MEMBERS], axis=1)
             ),
-            decay=rule["weight_decay"],
-            floor=rule["weight_floor"],
-            max_step=rule["weight_max_step"],
-            frozen=rule["weights_frozen"] > 0.5,
+            weight_rule=np.ascontiguousarray(
+                np.stack([_column(frame, name, f64) for name in cls.RULE_COLUMNS], axis=1)
+            ),
         )
+
+    def _rule(self, k: int) -> float:
+        values = self.weight_rule[:, k]
+        if len(values) and not np.all(values == values[0]):
+            raise ValueError(
+                f"out-of-sample outcomes: {self.RULE_COLUMNS[k]!r} differs between rows; the "
+                "Monte Carlo re-walks one weight rule (simulate these outcomes with fixed "
+                "weights: --fixed-weights)"
+            )
+        return float(values[0]) if len(values) else 0.0
+
+    @property
+    def decay(self) -> float:
+        """The weights' decay (one for all outcomes)."""
+        return self._rule(0)
+
+    @property
+    def floor(self) -> float:
+        """The weights' floor (one for all outcomes)."""
+        return self._rule(1)
+
+    @property
+    def max_step(self) -> float:
+        """The bound on one outcome's step, 0 when unbounded (one for all outcomes)."""
+        return self._rule(2)
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the weights are frozen (one for all outcomes)."""
+        return self._rule(3) > 0.5
 
     def check(self, n: int) -> None:
         """Shapes and values (``n`` outcomes)."""
@@ -212,6 +231,7 @@ class MemberOutcomes:
             ("trend", (n,)),
             ("confidence_weights", (n, 4)),
             ("start_scores", (n, m)),
+            ("weight_rule", (n, 4)),
         ):
             arr = getattr(self, name)
             if arr.shape != shape:
@@ -222,10 +242,10 @@ class MemberOutcomes:
                 raise ValueError(f"member outcomes: {name!r} has a non-finite value")
         if not np.isin(self.label, (-1, 0, 1)).all():
             raise ValueError("member outcomes: 'label' must be -1, 0 or 1")
-        if not 0 < self.decay < 1 or self.max_step < 0:
+        decay, max_step = self.weight_rule[:, 0], self.weight_rule[:, 2]
+        if not ((decay > 0) & (decay < 1)).all() or (max_step < 0).any():
             raise ValueError(
-                f"member outcomes: weight_decay must be in (0, 1) and weight_max_step >= 0, "
-                f"got {self.decay} and {self.max_step}"
+                "member outcomes: weight_decay must be in (0, 1) and weight_max_step >= 0"
             )
 
     def to_frame(self) -> pd.DataFrame:
@@ -235,7 +255,6 @@ class MemberOutcomes:
             for c, k in enumerate(("p_down", "p_flat", "p_up")):
                 cols[f"{k}_{m}"] = self.per_model[:, i, c]
             cols[f"weight_score_{m}"] = self.start_scores[:, i]
-        n = len(self.label)
         cols.update(
             {
                 "label": self.label,
@@ -247,10 +266,7 @@ class MemberOutcomes:
                 "confidence_agreement_weight": self.confidence_weights[:, 1],
                 "confidence_trend_weight": self.confidence_weights[:, 2],
                 "volatility_penalty": self.confidence_weights[:, 3],
-                "weight_decay": np.full(n, self.decay),
-                "weight_floor": np.full(n, self.floor),
-                "weight_max_step": np.full(n, self.max_step),
-                "weights_frozen": np.full(n, float(self.frozen)),
+                **{name: self.weight_rule[:, k] for k, name in enumerate(self.RULE_COLUMNS)},
             }
         )
         return pd.DataFrame(cols)

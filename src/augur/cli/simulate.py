@@ -138,20 +138,23 @@ def simulate_cmd(
         transient=as_json,
     ) as progress:
         task = progress.add_task("paths", total=n)
-        result = simulate(
-            outcomes,
-            n,
-            config,
-            seed=seed,
-            chunk_size=min(chunk_size, n),
-            progress_callback=lambda done, _total: progress.update(task, completed=done),
-            n_steps=steps,
-            block_length=block,
-            commission_bps=commission_bps,
-            slippage_bps=slippage_bps,
-            ruin_equity=ruin_equity,
-            fixed_weights=fixed_weights,
-        )
+        try:
+            result = simulate(
+                outcomes,
+                n,
+                config,
+                seed=seed,
+                chunk_size=min(chunk_size, n),
+                progress_callback=lambda done, _total: progress.update(task, completed=done),
+                n_steps=steps,
+                block_length=block,
+                commission_bps=commission_bps,
+                slippage_bps=slippage_bps,
+                ruin_equity=ruin_equity,
+                fixed_weights=fixed_weights,
+            )
+        except ValueError as exc:  # e.g. outcomes whose rows re-walk different rules
+            _fail(f"{path}: {exc}")
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
         return

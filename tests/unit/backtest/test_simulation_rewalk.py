@@ -169,8 +169,10 @@ def test_mode_follows_the_member_columns(tmp_path):
 def test_one_weight_rule_for_all_outcomes():
     frame = predictions(5)
     frame.loc[3, "weight_decay"] = 0.5
-    with pytest.raises(ValueError, match=r"weight_decay.*differs"):
-        OutOfSampleOutcomes.from_predictions(frame)
+    outcomes = OutOfSampleOutcomes.from_predictions(frame)  # loads; the fixed mode runs
+    assert not simulate(outcomes, 100, CONFIG, n_steps=20, fixed_weights=True).rewalked_weights
+    with pytest.raises(ValueError, match=r"weight_decay.*differs.*--fixed-weights"):
+        simulate(outcomes, 100, CONFIG, n_steps=20)
 
 
 def test_member_outcomes_shapes_are_checked():
