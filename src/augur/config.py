@@ -64,6 +64,15 @@ class Settings(BaseSettings):
         "the moment Redis announces a write to them (server-assisted client-side caching, "
         "CLIENT TRACKING). Off: every request reads Redis.",
     )
+    feature_timeout_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description="Serving only, Redis only: how long a request waits for Redis to answer "
+        "its feature read. A read that misses it is answered 503 with Retry-After, and for "
+        "the next second requests that need Redis fail at once (503) instead of queueing "
+        "behind a slow store; then one read tries again. A worker answers one batch at a "
+        "time, so this bounds how long every request behind a slow read waits.",
+    )
 
     # --- models -----------------------------------------------------------------------
     model_name: str = Field(

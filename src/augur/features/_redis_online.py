@@ -124,21 +124,34 @@ class InvalidationListener:
             self._stop.wait(self._retry)
 
 
-def fail_fast(client: Any) -> None:
-    """Make a redis-py client on the request path fail at once when Redis is gone.
+def fail_fast(client: Any, timeout: float | None = None) -> None:
+    """Make a redis-py client on the request path fail at once when Redis is gone, and
+    within ``timeout`` seconds when it is slow.
 
     redis-py's default retries a failed command three times with a 1-10 s backoff: a
     worker that answers inline then holds every request behind it for seconds while Redis
     is down, instead of answering 503 with Retry-After. One immediate retry is kept (a
-    pooled connection to a restarted server fails once, the next one connects).
+    pooled connection to a restarted server fails once, the next one connects). With a
+    ``timeout`` (Feast's client has no socket timeout: a Redis that accepts connections
+    but answers slowly, or never, held the worker as long), a read that misses it fails
+    and is not retried: a retry would wait as long again.
     """
     set_retry = getattr(client, "set_retry", None)
     if set_retry is None:  # not a redis-py client (a test double)
         return
     from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.retry import Retry
 
-    set_retry(Retry(NoBackoff(), 1))
+    if timeout is None:
+        set_retry(Retry(NoBackoff(), 1))
+        return
+    set_retry(Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        pool.connection_kwargs["socket_timeout"] = timeout
+        pool.connection_kwargs.setdefault("socket_connect_timeout", max(timeout, 1.0))
+        pool.reset()  # connections made before this one had no timeout
 
 
 class RedisFeatureReader:
@@ -159,10 +172,18 @@ class RedisFeatureReader:
         key_version: int,
         cache: bool = True,
         cache_size: int = 4096,
+        timeout: float | None = None,
+        open_seconds: float = 1.0,
     ) -> None:
         from feast.infra.online_stores.helpers import _mmh3, _redis_key_prefix
 
-        fail_fast(client)
+        fail_fast(client, timeout)
+        self._timeout = timeout
+        # After a read missed ``timeout``, reads fail at once until this time (monotonic):
+        # a worker answers one batch at a time, so each slow read would hold every
+        # request queued behind it. The first read after it tries Redis again.
+        self._open_seconds = open_seconds
+        self._open_until = 0.0
         self._client = client
         self._project = project
         self._entity = entity
@@ -247,13 +268,7 @@ class RedisFeatureReader:
         if not missing:
             return out
         self.misses += len(missing)
-        if len(missing) == 1:
-            replies = [self._client.hmget(missing[0][1], self._fields)]
-        else:
-            with self._client.pipeline(transaction=False) as pipe:
-                for _, key, _, _ in missing:
-                    pipe.hmget(key, self._fields)
-                replies = pipe.execute()
+        replies = self._fetch([key for _, key, _, _ in missing])
         for (i, key, gen, epoch), values in zip(missing, replies, strict=True):
             row = self._decode(values)
             out[i] = row
@@ -266,6 +281,40 @@ class RedisFeatureReader:
                         self._rows.clear()
                     self._rows[key] = row
         return out
+
+    def _fetch(self, keys: list[bytes]) -> list[Any]:
+        """One ``HMGET`` per key, in one round trip; with a timeout, a read that misses it
+        (or comes while a recent one did) raises redis-py's ``TimeoutError`` naming it."""
+        if self._timeout is None:
+            return self._hmget(keys)
+        import time
+
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        now = time.monotonic()
+        if now < self._open_until:
+            raise RedisTimeoutError(
+                f"a read missed the {self._timeout:g} s budget (AUGUR_FEATURE_TIMEOUT_SECONDS) "
+                f"just before: failing at once for {self._open_until - now:.1f} s more"
+            )
+        try:
+            replies = self._hmget(keys)
+        except RedisTimeoutError as exc:
+            self._open_until = time.monotonic() + self._open_seconds
+            raise RedisTimeoutError(
+                f"no answer within {self._timeout:g} s (AUGUR_FEATURE_TIMEOUT_SECONDS): {exc}; "
+                f"reads fail at once for the next {self._open_seconds:g} s"
+            ) from exc
+        self._open_until = 0.0
+        return replies
+
+    def _hmget(self, keys: list[bytes]) -> list[Any]:
+        if len(keys) == 1:
+            return [self._client.hmget(keys[0], self._fields)]
+        with self._client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, self._fields)
+            return list(pipe.execute())
 
     def _decode(self, values: Sequence[bytes | None]) -> tuple[np.ndarray, datetime] | None:
         from feast.protos.feast.types.Value_pb2 import Value

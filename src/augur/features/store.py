@@ -392,7 +392,9 @@ def _reachable(kind: str) -> Iterator[None]:
 
     try:
         yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+    except redis.exceptions.TimeoutError as exc:
+        raise OnlineStoreUnavailable(f"the {kind} online store is too slow ({exc})") from exc
+    except redis.exceptions.ConnectionError as exc:
         raise OnlineStoreUnavailable(
             f"the {kind} online store is unreachable ({exc}); check AUGUR_REDIS_URL / "
             "--redis-url and that redis-server is running"
@@ -464,6 +466,7 @@ class OnlineFeatures:
         redis_url: str | None = None,
         spec: FeatureSpec | None = None,
         cache: bool = False,
+        timeout: float | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.spec = spec or FeatureSpec.from_settings(self.settings)
@@ -482,9 +485,9 @@ class OnlineFeatures:
         self._provider = self.store._get_provider()
         self._redis: Any = None
         if self.kind == "redis":
-            self._redis = self._redis_reader(cache)
+            self._redis = self._redis_reader(cache, timeout)
 
-    def _redis_reader(self, cache: bool) -> Any:
+    def _redis_reader(self, cache: bool, timeout: float | None = None) -> Any:
         """Feast's Redis layout read directly (see :mod:`augur.features._redis_online`)."""
         from feast.infra.online_stores.redis import _versioned_fv_name
 
@@ -502,6 +505,7 @@ class OnlineFeatures:
             key_version=config.entity_key_serialization_version,
             # Only a plain Redis: with a cluster or sentinel every read goes to the server.
             cache=cache and str(config.online_store.redis_type.value) == "redis",
+            timeout=timeout,
         )
 
     @property

@@ -23,7 +23,9 @@ class OnlineFeatureReader:
         from augur.features.store import OnlineFeatures, OnlineStoreUnavailable, UnknownSymbolError
 
         if online is None:
-            online = OnlineFeatures(settings, cache=settings.feature_cache)
+            online = OnlineFeatures(
+                settings, cache=settings.feature_cache, timeout=settings.feature_timeout_seconds
+            )
         self._online = online
         # looked up once here, not per request (the store module imports Feast)
         self._unknown = UnknownSymbolError
