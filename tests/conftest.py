@@ -67,6 +67,10 @@ class RedisServer:
                 "",
                 "--appendonly",
                 "no",
+                # each test module keeps to a database of its own (REDIS_DB; a unit test
+                # checks no two share one): room for more than Redis's default 16
+                "--databases",
+                "64",
                 "--dir",
                 str(self.workdir),
             ],

@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 AUGUR = Path(sys.executable).parent / "augur"
 # A database of its own on the session's Redis, emptied by each test.
-REDIS_DB = 5
+REDIS_DB = 14  # a database of its own on the session's Redis
 
 
 @dataclass

@@ -16,6 +16,7 @@ from augur.data import load_sample, read_bars, write_bars
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
+REDIS_DB = 6  # a database of its own on the session's Redis
 
 REPO = Path(__file__).resolve().parents[2] / "feature_repo"
 
@@ -86,7 +87,7 @@ def test_full_flow_on_sqlite(home: Path) -> None:
 def test_redis_store_and_unreachable_redis(home: Path, redis_server) -> None:  # type: ignore[no-untyped-def]
     write_bars(load_sample(["EURUSD"])["EURUSD"].tail(200), home / "data" / "bars")
     assert _run("build")[0] == 0
-    url = f"{redis_server.url},db=6"
+    url = f"{redis_server.url},db={REDIS_DB}"
     code, out = _run("apply", "--online-store", "redis", "--redis-url", url)
     assert code == 0, out
     code, out = _run("materialize", "--online-store", "redis", "--redis-url", url)

@@ -21,7 +21,7 @@ from tests.conftest import RedisServer
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_DB = 13  # a database of its own on the session's Redis
+REDIS_DB = 15  # a database of its own on the session's Redis
 
 
 def test_a_pod_without_a_registry_reads_what_the_feature_job_wrote(

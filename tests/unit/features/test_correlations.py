@@ -24,7 +24,7 @@ from augur.features.correlations import (
     read_correlations,
 )
 
-REDIS_DB = 12  # a database of its own on the session's Redis
+REDIS_DB = 16  # a database of its own on the session's Redis
 
 
 def _returns(n: int = 300, seed: int = 0) -> pd.DataFrame:
