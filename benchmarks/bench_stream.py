@@ -79,6 +79,7 @@ def _augur_consumer(settings: Any, name: str, ready: Any, stop: Any, out: Any) -
     metrics.publish_to_online = latencies  # type: ignore[assignment]
     consumer = BarConsumer.from_settings(settings, name, metrics=metrics)
     consumer.ensure_group()
+    consumer.start_flusher()
     ready.set()
     done = threading.Event()  # the consumer's stop, set when the parent's is
 

@@ -32,7 +32,7 @@ from augur.stream._history import Histories
 from augur.stream._keys import StreamKeys, redis_client
 from augur.stream._message import Message, decode, id_key
 from augur.stream._metrics import StreamMetrics
-from augur.stream._offline import OfflineAppender, journal_entry
+from augur.stream._offline import FlushProcess, OfflineAppender, journal_entry
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,8 @@ class BarConsumer:
         self._backlog = True  # at start: this consumer's bars left unacknowledged before
         self._symbol_of: dict[str, str] = {}  # stream id → symbol, of others' pending bars
         self._group_ready = False
+        self._settings: Settings | None = None  # set by from_settings: flush in a process
+        self._flusher: FlushProcess | None = None
         # the online rows join the acknowledging transaction when they live in this Redis
         self._online_in_commit = _same_redis(client, getattr(online, "redis", None))
 
@@ -116,7 +118,7 @@ class BarConsumer:
         keys = StreamKeys.from_settings(settings)
         spec = FeatureSpec.from_settings(settings)
         online = OnlineWriter(settings, online_store, redis_url)
-        return cls(
+        consumer = cls(
             client,
             keys,
             online,
@@ -130,6 +132,8 @@ class BarConsumer:
             flush_seconds=settings.stream_flush_seconds,
             metrics=metrics,
         )
+        consumer._settings = settings
+        return consumer
 
     # --- the loop ---------------------------------------------------------------------
     def ensure_group(self) -> None:
@@ -153,7 +157,10 @@ class BarConsumer:
         flusher = threading.Thread(
             target=self._flush_every, args=(rounds_over,), name="bar-flush", daemon=True
         )
-        flusher.start()
+        if self._settings is not None:
+            self.start_flusher()
+        else:
+            flusher.start()
         now = time.monotonic()
         next_observe = now
         next_claim = now + self.claim_idle_ms / 2000
@@ -174,8 +181,19 @@ class BarConsumer:
                 self.histories.forget()
                 self._backlog = True
                 stop.wait(retry_seconds)
-        rounds_over.set()  # the last round is acknowledged: the last flush takes it too
-        flusher.join()
+        # the last round is acknowledged: the last flush takes it too
+        if self._flusher is not None:
+            self._flusher.stop()
+            self._flusher = None
+        else:
+            rounds_over.set()
+            flusher.join()
+
+    def start_flusher(self) -> None:
+        """Start the process that appends the journal to the parquet bars dataset
+        (consumers made from settings; :meth:`run` starts it if it is not yet)."""
+        if self._flusher is None and self._settings is not None:
+            self._flusher = FlushProcess(self._settings, self.flush_seconds).start()
 
     def _flush_every(self, rounds_over: threading.Event) -> None:
         """Flush every ``flush_seconds``, and once more when the rounds are over."""

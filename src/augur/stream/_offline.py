@@ -13,6 +13,9 @@ so no bar is written twice.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -127,4 +130,68 @@ class OfflineAppender:
         return written
 
 
-__all__ = ["RETURN_FIELD", "OfflineAppender", "journal_entry"]
+class FlushProcess:
+    """Flushes in a process of its own, every ``interval`` seconds and once more at
+    :meth:`stop`: rewriting parquet files holds the interpreter for long stretches, which
+    in the consumer's process would stall its rounds."""
+
+    def __init__(self, settings: Any, interval: float) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")  # a fork would inherit redis-py's and Feast's state
+        self._stop = ctx.Event()
+        self._ready = ctx.Event()
+        self._process = ctx.Process(
+            target=_flush_loop,
+            args=(settings, interval, self._ready, self._stop, os.getpid()),
+            name="augur-stream-flush",
+            daemon=True,
+        )
+
+    def start(self, wait_seconds: float = 120.0) -> FlushProcess:
+        """Start it and wait until it is ready (its imports done)."""
+        self._process.start()
+        self._ready.wait(wait_seconds)
+        return self
+
+    def stop(self, timeout: float = 120.0) -> None:
+        """The last flush, then the process ends."""
+        self._stop.set()
+        self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.terminate()
+
+
+def _flush_loop(settings: Any, interval: float, ready: Any, stop: Any, parent: int) -> None:
+    from augur.features.correlations import RETURN_FEATURE
+    from augur.features.stream_online import OnlineWriter
+    from augur.stream._keys import redis_client
+
+    # Ctrl-C or a TERM to the process group reaches the consumer, which stops this process
+    # after its last round: the last flush must not be cut short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    online = OnlineWriter(settings)
+    client = redis_client(settings.stream_redis_url)
+    appender = OfflineAppender(
+        client, StreamKeys.from_settings(settings), settings.bars_dir, online.add_returns,
+        RETURN_FEATURE,
+    )  # fmt: skip
+    ready.set()
+    due = time.monotonic() + interval
+    while True:
+        stopping = stop.wait(min(1.0, max(0.0, due - time.monotonic())))
+        if os.getppid() != parent:  # the consumer died (SIGKILL): the journal keeps the bars
+            return
+        if not stopping and time.monotonic() < due:
+            continue
+        try:
+            appender.flush()
+        except Exception:
+            log.exception("stream flush failed (the journal keeps the bars)")
+        if stopping:
+            return
+        due = time.monotonic() + interval
+
+
+__all__ = ["RETURN_FIELD", "FlushProcess", "OfflineAppender", "journal_entry"]
