@@ -53,11 +53,15 @@ class ServingApp:
         self._closers.clear()
 
 
-def open_prediction_log(settings: Settings, on_drop: Callable[[], None] | None = None) -> Any:
+def open_prediction_log(
+    settings: Settings,
+    on_drop: Callable[[], None] | None = None,
+    on_unavailable: Callable[[], None] | None = None,
+) -> Any:
     """The prediction log: ``AUGUR_PREDICTION_LOG_URL``, else SQLite under the home."""
     from augur.monitoring import PredictionLog, default_log_url
 
-    return PredictionLog(default_log_url(settings), on_drop=on_drop)
+    return PredictionLog(default_log_url(settings), on_drop=on_drop, on_unavailable=on_unavailable)
 
 
 def load_rules(settings: Settings) -> Any:
@@ -116,7 +120,8 @@ def build_service(
             metrics = default_metrics()
         if prediction_log == "default":
             on_drop = metrics.log_dropped.inc if metrics is not None else None
-            prediction_log = open_prediction_log(settings, on_drop)
+            on_unavailable = metrics.log_unavailable.inc if metrics is not None else None
+            prediction_log = open_prediction_log(settings, on_drop, on_unavailable)
         if prediction_log is not None:
             closers.append(prediction_log.close)
         if accounts == "default":

@@ -101,6 +101,12 @@ class ServingMetrics:
             "Predictions not logged because the log's buffer was full (its writer was behind).",
             registry=reg,
         )
+        self.log_unavailable = Counter(
+            "augur_prediction_log_unavailable",
+            "Prediction log batch writes the database could not take (unreachable, or its "
+            "disk full); the rows stay in the buffer and are written once it can.",
+            registry=reg,
+        )
         self.routing_rejected = Counter(
             "augur_routing_table_rejected",
             "Routing table files refused (unreadable, invalid, or naming a version that "

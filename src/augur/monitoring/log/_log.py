@@ -33,17 +33,23 @@ _OTHER_WRITER_SECONDS = 1.0
 
 @contextlib.contextmanager
 def _unreachable_as_unavailable(engine: Any) -> Iterator[None]:
-    """A lost or refused connection to a database server as :class:`LogUnavailable`
-    (the writer keeps the batch for later, an outcome is answered 503); every other
-    error as it is. SQLite has no server to lose: its errors stay errors."""
+    """A lost or refused connection to a database server, or a full disk under SQLite, as
+    :class:`LogUnavailable` (the writer keeps the batch for later, an outcome is answered
+    503); every other error as it is. SQLite has no server to lose: its other errors stay
+    errors."""
+    import sqlite3
+
     import sqlalchemy as sa
 
     try:
         yield
     except sa.exc.DBAPIError as exc:
         server = engine.dialect.name != "sqlite"
-        if exc.connection_invalidated or (
-            server and isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
+        full = getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        if (
+            exc.connection_invalidated
+            or full
+            or (server and isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError))
         ):
             cause = str(exc.orig or exc).strip().splitlines()
             raise LogUnavailable(cause[0] if cause else type(exc).__name__) from exc
@@ -70,7 +76,9 @@ class PredictionLog:
     ``url`` is a SQLAlchemy URL (``sqlite:///path.db``, ``postgresql+psycopg://…``);
     tables are created when missing. :meth:`log_prediction` enqueues and never blocks
     (a full buffer of ``max_queue`` records drops the record, counted in
-    ``stats.dropped`` and reported to ``on_drop``); a background thread writes the buffer
+    ``stats.dropped`` and reported to ``on_drop``; a batch the database cannot take now,
+    unreachable or its disk full, stays buffered and is reported to ``on_unavailable``);
+    a background thread writes the buffer
     in batches of up to ``batch_size`` records, ``linger`` seconds after the first one
     arrives. :meth:`flush` waits until everything enqueued so far is written;
     :meth:`close` flushes and stops the writer. Safe to share between threads. Dropped
@@ -86,6 +94,7 @@ class PredictionLog:
         linger: float = 0.05,
         start: bool = True,
         on_drop: Callable[[], None] | None = None,
+        on_unavailable: Callable[[], None] | None = None,
     ) -> None:
         self._writer = BatchWriter(
             self._insert_batch,
@@ -93,6 +102,7 @@ class PredictionLog:
             batch_size=batch_size,
             linger=linger,
             on_drop=on_drop,
+            on_unavailable=on_unavailable,
         )
         # Member probabilities (once per scored feature row) have a writer of their own,
         # so a busy request path never holds them up behind predictions, or the reverse.

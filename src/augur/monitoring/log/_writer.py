@@ -66,6 +66,7 @@ class BatchWriter:
         batch_size: int = 512,
         linger: float = 0.05,
         on_drop: Callable[[], None] | None = None,
+        on_unavailable: Callable[[], None] | None = None,
     ) -> None:
         if max_queue < 1 or batch_size < 1:
             raise ValueError("max_queue and batch_size must be >= 1")
@@ -74,6 +75,7 @@ class BatchWriter:
         self.batch_size = batch_size
         self.linger = linger
         self._on_drop = on_drop
+        self._on_unavailable = on_unavailable  # called for each batch kept for a retry
         # The request path appends, the writer pops from the other end: both are atomic on
         # a deque, so enqueueing takes no lock.
         self._queue: deque[PredictionRecord] = deque()
@@ -260,9 +262,11 @@ class BatchWriter:
         with self._lock:
             self._queue.extendleft(reversed(batch))
             self._taken -= len(batch)
+        if self._on_unavailable is not None:
+            self._on_unavailable()
         if not self._backoff:
             log.warning(
-                "prediction log: the database is unreachable (%s); keeping rows in the "
+                "prediction log: the database cannot take writes now (%s); keeping rows in the "
                 "buffer (%d rows at most) and retrying",
                 exc,
                 self.max_queue,
