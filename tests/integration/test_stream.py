@@ -324,3 +324,36 @@ def test_a_consumer_killed_mid_stream_loses_no_bar_and_applies_none_twice(
     assert code == 0, log.read_text()[-3000:]
     assert home.client.xlen(DEAD) == 0
     _assert_consistent(home, _everything(home))
+
+
+def test_augur_stream_publish_writes_a_files_bars_the_consumer_applies(
+    home: StreamHome, tmp_path: Path
+) -> None:
+    from augur.stream import BarConsumer
+
+    eurusd = home.live[home.live["symbol"] == "EURUSD"]
+    file = tmp_path / "eurusd.csv"
+    # a user's file: its own column names, no symbol column
+    eurusd.drop(columns="symbol").rename(columns={"timestamp": "Time", "close": "Close"}).to_csv(
+        file, index=False
+    )
+    env = {
+        **os.environ,
+        "AUGUR_HOME": str(home.settings.home),
+        "AUGUR_REDIS_URL": home.settings.redis_url,
+    }
+    augur = str(Path(sys.executable).parent / "augur")
+    done = subprocess.run(
+        [augur, "stream", "publish", str(file), "--symbol", "EURUSD"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"published {len(eurusd)} bars" in done.stdout
+    consumer = BarConsumer.from_settings(home.settings, "only")
+    while not _settled(home):
+        consumer.step()
+    assert consumer.metrics.applied == len(eurusd)
+    assert home.client.xlen(DEAD) == 0

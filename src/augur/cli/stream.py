@@ -74,7 +74,8 @@ def publish(
     time order). The consumer validates them."""
     import redis
 
-    from augur.data import read_bars_file
+    from augur.data import BarsValidationError, read_bars_file
+    from augur.data._validate import normalise_columns
     from augur.stream import frame_entries, in_time_order
     from augur.stream import publish as publish_entries
 
@@ -88,9 +89,12 @@ def publish(
         except (FileNotFoundError, ValueError) as exc:
             fail(str(exc))
         symbol = symbols[0] if symbols else None
-        if symbol is None and "symbol" not in {str(c).lower() for c in bars.columns}:
+        try:  # column names as `augur data import` reads them (Time → timestamp, …)
+            bars = normalise_columns(bars)
+        except BarsValidationError as exc:
+            fail(f"{file}: {exc}")
+        if symbol is None and "symbol" not in bars.columns:
             fail(f"{file} has no symbol column: name the symbol with --symbol")
-        bars = bars.rename(columns={c: str(c).strip().lower() for c in bars.columns})
         if last:
             bars = bars.tail(last)
         entries = frame_entries(bars, symbol)
