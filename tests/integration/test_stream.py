@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ("EURUSD", "AAPL", "MSFT")
 HISTORY = 200  # bars per symbol before the stream starts
 HELD_BACK = 40  # bars per symbol published to the stream
-REDIS_DB = 11
+REDIS_DB = 21  # a database of its own on the session's Redis
 DEAD = "augur:bars:dead"
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 SYMBOL = "EURUSD"
 HELD_BACK = 5  # the last bars of the sample, replayed
-REDIS_DB = 12
+REDIS_DB = 22  # a database of its own on the session's Redis
 
 
 def _settled(client: Any, stream: str) -> bool:
