@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                     result = Result(name, failed=[f"{type(exc).__name__}: {exc}"])
                 results.append(result)
                 verdict = "pass" if result.passed else "FAIL"
+                if result.skipped:
+                    verdict = f"skipped ({result.skipped})"
                 print(f"  {verdict} in {time.monotonic() - started:.0f} s", flush=True)
                 for note in result.notes + result.failed:
                     print(f"  - {note}", flush=True)

@@ -264,6 +264,7 @@ class Result:
     outcomes: str = ""
     failed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    skipped: str = ""  # why the scenario could not run here (it then counts as passed)
 
     def expect(self, ok: bool, what: str) -> None:
         """Record ``what`` (a sentence saying what went wrong) unless ``ok``."""

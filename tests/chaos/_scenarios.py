@@ -4,9 +4,13 @@ worker replaced, a good routing table, PostgreSQL up) for the next one."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import re
 import signal
+import sqlite3
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +37,8 @@ from tests.chaos._measure import (
     recovery_seconds,
     slope_per_minute,
 )
-from tests.chaos._stack import AUTH, Stack
+from tests.chaos._proxy import LatencyProxy
+from tests.chaos._stack import AUTH, Stack, another_service
 
 
 @dataclass(frozen=True)
@@ -587,6 +592,242 @@ def fuzz(stack: Stack, scale: Scale, work: Path) -> Result:
     return result
 
 
+# --- a slow online store ---------------------------------------------------------------
+SLOW_DELAY = 0.2  # what the proxy adds to every Redis round trip
+FEATURE_BUDGET = 0.1  # AUGUR_FEATURE_TIMEOUT_SECONDS of the slowed service
+# While the store is slow no answer may take longer than this (p99 of every 1-s window):
+# requests wait at most about one budget, not for a queue that grows.
+SLOW_BOUND = 1.0
+# A request sent this long before a fault may still meet it (it reaches the store after).
+IN_FLIGHT_SECONDS = 0.1
+
+
+def _store_errors(metrics: str) -> float:
+    found = re.findall(r"^augur_online_store_errors_total ([0-9.e+]+)$", metrics, re.M)
+    return sum(float(v) for v in found)
+
+
+def slow_store(stack: Stack, scale: Scale, work: Path) -> Result:
+    """Every Redis round trip 200 ms slower (a proxy between the service and Redis) under
+    load, the feature cache off (every request reads Redis, as with a Redis cluster):
+    requests answered within the budget, 503 with Retry-After when the store is too slow,
+    never a client timeout or a queue that grows; all 200 again once it is fast."""
+    result = Result("online store (Redis) 200 ms slower")
+    proxy = LatencyProxy(stack.redis.port).start()
+    try:
+        with another_service(
+            stack,
+            "slow",
+            AUGUR_REDIS_URL=proxy.address,
+            AUGUR_FEATURE_CACHE="false",
+            AUGUR_FEATURE_TIMEOUT_SECONDS=str(FEATURE_BUDGET),
+        ) as svc:
+            errors_before = _store_errors(svc.metrics())
+            log_before = svc.log_text()
+
+            def slow() -> None:
+                proxy.delay = SLOW_DELAY
+
+            def fast() -> None:
+                proxy.delay = 0.0
+
+            run = drive(
+                svc,
+                name="slow",
+                rate=scale.rate,
+                seconds=scale.lead + scale.outage + scale.tail,
+                work=work,
+                faults=[(scale.lead, "slow", slow), (scale.lead + scale.outage, "fast", fast)],
+            )
+            errors = _store_errors(svc.metrics()) - errors_before
+            new_log = svc.log_text()[len(log_before) :]
+            result.describe_load(run)
+            down, up = run.events["slow"], run.events["fast"]
+            result.recovery = recovery_seconds(run, up)
+            result.p99_during = p99_ms(run.window(down, up))
+            result.p99_after = p99_ms(
+                run.window(up + min(result.recovery, scale.tail), run.at(1e9))
+            )
+            result.notes.append("failures, from the slowdown: " + failures_text(run, down))
+            # a request sent just before the slowdown reads Redis just after it
+            _fault_answers(result, run, down - IN_FLIGHT_SECONDS)
+            slow_rows = run.window(down + 0.5, up)
+            result.expect(
+                bool(np.any(slow_rows[:, STATUS] == 503)),
+                f"no 503 while every Redis read took {SLOW_DELAY * 1000:.0f} ms more than the "
+                f"{FEATURE_BUDGET * 1000:.0f} ms budget",
+            )
+            worst = max(
+                (p99_ms(run.window(t, t + 1.0)) for t in np.arange(down, up, 1.0)
+                 if len(run.window(t, t + 1.0))),
+                default=float("nan"),
+            )  # fmt: skip
+            result.notes.append(f"worst 1-s p99 while slow: {worst:.0f} ms")
+            result.expect(
+                worst <= SLOW_BOUND * 1000,
+                f"answers piled up while the store was slow: a 1-s window's p99 was "
+                f"{worst:.0f} ms (bound {SLOW_BOUND * 1000:.0f} ms)",
+            )
+            result.expect(
+                result.recovery <= RECOVERY_LIMIT,
+                f"not all 200 until {result.recovery:.2f} s after the store was fast again",
+            )
+            result.expect(errors > 0, "augur_online_store_errors_total did not rise")
+            result.expect(
+                "AUGUR_FEATURE_TIMEOUT_SECONDS" in new_log,
+                "no log line says the store missed the budget (AUGUR_FEATURE_TIMEOUT_SECONDS)",
+            )
+            _check_log(result, run, svc)
+    finally:
+        proxy.stop()
+    return result
+
+
+# --- a full disk under the SQLite prediction log ------------------------------------
+DISK_BYTES = 16 * 2**20  # the tmpfs the SQLite log lives on
+
+
+def _fill(path: Path) -> int:
+    """Write ``path`` until the file system is full (ENOSPC), in ever smaller pieces so
+    no room is left; returns the bytes written."""
+    written = 0
+    with path.open("wb", buffering=0) as fh:
+        for size in (2**20, 2**16, 2**12, 2**9, 1):
+            block = b"\0" * size
+            while True:
+                try:
+                    written += fh.write(block) or 0
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    break
+    return written
+
+
+def _integrity(db: Path) -> str:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return "; ".join(str(r[0]) for r in conn.execute("PRAGMA integrity_check"))
+    finally:
+        conn.close()
+
+
+class _MountRefused(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def _tmpfs(path: Path, size: int) -> Any:
+    """A tmpfs of ``size`` bytes mounted on ``path`` (needs root), unmounted after."""
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        raise _MountRefused(
+            f"mount -t tmpfs was refused ({done.stderr.strip()}): the scenario needs root "
+            "(or CAP_SYS_ADMIN) to make a small file system"
+        )
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=False, capture_output=True)
+
+
+def _log_metrics(metrics: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, value in re.findall(
+        r"^(augur_prediction_log_[a-z_]+_total)(?:\{[^}]*\})? ([0-9.e+]+)$", metrics, re.M
+    ):
+        out[name] = out.get(name, 0.0) + float(value)
+    return out
+
+
+def disk_full(stack: Stack, scale: Scale, work: Path) -> Result:
+    """The file system under a SQLite prediction log filled to the last byte under load
+    for ``outage`` seconds, then freed: every decision still served; outcomes 200 or 503
+    with Retry-After; the full disk named in the log and counted on /metrics; the rows of
+    the outage written once there is room (or counted); the database passes
+    ``PRAGMA integrity_check`` afterwards."""
+    result = Result("prediction log (SQLite) disk full")
+    try:
+        with _tmpfs(work / "disk", DISK_BYTES) as disk:
+            _disk_full(stack, scale, work, disk, result)
+    except _MountRefused as exc:
+        result.skipped = str(exc)
+    return result
+
+
+def _disk_full(stack: Stack, scale: Scale, work: Path, disk: Path, result: Result) -> None:
+    """The scenario in the mounted ``disk`` (see :func:`disk_full`)."""
+    db = disk / "predictions.db"
+    url = f"sqlite:///{db}"
+    filler = disk / "filler"
+    filled: dict[str, int] = {}
+
+    def fill() -> None:
+        filled["bytes"] = _fill(filler)
+
+    with another_service(stack, "disk", AUGUR_PREDICTION_LOG_URL=url) as svc:
+        metrics_before = _log_metrics(svc.metrics())
+        log_before = svc.log_text()
+        run = drive(
+            svc,
+            name="disk",
+            rate=scale.rate,
+            seconds=scale.lead + scale.outage + scale.tail,
+            work=work,
+            faults=[
+                (scale.lead, "fill", fill),
+                (scale.lead + scale.outage, "free", filler.unlink),
+            ],
+        )
+        result.describe_load(run)
+        full, freed = run.events["fill_done"], run.events["free_done"]
+        result.notes.append(f"disk filled with {filled.get('bytes', 0):,} bytes")
+        result.p99_during = p99_ms(run.window(full, freed))
+        result.p99_after = p99_ms(run.window(freed, run.at(1e9)))
+        result.notes.append("failures, from the fill: " + failures_text(run, full))
+        decides = run.decides
+        result.expect(
+            bool(np.all(decides[:, STATUS] == 200)),
+            f"decisions failed while the disk was full: {dict(by_status(decides))}",
+        )
+        outcomes = run.outcomes
+        bad = outcomes[outcomes[:, STATUS] != 200]
+        result.expect(
+            bool(np.all((bad[:, STATUS] == 503) & (bad[:, RETRY_AFTER] == 1))),
+            f"outcomes while the disk was full answered {dict(by_status(bad))}, not 503 + "
+            "Retry-After",
+        )
+        late = outcomes[outcomes[:, SENT] > freed + RECOVERY_LIMIT]
+        result.expect(bool(np.all(late[:, STATUS] == 200)),
+                      "outcomes still fail after the disk was freed")  # fmt: skip
+        result.recovery = recovery_seconds(run, freed, outcomes)
+        log = logged(url, run, expect=len(run.answered(DECIDE)))
+        lost, unjoined = result.describe_log(run, log)
+        counted = _log_metrics(svc.metrics())
+        new_counts = {k: v - metrics_before.get(k, 0.0) for k, v in counted.items()}
+        new_counts = {k: v for k, v in new_counts.items() if v}
+        result.notes.append(f"rows lost {len(lost)}; /metrics rose: {new_counts or 'none'}")
+        new_log = svc.log_text()[len(log_before) :]
+        result.expect(
+            "disk is full" in new_log,
+            "no log line says the disk is full",
+        )
+        result.expect(bool(new_counts), "nothing on /metrics shows the failed writes")
+        uncounted = len(lost) - sum(
+            v for k, v in new_counts.items() if "dropped" in k or "failed" in k
+        )
+        result.expect(uncounted <= 0, f"{len(lost)} rows lost, {uncounted:g} of them uncounted")
+        sent = run.sent_at()
+        late_lost = [r for r in lost if sent[r] > freed + RECOVERY_LIMIT]
+        result.expect(not late_lost, f"{len(late_lost)} rows lost after the disk was freed")
+        result.expect(not unjoined, f"{len(unjoined)} outcomes answered 200 are not joined")
+    check = _integrity(db)  # the service stopped: the file as it was left
+    result.notes.append(f"integrity_check: {check}")
+    result.expect(check == "ok", f"PRAGMA integrity_check after the disk was full: {check}")
+
+
 SCENARIOS: dict[str, Callable[[Stack, Scale, Path], Result]] = {
     "soak": soak,
     "redis": redis_kill,
@@ -596,4 +837,6 @@ SCENARIOS: dict[str, Callable[[Stack, Scale, Path], Result]] = {
     "pglog": log_restart,
     "tokens": bad_tokens,
     "fuzz": fuzz,
+    "slow": slow_store,
+    "disk": disk_full,
 }

@@ -5,7 +5,9 @@ the Redis scenario), a throwaway PostgreSQL cluster of its own (the prediction l
 stopped and started by the log scenario), and ``augur serve`` with two workers on a tiny
 model trained on one symbol's sample bars (tests/integration/_one_symbol.py), a bearer
 token, the routing table re-read every 0.2 s. Nothing here is shared with the other
-tests' session servers: the faults would break them.
+tests' session servers: the faults would break them. :func:`another_service` starts a
+second ``augur serve`` on the same model and Redis with other settings (Redis behind a
+slow proxy, a prediction log on a small disk), so such a fault never reaches the first.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from tests.integration.test_service_http import (
 SYMBOL = "EURUSD"
 N_BARS = 400
 
-__all__ = ["AUTH", "TOKEN", "Stack", "running_stack"]
+__all__ = ["AUTH", "TOKEN", "Stack", "another_service", "running_stack"]
 
 
 class Redis(RedisServer):
@@ -95,6 +97,7 @@ class Stack:
     log_url: str
     proc: subprocess.Popen[bytes]
     tree: list[Any] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # augur serve's environment
 
     def workers(self) -> list[Any]:
         """The worker processes now (psutil), by the BentoML worker's command line."""
@@ -127,6 +130,35 @@ def _quote(settings: Any) -> Quote:
 
     last = read_bars([SYMBOL], settings.bars_dir).iloc[-1]
     return Quote(SYMBOL, float(last["close"]), last["timestamp"].to_pydatetime())
+
+
+@contextlib.contextmanager
+def another_service(stack: Stack, name: str, **env: str) -> Iterator[Stack]:
+    """A second ``augur serve`` (two workers) on the stack's model, Redis and routing
+    table, with ``env`` over the stack's environment (another Redis address, another
+    prediction log): for a fault that must not reach the stack's own service. Its log is
+    ``<home>/<name>.log``; stopped after."""
+    import dataclasses
+
+    log = stack.home / f"{name}.log"
+    full = {**stack.env, **env}
+    proc, url = start_serving(full, log)
+    started: list[Any] = []
+    try:
+        wait_ready(proc, url, log)
+        started = _tree(proc)
+        yield dataclasses.replace(
+            stack,
+            url=url,
+            port=int(url.rsplit(":", 1)[1]),
+            log=log,
+            log_url=full.get("AUGUR_PREDICTION_LOG_URL", stack.log_url),
+            proc=proc,
+            tree=started,
+            env=full,
+        )
+    finally:
+        _stop(proc, started)
 
 
 @contextlib.contextmanager
@@ -170,7 +202,7 @@ def running_stack(work: Path, **extra_env: str) -> Iterator[Stack]:
         port = int(url.rsplit(":", 1)[1])
         quotes = [_quote(settings)]
         yield Stack(url, port, home, routes, log, tag, other_tag, quotes, redis, postgres,
-                    log_url, proc, started)  # fmt: skip
+                    log_url, proc, started, env)  # fmt: skip
     finally:
         if proc is not None:
             _stop(proc, started)
