@@ -94,6 +94,11 @@ def _settled(home: StreamHome) -> bool:
     )
 
 
+def _group_exists(home: StreamHome) -> bool:
+    key = home.settings.stream_key
+    return bool(home.client.exists(key)) and bool(home.client.xinfo_groups(key))
+
+
 def _until(done: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not done():
@@ -259,7 +264,15 @@ def test_two_consumers_in_one_group_apply_each_bar_once(home: StreamHome) -> Non
     consumers = [BarConsumer.from_settings(settings, name) for name in ("left", "right")]
     stop = threading.Event()
     threads = [_run_in_thread(c, stop) for c in consumers]
-    time.sleep(0.5)  # both waiting on the stream: the bars are shared out as they come
+    # both reading the stream before any bar comes: the bars are shared out as they come
+    _until(
+        lambda: (
+            _group_exists(home)
+            and len(home.client.xinfo_consumers(settings.stream_key, settings.stream_group)) == 2
+        ),
+        120,
+        "both consumers reading",
+    )
     for _, chunk in home.live.groupby(np.arange(len(home.live)) // 10):
         _publish(home, chunk)
     _until(lambda: _settled(home), 180, "the two consumers acknowledged every bar")
