@@ -34,6 +34,9 @@ augur tune --config tuning/studies/quick.yaml --promote
 step "serving: bentoml serve with the promoted version as a 20% canary and a 100% shadow; outcomes; report"
 python scripts/demo_serving.py
 
+step "live bars: a replay of the last 24 EURUSD hours on the feed clock (AUGUR_CLOCK=feed); a decision printed as each bar arrives"
+python scripts/demo_stream.py
+
 step "Kubernetes: a real control plane with kwok nodes, the operator, a DecisionService with the tuned version as a canary"
 if command -v go >/dev/null; then
   python scripts/demo_cluster.py
