@@ -294,6 +294,22 @@ observability.otel.resourceAttributes); "" without an endpoint. */}}
 {{- fail "retraining.enabled=true needs retraining.study: {inline: {...}} or {configMapRef: {name: ..., key: ...}}." -}}
 {{- end -}}
 {{- end -}}
+{{- $c := .Values.streamConsumer -}}
+{{- if $c.enabled -}}
+{{- if not (include "augur.redis.configured" .) -}}
+{{- fail "streamConsumer.enabled=true needs the Redis holding the stream and the online features: set redis.enabled=true, or redis.external.url / redis.external.existingSecret." -}}
+{{- end -}}
+{{- $st := .Values.features.storage -}}
+{{- if not (or .Values.features.materialize.enabled $st.existingClaim) -}}
+{{- fail "streamConsumer.enabled=true needs an AUGUR_HOME with the features built and applied: set features.materialize.enabled=true (the CronJob fills the chart's claim), or features.storage.existingClaim (a claim already holding them)." -}}
+{{- end -}}
+{{- if and (not $st.existingClaim) (eq $st.accessMode "ReadWriteOncePod") -}}
+{{- fail "streamConsumer.enabled=true with features.storage.accessMode=ReadWriteOncePod: the consumers and the feature jobs all mount AUGUR_HOME. Set features.storage.accessMode=ReadWriteMany (or ReadWriteOnce with streamConsumer.replicas=1)." -}}
+{{- end -}}
+{{- if and (gt (int $c.replicas) 1) (not $st.existingClaim) (ne $st.accessMode "ReadWriteMany") -}}
+{{- fail (printf "streamConsumer.replicas=%v share AUGUR_HOME (features.storage), but features.storage.accessMode=%s: a claim pods on different nodes cannot all mount. Set features.storage.accessMode=ReadWriteMany (a StorageClass that offers it, e.g. NFS or CephFS), or streamConsumer.replicas=1." $c.replicas $st.accessMode) -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.decisionService.enabled (not (include "augur.redis.configured" .)) -}}
 {{- fail "decisionService.enabled=true needs a Redis online store for its features: set redis.enabled=true, or redis.external.url / redis.external.existingSecret." -}}
 {{- end -}}
