@@ -68,8 +68,9 @@ class Settings(BaseSettings):
         default=0.25,
         gt=0,
         description="Serving only, Redis only: how long a request waits for Redis to answer "
-        "its feature read. A read that misses it is answered 503 with Retry-After, and for "
-        "the next second requests that need Redis fail at once (503) instead of queueing "
+        "its feature read, or a read or write of its account (account_id). A call that "
+        "misses it is answered 503 with Retry-After, and for the next second requests "
+        "that need that store fail at once (503) instead of queueing "
         "behind a slow store; then one read tries again. A worker answers one batch at a "
         "time, so this bounds how long every request behind a slow read waits.",
     )

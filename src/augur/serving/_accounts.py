@@ -213,9 +213,10 @@ return 1
 """
 
 
-def redis_client(url: str) -> Any:
+def redis_client(url: str, timeout: float = 5.0) -> Any:
     """A redis-py client from a Feast-style connection string (``host:port[,db=N][,password=…]
-    [,ssl=true]``, as ``AUGUR_REDIS_URL`` is written)."""
+    [,ssl=true]``, as ``AUGUR_REDIS_URL`` is written); a command that gets no answer
+    within ``timeout`` seconds fails and is not retried (a retry would wait as long)."""
     import redis
 
     head, *options = url.split(",")
@@ -233,24 +234,73 @@ def redis_client(url: str) -> Any:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    # On the request path: one immediate retry, no backoff (redis-py's default backs off
-    # 1-10 s three times, holding the worker's every request while Redis is down).
+    # On the request path: one immediate retry of a lost connection, no backoff (redis-py's
+    # default backs off 1-10 s three times, holding the worker's every request while Redis
+    # is down).
+    retry = Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
     return redis.Redis(
-        **kwargs, socket_timeout=5.0, socket_connect_timeout=5.0, retry=Retry(NoBackoff(), 1)
+        **kwargs,
+        socket_timeout=timeout,
+        socket_connect_timeout=max(timeout, 1.0),
+        retry=retry,
     )
 
 
 class RedisAccounts:
     """Accounts in Redis (a cluster: every pod of every replica shares them)."""
 
-    def __init__(self, client: Any, prefix: str = "augur:account:") -> None:
+    def __init__(
+        self,
+        client: Any,
+        prefix: str = "augur:account:",
+        timeout: float | None = None,
+        open_seconds: float = 1.0,
+    ) -> None:
         self._client = client
         self._prefix = prefix
         self._settle = client.register_script(_SETTLE)
+        # After a command missed ``timeout`` (the client's socket timeout), commands fail
+        # at once until this time (monotonic): a worker answers one batch at a time, so
+        # each slow read would hold every request behind it. Then one tries Redis again.
+        self._timeout = timeout
+        self._open_seconds = open_seconds
+        self._open_until = 0.0
 
     @classmethod
-    def from_url(cls, url: str) -> RedisAccounts:
-        return cls(redis_client(url))
+    def from_url(cls, url: str, timeout: float | None = None) -> RedisAccounts:
+        if timeout is None:
+            return cls(redis_client(url))
+        return cls(redis_client(url, timeout), timeout=timeout)
+
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        """One Redis call: errors as :class:`AccountStoreUnavailableError` (HTTP 503); one
+        that misses the budget also makes the next ``open_seconds`` fail at once."""
+        import time
+
+        import redis
+
+        budget = f"{self._timeout or 0:g} s budget (AUGUR_FEATURE_TIMEOUT_SECONDS)"
+        now = time.monotonic()
+        if now < self._open_until:
+            raise AccountStoreUnavailableError(
+                f"the account store (redis) missed the {budget} just before: failing at once "
+                f"for {self._open_until - now:.1f} s more"
+            )
+        try:
+            with _unavailable("redis"):
+                yield
+        except AccountStoreUnavailableError as exc:
+            if self._timeout is not None and isinstance(
+                exc.__cause__, redis.exceptions.TimeoutError
+            ):
+                self._open_until = time.monotonic() + self._open_seconds
+                raise AccountStoreUnavailableError(
+                    f"the account store (redis) did not answer within the {budget}; calls "
+                    f"fail at once for the next {self._open_seconds:g} s"
+                ) from exc.__cause__
+            raise
+        self._open_until = 0.0
 
     def _keys(self, account_id: str) -> tuple[str, str]:
         # One hash tag per account: both keys live on one cluster slot, as EVAL needs.
@@ -259,7 +309,7 @@ class RedisAccounts:
 
     def get(self, account_id: str) -> AccountState:
         account, positions = self._keys(account_id)
-        with _unavailable("redis"):
+        with self._call():
             pipe = self._client.pipeline(transaction=True)  # MULTI/EXEC: one snapshot
             pipe.hgetall(account)
             pipe.hgetall(positions)
@@ -281,7 +331,7 @@ class RedisAccounts:
 
     def open(self, account_id: str, request_id: str, symbol: str, size: float) -> None:
         _, positions = self._keys(account_id)
-        with _unavailable("redis"):
+        with self._call():
             self._client.hsetnx(positions, request_id, f"{symbol}\t{size!r}")
 
     def settle(
@@ -290,7 +340,7 @@ class RedisAccounts:
         """Settled in one script; the account returned is read just after it, so another
         worker's update may already be in it."""
         keys = self._keys(account_id)
-        with _unavailable("redis"):
+        with self._call():
             done = self._settle(keys=keys, args=[request_id, repr(realized_return), at.timestamp()])
         return self.get(account_id) if done else None
 
@@ -312,11 +362,14 @@ def _unavailable(kind: str) -> Iterator[None]:
         raise AccountStoreUnavailableError(f"the account store ({kind}) failed: {exc}") from exc
 
 
-def open_accounts(online_store: str, redis_url: str, home: Path) -> SqliteAccounts | RedisAccounts:
+def open_accounts(
+    online_store: str, redis_url: str, home: Path, timeout: float | None = None
+) -> SqliteAccounts | RedisAccounts:
     """The account store the settings ask for: Redis when the online store is Redis (a
-    cluster), else SQLite at ``<home>/serving/accounts.db``."""
+    cluster; each command within ``timeout`` seconds), else SQLite at
+    ``<home>/serving/accounts.db``."""
     if online_store == "redis":
-        return RedisAccounts.from_url(redis_url)
+        return RedisAccounts.from_url(redis_url, timeout)
     return SqliteAccounts(home / "serving" / "accounts.db")
 
 

@@ -127,7 +127,12 @@ def build_service(
         if accounts == "default":
             from augur.serving._accounts import open_accounts
 
-            accounts = open_accounts(settings.online_store, settings.redis_url, settings.home)
+            accounts = open_accounts(
+                settings.online_store,
+                settings.redis_url,
+                settings.home,
+                settings.feature_timeout_seconds,
+            )
         if accounts is not None:
             closers.append(accounts.close)
         if correlations == "default":
