@@ -455,3 +455,87 @@ def test_full_observability_installs_against_the_prometheus_operators_crds(
     assert dashboard is not None and dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     helm.run("uninstall", release, "-n", namespace, "--wait", "--timeout=60s")
     assert kubectl.get("prometheusrule", f"{release}-alerts", namespace) is None
+
+
+def test_stream_consumers_run_as_one_group_on_a_shared_home(
+    kubectl: Kubectl, helm: Helm, namespace: str, monitoring_crds: list[str]
+) -> None:
+    """ci/stream-consumer-values.yaml: the consumer Deployment's two pods, admitted by the
+    restricted Pod Security Standard, bound to the feature jobs' ReadWriteMany claim (a
+    PersistentVolume made here: the test cluster has no provisioner) and Running on kwok
+    Nodes, each named after itself in the one group; its PodMonitor and the lag alert are
+    accepted; an upgrade scales it; uninstall removes it."""
+    kubectl.run("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    release = f"augur-{namespace}"
+    full = release  # the release name contains "augur"
+    claim, volume = f"{full}-features", f"home-{namespace}"
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": volume},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteMany"],
+                "storageClassName": "",
+                "persistentVolumeReclaimPolicy": "Retain",
+                "hostPath": {"path": f"/tmp/{volume}"},
+                "claimRef": {"namespace": namespace, "name": claim},
+            },
+        }
+    )
+    values = str(CHART / "ci" / "stream-consumer-values.yaml")
+    try:
+        install = helm.run("install", release, str(CHART), "-n", namespace, "--skip-crds",
+                           "-f", values)  # fmt: skip
+        assert "STATUS: deployed" in install.stdout
+        assert '2 stream consumer(s) of group "augur-live"' in install.stdout  # NOTES.txt
+        name = f"{full}-stream-consumer"
+        selector = f"{INSTANCE}={release},app.kubernetes.io/component=stream-consumer"
+
+        def consumers(count: int) -> Any:
+            def ready() -> list[dict[str, Any]] | None:
+                pods = kubectl.list("pods", namespace, selector)
+                live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+                up = [p for p in live if p["status"].get("phase") == "Running"]
+                return up if len(up) == count == len(live) else None
+
+            return wait_for(f"{count} Running consumer pods", ready, timeout=90)
+
+        pods = consumers(2)
+        assert {p["spec"]["nodeName"] for p in pods} <= set(NODES)
+        pvc = kubectl.get("pvc", claim, namespace)
+        assert pvc is not None and pvc["status"]["phase"] == "Bound"
+        assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+        for pod in pods:
+            (container,) = pod["spec"]["containers"]
+            env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+            assert env["AUGUR_STREAM_GROUP"] == "augur-live"
+            assert container["command"][3:5] == ["--name", "$(POD_NAME)"]
+            assert env["POD_NAME"] == {
+                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}
+            }
+            assert pod["spec"]["terminationGracePeriodSeconds"] == 45
+            homes = [v for v in pod["spec"]["volumes"] if v["name"] == "home"]
+            assert homes[0]["persistentVolumeClaim"]["claimName"] == claim
+        monitor = kubectl.get("podmonitor", name, namespace)
+        assert monitor is not None
+        assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+        rule = kubectl.get("prometheusrule", f"{full}-alerts", namespace)
+        assert rule is not None
+        alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
+        assert "AugurStreamLagging" in alerts
+
+        upgrade = helm.run("upgrade", release, str(CHART), "-n", namespace, "--skip-crds",
+                           "-f", values, "--set", "streamConsumer.replicas=3")  # fmt: skip
+        assert "has been upgraded" in upgrade.stdout
+        consumers(3)
+
+        helm.run("uninstall", release, "-n", namespace, "--wait", "--timeout=90s")
+        wait_for("no consumer pod", lambda: not kubectl.list("pods", namespace, selector),
+                 timeout=90)  # fmt: skip
+        assert kubectl.get("deployment", name, namespace) is None
+        assert kubectl.get("podmonitor", name, namespace) is None
+    finally:
+        helm.run("uninstall", release, "-n", namespace, check=False)
+        kubectl.run("delete", "pv", volume, "--ignore-not-found", "--wait=false", check=False)
