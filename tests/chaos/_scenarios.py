@@ -613,14 +613,61 @@ def slow_store(stack: Stack, scale: Scale, work: Path) -> Result:
     requests answered within the budget, 503 with Retry-After when the store is too slow,
     never a client timeout or a queue that grows; all 200 again once it is fast."""
     result = Result("online store (Redis) 200 ms slower")
+    return _slow(stack, scale, work, result, "slow", {"AUGUR_FEATURE_CACHE": "false"})
+
+
+def _with_account_ids(stack: Stack) -> list[bytes]:
+    """The realistic mix, every other body naming an account the service keeps (its state
+    in Redis) instead of carrying the account inline."""
+    from benchmarks._serving_requests import realistic_mix
+
+    out = []
+    for i, raw in enumerate(realistic_mix(stack.quotes)):
+        body = json.loads(raw)
+        if i % 2 == 0:
+            body.pop("account", None)
+            body["account_id"] = f"chaos-slow-{i % 8}"
+        out.append(json.dumps(body).encode())
+    return out
+
+
+def slow_accounts(stack: Stack, scale: Scale, work: Path) -> Result:
+    """As :func:`slow_store` with the feature cache on (the default: features are served
+    from the worker's cache) and half the requests naming an account the service keeps in
+    Redis: the account reads are what is slow."""
+    result = Result("account store (Redis) 200 ms slower, feature cache on")
+    bodies = _with_account_ids(stack)
+    named = np.array([b'"account_id"' in b for b in bodies])
+
+    def others_served(run: Run) -> None:
+        d = run.decides
+        plain = d[~named[d[:, INDEX].astype(int) % len(bodies)]]
+        result.expect(
+            bool(np.all(plain[:, STATUS] == 200)),
+            f"requests naming no account failed: {dict(by_status(plain[plain[:, STATUS] != 200]))}",
+        )
+
+    return _slow(stack, scale, work, result, "slowacct", {}, bodies=bodies, check=others_served)
+
+
+def _slow(
+    stack: Stack,
+    scale: Scale,
+    work: Path,
+    result: Result,
+    name: str,
+    env: dict[str, str],
+    bodies: list[bytes] | None = None,
+    check: Callable[[Run], None] | None = None,
+) -> Result:
     proxy = LatencyProxy(stack.redis.port).start()
     try:
         with another_service(
             stack,
-            "slow",
+            name,
             AUGUR_REDIS_URL=proxy.address,
-            AUGUR_FEATURE_CACHE="false",
             AUGUR_FEATURE_TIMEOUT_SECONDS=str(FEATURE_BUDGET),
+            **env,
         ) as svc:
             errors_before = _store_errors(svc.metrics())
             log_before = svc.log_text()
@@ -633,11 +680,12 @@ def slow_store(stack: Stack, scale: Scale, work: Path) -> Result:
 
             run = drive(
                 svc,
-                name="slow",
+                name=name,
                 rate=scale.rate,
                 seconds=scale.lead + scale.outage + scale.tail,
                 work=work,
                 faults=[(scale.lead, "slow", slow), (scale.lead + scale.outage, "fast", fast)],
+                bodies=bodies,
             )
             errors = _store_errors(svc.metrics()) - errors_before
             new_log = svc.log_text()[len(log_before) :]
@@ -678,6 +726,8 @@ def slow_store(stack: Stack, scale: Scale, work: Path) -> Result:
                 "no log line says the store missed the budget (AUGUR_FEATURE_TIMEOUT_SECONDS)",
             )
             _check_log(result, run, svc)
+            if check is not None:
+                check(run)
     finally:
         proxy.stop()
     return result
@@ -838,5 +888,6 @@ SCENARIOS: dict[str, Callable[[Stack, Scale, Path], Result]] = {
     "tokens": bad_tokens,
     "fuzz": fuzz,
     "slow": slow_store,
+    "slowacct": slow_accounts,
     "disk": disk_full,
 }
