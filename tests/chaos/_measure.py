@@ -235,7 +235,7 @@ def logged(log_url: str, run: Run, timeout: float = 30.0, expect: int = 0) -> di
                     {"p": prefix},
                 )
             }
-            versions = dict(
+            versions: dict[str, str] = dict(
                 conn.execute(
                     sa.text(
                         "SELECT request_id, model_version FROM predictions "
