@@ -621,7 +621,7 @@ def _run_chunk(
             *prep.weight_rule,
             metrics,
             ruined,
-            sizes if traced else np.empty((0, 0)),
+            sizes if sizes is not None else np.empty((0, 0)),
             weights if weights is not None else np.empty((0, 0, 0)),
         )
         return metrics, ruined

@@ -101,7 +101,7 @@ def confidence_of(
     return np.clip(base, 0.0, 1.0)
 
 
-def direction_scalar(p: list[float]) -> int:
+def direction_scalar(p: Sequence[float]) -> int:
     """:func:`direction_of` for one (down, flat, up) triple, in plain Python (fast path)."""
     down, flat, up = p
     if flat >= max(up, down) or up == down:

@@ -21,12 +21,13 @@ def _error(message: str, code: int) -> sa.exc.OperationalError:
 
 def test_sqlite_disk_full_is_unavailable_and_other_sqlite_errors_stay_errors() -> None:
     engine = sa.create_engine("sqlite://")
-    with pytest.raises(LogUnavailable, match="disk is full"):
-        with _unreachable_as_unavailable(engine):
-            raise _error("database or disk is full", sqlite3.SQLITE_FULL)
-    with pytest.raises(sa.exc.OperationalError):
-        with _unreachable_as_unavailable(engine):
-            raise _error("no such table: x", sqlite3.SQLITE_ERROR)
+    with (
+        pytest.raises(LogUnavailable, match="disk is full"),
+        _unreachable_as_unavailable(engine),
+    ):
+        raise _error("database or disk is full", sqlite3.SQLITE_FULL)
+    with pytest.raises(sa.exc.OperationalError), _unreachable_as_unavailable(engine):
+        raise _error("no such table: x", sqlite3.SQLITE_ERROR)
 
 
 def test_a_kept_batch_is_reported_and_written_once_the_database_takes_it() -> None:
