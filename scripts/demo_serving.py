@@ -102,7 +102,7 @@ def main() -> int:
                         json={"request_id": decision["request_id"], "realized_return": outcome},
                     ).raise_for_status()
                 print(
-                    f"{symbol:7s} last decision: {decision['action']:14s} size {decision['size']:.3f} "
+                    f"{symbol:7s} last decision: {decision['action']:14s} size {decision['size']:.2e} "
                     f"confidence {decision['confidence']:.2f} "
                     f"reasons {[x['code'] for x in decision['reasons']]}"
                 )

@@ -149,7 +149,7 @@ def main() -> int:
                     last_seen = d["feature_timestamp"]
                     shown += 1
                     print(
-                        f"bar {last_seen}: {d['action']:13s} size {d['size']:.3f} confidence "
+                        f"bar {last_seen}: {d['action']:13s} size {d['size']:.2e} confidence "
                         f"{d['confidence']:.2f} {[r['code'] for r in d['reasons']]}"
                     )
                 done = (
