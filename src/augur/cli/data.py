@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -150,6 +150,20 @@ def import_bars(
     _out().print(f"imported {report.summary()} → {get_settings().bars_dir}")
 
 
+def _with_newer_bars(bars: Any) -> Any:
+    """A symbol's file bars followed by the dataset's bars after the file's last one."""
+    import pandas as pd
+
+    from augur.data import list_symbols, read_bars
+
+    symbol = str(bars["symbol"].iloc[0])
+    if symbol not in list_symbols():
+        return bars
+    kept = read_bars([symbol])
+    newer = kept[kept["timestamp"] > bars["timestamp"].max()]
+    return pd.concat([bars, newer[bars.columns]], ignore_index=True) if len(newer) else bars
+
+
 # What `import-dir` reads: the suffixes read_bars_file knows.
 _BAR_SUFFIXES = (".csv", ".txt", ".parquet", ".pq")
 
@@ -162,12 +176,21 @@ def import_dir(
             help="Directory with one file per symbol, named after it: EURUSD.csv, AAPL.parquet…"
         ),
     ],
+    keep_newer: Annotated[
+        bool,
+        typer.Option(
+            "--keep-newer",
+            help="Keep the bars the dataset already has after each file's last bar (those "
+            "a stream consumer appended since the files were written).",
+        ),
+    ] = False,
 ) -> None:
     """Validate every bar file in a directory and add them to the bars dataset.
 
     Each file's name without its suffix is the symbol (`EURUSD.csv` → EURUSD); its bars
-    replace that symbol's. Nothing is written unless every file passes every rule, so a
-    scheduled job fed by a drop directory either imports all of it or changes nothing.
+    replace that symbol's (with --keep-newer, all but those after the file's last bar).
+    Nothing is written unless every file passes every rule, so a scheduled job fed by a
+    drop directory either imports all of it or changes nothing.
     """
     import pandas as pd
 
@@ -206,5 +229,8 @@ def import_dir(
             _err().print(f"[red]error:[/red] {path}: {exc}")
             _err().print("nothing was written.")
             raise typer.Exit(2) from None
-    write_bars(pd.concat([r.bars for r in reports.values()], ignore_index=True))
+    frames = [r.bars for r in reports.values()]
+    if keep_newer:
+        frames = [_with_newer_bars(bars) for bars in frames]
+    reports = write_bars(pd.concat(frames, ignore_index=True))
     _print_reports(f"{directory} → {get_settings().bars_dir}", reports)

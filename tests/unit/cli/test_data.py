@@ -105,3 +105,31 @@ def test_a_directory_it_cannot_read_as_symbols_is_refused(
 def test_a_missing_directory_is_refused(home: Path, tmp_path: Path) -> None:
     code, out = import_dir(tmp_path / "nowhere")
     assert code == 2 and "is not a directory" in out
+
+
+def test_keep_newer_keeps_the_bars_a_stream_appended_after_the_files(
+    home: Path, tmp_path: Path
+) -> None:
+    from augur.data import append_bar
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    bars("2024-01-01", 30).to_csv(drop / "EURUSD.csv", index=False)
+    assert import_dir(drop)[0] == 0
+    late = bars("2024-01-02 06:00", 1).iloc[0].to_dict()  # the bar after the file's last
+    append_bar("EURUSD", late)  # as the stream consumer's offline flush appends it
+    assert len(read_bars(["EURUSD"])) == 31
+
+    code, out = import_dir(drop)  # replace: the appended bar is gone
+    assert code == 0, out
+    assert len(read_bars(["EURUSD"])) == 30
+    append_bar("EURUSD", late)
+    corrected = bars("2024-01-01", 30)
+    corrected.loc[0, "close"] = corrected.loc[0, "open"] = 1.0005  # a vendor correction
+    corrected.to_csv(drop / "EURUSD.csv", index=False)
+    result = CliRunner().invoke(app, ["data", "import-dir", str(drop), "--keep-newer"])
+    assert result.exit_code == 0, result.output
+    kept = read_bars(["EURUSD"])
+    assert len(kept) == 31
+    assert kept["timestamp"].iloc[-1] == pd.Timestamp("2024-01-02 06:00", tz="UTC")
+    assert kept["close"].iloc[0] == pytest.approx(1.0005)  # the file wins where it has bars

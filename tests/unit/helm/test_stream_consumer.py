@@ -257,3 +257,15 @@ def test_the_values_table_lists_the_consumer() -> None:
     for key in ("streamConsumer.enabled", "streamConsumer.group", "streamConsumer.replicas",
                 "streamConsumer.terminationGracePeriodSeconds"):  # fmt: skip
         assert re.search(rf"\| `{re.escape(key)}` \|", readme), key
+
+
+def test_with_consumers_the_feature_job_keeps_the_bars_they_appended(render: Render) -> None:
+    def bars_command(scenario: str) -> list[str]:
+        files = ("features.bars.source=files", "features.bars.files.existingClaim=vendor-bars")
+        objs = render(scenario, sets=files)
+        (job,) = [o for o in of_kind(objs, "CronJob") if "materialize" in o["metadata"]["name"]]
+        init = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["initContainers"]
+        return next(c for c in init if c["name"] == "bars")["command"]
+
+    assert "--keep-newer" not in bars_command("ci/redis-in-chart-values.yaml")
+    assert bars_command(SCENARIO)[-1] == "--keep-newer"
