@@ -219,18 +219,9 @@ def redis_client(url: str, timeout: float = 5.0) -> Any:
     within ``timeout`` seconds fails and is not retried (a retry would wait as long)."""
     import redis
 
-    head, *options = url.split(",")
-    host, _, port = head.rpartition(":")
-    kwargs: dict[str, Any] = {"host": host or "localhost", "port": int(port or 6379)}
-    for option in options:
-        key, _, value = option.partition("=")
-        key = key.strip()
-        if key == "db":
-            kwargs["db"] = int(value)
-        elif key == "password":
-            kwargs["password"] = value
-        elif key == "ssl":
-            kwargs["ssl"] = value.strip().lower() == "true"
+    from augur.features.redis_url import redis_options
+
+    kwargs = redis_options(url)
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 

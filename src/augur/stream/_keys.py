@@ -51,18 +51,9 @@ def redis_client(url: str) -> Any:
     [,password=…][,ssl=true]``, as ``AUGUR_REDIS_URL`` is written)."""
     import redis
 
-    head, *options = url.split(",")
-    host, _, port = head.rpartition(":")
-    kwargs: dict[str, Any] = {"host": host or "localhost", "port": int(port or 6379)}
-    for option in options:
-        key, _, value = option.partition("=")
-        key = key.strip()
-        if key == "db":
-            kwargs["db"] = int(value)
-        elif key == "password":
-            kwargs["password"] = value
-        elif key == "ssl":
-            kwargs["ssl"] = value.strip().lower() == "true"
+    from augur.features.redis_url import redis_options
+
+    kwargs = redis_options(url)
     return redis.Redis(**kwargs, socket_timeout=10.0, socket_connect_timeout=5.0)
 
 
