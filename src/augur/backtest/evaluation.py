@@ -177,6 +177,24 @@ class EvaluationResult:
 # --- the decision rules, bar by bar ---------------------------------------------------------
 
 
+#: The per-bar columns :func:`run_decisions` reads.
+DECISION_COLUMNS: tuple[str, ...] = (
+    "direction",
+    "probability",
+    "p_up",
+    "p_down",
+    "confidence",
+    "agreement",
+    "q05",
+    "q50",
+    "q95",
+    "close",
+    "next_return",
+    "volatility",
+    "trend",
+)
+
+
 def run_decisions(
     frame: pd.DataFrame,
     config: Any,
@@ -200,24 +218,7 @@ def run_decisions(
     from augur.decision import MarketContext, PositionContext, RiskState, Signal, decide
 
     n = len(frame)
-    cols = {
-        c: frame[c].to_numpy(dtype=float)
-        for c in (
-            "direction",
-            "probability",
-            "p_up",
-            "p_down",
-            "confidence",
-            "agreement",
-            "q05",
-            "q50",
-            "q95",
-            "close",
-            "next_return",
-            "volatility",
-            "trend",
-        )
-    }
+    cols = {c: frame[c].to_numpy(dtype=float) for c in DECISION_COLUMNS}
     vol_ref = np.broadcast_to(np.asarray(volatility_ref, dtype=float), (n,))
     regimes = (
         np.nan_to_num(frame["regime"].to_numpy(dtype=float), nan=-1).astype(np.int64)

@@ -16,27 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from augur.backtest.evaluation import run_decisions
+from augur.backtest.evaluation import DECISION_COLUMNS, run_decisions
 from augur.backtest.metrics import TradingMetrics, periods_per_year, trading_metrics
 
 #: Columns ``decide()`` reads per bar, plus those the summary and the split need.
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "symbol",
     "timestamp",
-    "direction",
-    "probability",
-    "p_up",
-    "p_down",
-    "confidence",
-    "agreement",
-    "q05",
-    "q50",
-    "q95",
-    "close",
-    "next_return",
-    "volatility",
+    *DECISION_COLUMNS,
     "volatility_ref",
-    "trend",
     "label",
 )
 
