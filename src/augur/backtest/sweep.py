@@ -14,7 +14,9 @@ the volatility regime. Every bar is decided by the decision engine's own step
 (:func:`augur.decision._step.step`, compiled), the function ``decide()`` calls. One
 action per bar (an exit and a new entry never share a bar). Costs: ``commission_bps +
 slippage_bps`` per side, per unit of notional traded. One symbol, one account: the
-exposure caps leave their full room, as for the only open position.
+exposure caps leave their full room, as for the only open position. With ``rules`` (an
+``augur.rules`` program) an entry the step allows then goes through the rule set as in
+``decide()``: skipped, or resized within the caps.
 
 Metrics (per combination; conventions of :mod:`augur.backtest.metrics`): ``total_return``
 (fraction), ``sharpe`` (per-bar returns, ddof=1, times ``sqrt(periods_per_year)``),
@@ -35,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from augur.decision import DecisionConfig
+from augur.decision._program import RuleProgram
 
 #: Columns :func:`sweep` needs in ``predictions`` (``direction``, ``volatility`` and
 #: ``volatility_ref`` optional).
@@ -142,6 +145,148 @@ def _prediction_arrays(predictions: pd.DataFrame) -> dict[str, np.ndarray]:
     return arrays
 
 
+def rule_kpi_rows(
+    *,
+    confidence: np.ndarray,
+    probability: np.ndarray,
+    p_up: np.ndarray,
+    p_down: np.ndarray,
+    direction: np.ndarray,
+    volatility: np.ndarray,
+    volatility_ref: np.ndarray,
+    agreement: np.ndarray | None = None,
+    trend_strength: np.ndarray | None = None,
+    regime: np.ndarray | None = None,
+    timestamp: Any = None,
+) -> np.ndarray:
+    """Per bar, the rule KPIs that do not depend on the account, as
+    :func:`augur.decision._program.entry_kpis` computes them (its order; the account's
+    drawdown, loss streak, bars held and Kelly size are left 0 for the kernel to fill).
+    Missing inputs as ``decide()`` has them without: agreement, regime and time unknown
+    (NaN), trend strength 0."""
+    from augur.decision._program import KPI_INDEX, KPIS
+
+    n = len(confidence)
+    rows = np.zeros((n, len(KPIS)))
+
+    def put(name: str, values: Any) -> None:
+        rows[:, KPI_INDEX[name]] = values
+
+    put("confidence", confidence)
+    put("probability", probability)
+    put("margin", np.abs(np.asarray(p_up) - np.asarray(p_down)))
+    put("agreement", np.nan if agreement is None else agreement)
+    put("volatility", volatility)
+    ref = np.asarray(volatility_ref, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        put("volatility_ratio", np.where(ref > 0, np.asarray(volatility) / ref, np.nan))
+    put("trend_strength", 0.0 if trend_strength is None else trend_strength)
+    if regime is not None:  # as run_decisions reads it: an integer code, -1 unknown
+        code = np.nan_to_num(np.asarray(regime, dtype=np.float64), nan=-1).astype(np.int64)
+        put("regime", np.where(code >= 0, code.astype(np.float64), np.nan))
+    else:
+        put("regime", np.nan)
+    if timestamp is not None:
+        times = pd.DatetimeIndex(timestamp)
+        put("hour", np.asarray(times.hour, dtype=np.float64))
+        put("day_of_week", np.asarray(times.dayofweek, dtype=np.float64))
+    else:
+        put("hour", np.nan)
+        put("day_of_week", np.nan)
+    put("direction", np.asarray(direction, dtype=np.float64))
+    return rows
+
+
+def _program_arrays(rules: RuleProgram | None) -> tuple[np.ndarray, np.ndarray, int]:
+    if rules is None:
+        return np.empty(0, dtype=np.int64), np.empty(0), 0
+    ops, args = rules.arrays()
+    return ops, args, int(rules.stack)
+
+
+def _sweep_kpis(predictions: pd.DataFrame, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The rule KPI rows of ``predictions`` (:func:`rule_kpi_rows`)."""
+
+    def column(*names: str) -> np.ndarray | None:
+        for name in names:
+            if name in predictions.columns:
+                return predictions[name].to_numpy(dtype=np.float64)
+        return None
+
+    return rule_kpi_rows(
+        confidence=arrays["confidence"],
+        probability=arrays["probability"],
+        p_up=arrays["p_up"],
+        p_down=arrays["p_down"],
+        direction=arrays["direction"],
+        volatility=arrays["volatility"],
+        volatility_ref=arrays["volatility_ref"],
+        agreement=column("agreement"),
+        trend_strength=column("trend_strength", "trend"),
+        regime=column("regime"),
+        timestamp=predictions["timestamp"] if "timestamp" in predictions.columns else None,
+    )
+
+
+def replay_decisions(
+    frame: pd.DataFrame,
+    config: DecisionConfig,
+    *,
+    volatility_ref: float | np.ndarray = 0.0,
+    rules: RuleProgram | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`augur.backtest.evaluation.run_decisions` on the compiled kernel: the same
+    ``frame`` columns (and ``regime``, ``timestamp`` when there), the same account, the
+    same positions held after each bar's decision and entry flags (+1/-1, 0 none)."""
+    from augur.backtest._sweep_kernel import replay_kernel
+    from augur.backtest.evaluation import DECISION_COLUMNS
+
+    n = len(frame)
+    cols = {c: np.ascontiguousarray(frame[c].to_numpy(dtype=np.float64)) for c in DECISION_COLUMNS}
+    direction = cols["direction"].astype(np.int64)
+    vol_ref = np.ascontiguousarray(
+        np.broadcast_to(np.asarray(volatility_ref, dtype=np.float64), (n,))
+    )
+    kpis = rule_kpi_rows(
+        confidence=cols["confidence"],
+        probability=cols["probability"],
+        p_up=cols["p_up"],
+        p_down=cols["p_down"],
+        direction=direction,
+        volatility=cols["volatility"],
+        volatility_ref=vol_ref,
+        agreement=cols["agreement"],
+        trend_strength=cols["trend"],
+        regime=frame["regime"].to_numpy(dtype=np.float64) if "regime" in frame else None,
+        timestamp=frame.get("timestamp"),
+    )
+    ops, args, depth = _program_arrays(rules)
+    positions = np.zeros((1, n))
+    entries = np.zeros((1, n), dtype=np.int64)
+    replay_kernel(
+        cols["close"],
+        direction,
+        cols["probability"],
+        cols["confidence"],
+        cols["q05"],
+        cols["q95"],
+        cols["volatility"],
+        vol_ref,
+        _params([config]),
+        0.0,  # costs are the metrics' (as in run_decisions)
+        1.0,
+        np.empty((1, 6)),
+        positions,
+        kpis if rules is not None else kpis[:0],
+        ops,
+        args,
+        depth,
+        cols["next_return"],
+        entries,
+    )
+    return positions[0], entries[0]
+
+
 def sweep(
     predictions: pd.DataFrame,
     grid: Mapping[str, Sequence[Any]] | pd.DataFrame,
@@ -150,6 +295,7 @@ def sweep(
     commission_bps: float = 1.0,
     slippage_bps: float = 1.0,
     periods_per_year: float = 252.0,
+    rules: RuleProgram | None = None,
 ) -> pd.DataFrame:
     """Backtest every combination of ``grid`` over ``predictions``; one row each.
 
@@ -162,8 +308,14 @@ def sweep(
     (cartesian product) or a DataFrame with one combination per row; fields not in the
     grid come from ``base_config``. Returns the grid's columns plus
     :data:`RESULT_COLUMNS` (see the module docstring for units).
+
+    ``rules``: a compiled ``augur.rules`` rule set applied to every entry, as
+    ``decide(..., rules=...)`` applies it. Its KPIs read ``agreement``,
+    ``trend_strength`` (or ``trend``), ``regime`` and ``timestamp`` (hour, day of week)
+    from ``predictions`` when there; without them they are unknown (NaN; trend strength
+    0), as for ``decide()`` without them.
     """
-    from augur.backtest import _kernels
+    from augur.backtest._sweep_kernel import NO_RULES, sweep_kernel, sweep_kernel_rules
     from augur.backtest.metrics import composite_score
 
     base_config = base_config or DecisionConfig()
@@ -172,7 +324,11 @@ def sweep(
     arrays = _prediction_arrays(predictions)
     params = _params(configs)
     out = np.empty((len(configs), 6))
-    _kernels.sweep_kernel(
+    kernel, program = sweep_kernel, NO_RULES
+    if rules is not None:
+        kernel = sweep_kernel_rules
+        program = (_sweep_kpis(predictions, arrays), *_program_arrays(rules), *NO_RULES[4:])
+    kernel(
         arrays["price"],
         arrays["direction"],
         arrays["probability"],
@@ -186,6 +342,7 @@ def sweep(
         float(np.sqrt(periods_per_year)),
         out,
         np.empty((0, 0)),
+        *program,
     )
     result = frame.copy()
     result["total_return"] = out[:, 0]

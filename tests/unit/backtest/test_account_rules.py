@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from augur.backtest import _kernels
+from augur.backtest import _kernels, _sweep_kernel
 from augur.backtest.simulation import OutOfSampleOutcomes, _prepare, _run_chunk
 from augur.decision import (
     Action,
@@ -193,7 +193,7 @@ def test_decide_step_sweep_and_monte_carlo_agree(cfg, seq, vol_ref):
 
     column = {k: np.array([b[k] for b in seq], dtype=float) for k in ("q05", "q95")}
     positions = np.empty((1, n))
-    _kernels.sweep_kernel_traced(
+    _sweep_kernel.sweep_kernel_traced(
         price,
         np.array([b["direction"] for b in seq], dtype=np.int64),
         np.array([b["probability"] for b in seq]),
@@ -207,6 +207,7 @@ def test_decide_step_sweep_and_monte_carlo_agree(cfg, seq, vol_ref):
         1.0,
         np.empty((1, 6)),
         positions,
+        *_sweep_kernel.NO_RULES,
     )
     np.testing.assert_array_equal(positions[0], expected_positions)
 

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from augur.backtest import _kernels
+from augur.backtest import _kernels, _sweep_kernel
 from augur.backtest.sweep import _params, _prediction_arrays
 from augur.decision import DecisionConfig
 
@@ -133,7 +133,8 @@ def test_sweep_kernel_matches_python_source():
     ]
     params = _params(configs)
     outs = []
-    for kernel in (_kernels.sweep_kernel_traced, _kernels.sweep_kernel_traced.py_func):
+    traced = _sweep_kernel.sweep_kernel_traced
+    for kernel in (traced, traced.py_func):
         out = np.empty((2, 6))
         positions = np.empty((2, n))
         kernel(
@@ -150,6 +151,7 @@ def test_sweep_kernel_matches_python_source():
             np.sqrt(252.0),
             out,
             positions,
+            *_sweep_kernel.NO_RULES,
         )
         outs.append((out, positions))
     np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-12, equal_nan=True)
