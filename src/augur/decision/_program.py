@@ -4,8 +4,9 @@ A rule set may only shrink, skip or rescale an entry the risk manager already al
 It sees the entry's KPIs (below) and answers ``(act, size)``: ``act`` false skips the
 entry, ``size`` replaces the risk manager's Kelly size, clipped to
 ``[0, kelly * MAX_SIZE_MULTIPLIER]``. The program is a flat list of stack-machine
-instructions, so the same plain-Python ``run`` serves a request and, compiled by numba,
-every bar of the sweep and the Monte Carlo.
+instructions, so the same plain-Python ``run`` serves a request (``decide()``) and,
+compiled by numba (:mod:`augur.backtest._sweep_kernel`), every entry of the parameter
+sweep and of the rules gate's backtests. The Monte Carlo runs no rule set.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Checked rule nodes → the two evaluators: a :class:`RuleProgram` for the decision
-engine's stack machine (one entry at a time: serving, the sweep, the Monte Carlo), and
+engine's stack machine (one entry at a time: serving, the sweep, the gate's backtests), and
 :func:`evaluate`, the same rules over arrays of entries at once (numpy). Both read
 ``size`` as assigned so far, divide by zero as 0 and clip the size the same way; a
 property test holds them equal."""

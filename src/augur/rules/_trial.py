@@ -1,7 +1,9 @@
 """A rule set on trial: the walk-forward's out-of-sample predictions, split in time into a
 search part (what proposals are judged on) and a final hold-out (reported, never searched),
-replayed bar by bar through ``decide()`` with the rules, and scored by the backtest's
-composite.
+replayed bar by bar with the rules and scored by the backtest's composite. The replay is
+the compiled sweep kernel's (:func:`augur.backtest.sweep.replay_decisions`): the decision
+engine's step and the rule program's ``run`` under numba, on the account of
+``run_decisions`` (``decide()`` bar by bar), whose positions it gives.
 
 :func:`composite_rows` is the same composite over many resampled series at once (numpy),
 so the gate's block bootstrap re-scores thousands of replicates without a Python loop.
@@ -16,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from augur.backtest.evaluation import DECISION_COLUMNS, run_decisions
+from augur.backtest.evaluation import DECISION_COLUMNS
 from augur.backtest.metrics import TradingMetrics, periods_per_year, trading_metrics
+from augur.backtest.sweep import replay_decisions
 
 #: Columns ``decide()`` reads per bar, plus those the summary and the split need.
 REQUIRED_COLUMNS: tuple[str, ...] = (
@@ -165,13 +168,13 @@ class Trial:
 def run_trial(
     data: OutOfSample, program: Any, decision_config: Any, costs: Costs, label: str
 ) -> Trial:
-    """Replay every symbol through ``decide()`` with ``program`` (None: no rules)."""
+    """Replay every symbol's decisions with ``program`` (None: no rules) on the compiled
+    kernel: the positions ``run_decisions`` (``decide()`` bar by bar) would hold."""
     symbols: dict[str, SymbolTrial] = {}
     for symbol, frame in data.frames.items():
-        positions, entries = run_decisions(
+        positions, entries = replay_decisions(
             frame,
             decision_config,
-            symbol=symbol,
             volatility_ref=frame["volatility_ref"].to_numpy(dtype=float),
             rules=program,
         )
