@@ -70,6 +70,7 @@ MECHANISMS: list[Mechanism] = [
     Mechanism("prediction memo", {"AUGUR_PREDICTION_CACHE_SIZE": "0"}),
     Mechanism("natural batching", {"AUGUR_DECIDE_BATCH_MAX": "1"}),
     Mechanism("feature cache", {"AUGUR_FEATURE_CACHE": "false"}),
+    Mechanism("idle-priority log writer", {"AUGUR_PREDICTION_LOG_WRITER_PRIORITY": "normal"}),
     Mechanism("shadow process", {"AUGUR_SHADOW_PROCESS": "false"}, against="ours + shadow"),
 ]
 

@@ -87,6 +87,13 @@ class Settings(BaseSettings):
         "'postgresql+psycopg://user@host/augur'. Empty: SQLite at "
         "<home>/serving/predictions.db.",
     )
+    prediction_log_writer_priority: Literal["idle", "normal"] = Field(
+        default="idle",
+        description="Serving only: 'idle' writes the prediction log on Linux's idle CPU "
+        "priority (SCHED_IDLE), so its batches never take a core from a request; a writer "
+        "that falls a quarter of its buffer behind returns to normal priority where the "
+        "system allows it (CAP_SYS_NICE). 'normal': the writer competes with the requests.",
+    )
     drift_window: int = Field(
         default=500,
         ge=50,

@@ -61,7 +61,12 @@ def open_prediction_log(
     """The prediction log: ``AUGUR_PREDICTION_LOG_URL``, else SQLite under the home."""
     from augur.monitoring import PredictionLog, default_log_url
 
-    return PredictionLog(default_log_url(settings), on_drop=on_drop, on_unavailable=on_unavailable)
+    return PredictionLog(
+        default_log_url(settings),
+        on_drop=on_drop,
+        on_unavailable=on_unavailable,
+        writer_priority=settings.prediction_log_writer_priority,
+    )
 
 
 def load_rules(settings: Settings) -> Any:

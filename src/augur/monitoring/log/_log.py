@@ -10,7 +10,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from augur.monitoring.log import _queries
 from augur.monitoring.log._engine import open_engine
@@ -82,7 +82,8 @@ class PredictionLog:
     in batches of up to ``batch_size`` records, ``linger`` seconds after the first one
     arrives. :meth:`flush` waits until everything enqueued so far is written;
     :meth:`close` flushes and stops the writer. Safe to share between threads. Dropped
-    records are also warned about, at most once a minute.
+    records are also warned about, at most once a minute. ``writer_priority="idle"``:
+    see :class:`~augur.monitoring.log._writer.BatchWriter`.
     """
 
     def __init__(
@@ -95,6 +96,7 @@ class PredictionLog:
         start: bool = True,
         on_drop: Callable[[], None] | None = None,
         on_unavailable: Callable[[], None] | None = None,
+        writer_priority: Literal["normal", "idle"] = "normal",
     ) -> None:
         self._writer = BatchWriter(
             self._insert_batch,
@@ -103,11 +105,16 @@ class PredictionLog:
             linger=linger,
             on_drop=on_drop,
             on_unavailable=on_unavailable,
+            priority=writer_priority,
         )
         # Member probabilities (once per scored feature row) have a writer of their own,
         # so a busy request path never holds them up behind predictions, or the reverse.
         self._members = BatchWriter(
-            self._insert_members, max_queue=max_queue, batch_size=batch_size, linger=linger
+            self._insert_members,
+            max_queue=max_queue,
+            batch_size=batch_size,
+            linger=linger,
+            priority=writer_priority,
         )
         self.url = url
         self.engine = open_engine(url)  # after the writer has checked its settings

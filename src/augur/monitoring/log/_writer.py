@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from augur.monitoring.log._schema import PredictionRecord
 
@@ -54,8 +56,12 @@ class BatchWriter:
     ends; meanwhile the buffer fills, and records beyond it are dropped (counted). Once a
     record arrives the thread waits ``linger`` seconds for more, then writes what is
     buffered. After each write it warns of records dropped (see :meth:`warn_drops`).
-    The thread runs at normal priority: running it at Linux's idle priority bought
-    nothing on the serving benchmark.
+
+    ``priority="idle"`` runs the thread in Linux's ``SCHED_IDLE`` class: its batches use
+    the CPU time the request path leaves, so a batch never takes a core from a request
+    mid-flight (the serving benchmark's "idle-priority log writer" row). A writer that
+    falls a quarter of the buffer behind (no CPU is left idle) returns to normal priority
+    until it has caught up, where the system allows it (``CAP_SYS_NICE``); else it warns.
     """
 
     def __init__(
@@ -67,9 +73,14 @@ class BatchWriter:
         linger: float = 0.05,
         on_drop: Callable[[], None] | None = None,
         on_unavailable: Callable[[], None] | None = None,
+        priority: Literal["normal", "idle"] = "normal",
     ) -> None:
         if max_queue < 1 or batch_size < 1:
             raise ValueError("max_queue and batch_size must be >= 1")
+        if priority not in ("normal", "idle"):
+            raise ValueError(f"priority must be 'normal' or 'idle', not {priority!r}")
+        self.priority = priority
+        self.boosted = False  # an idle-priority writer back at normal priority, catching up
         self._write_batch = write
         self.max_queue = max_queue
         self.batch_size = batch_size
@@ -175,6 +186,9 @@ class BatchWriter:
         # record wakes it: a writer woken by every append is a thread switch per request
         # on the request path. A record is written within about two lingers.
         wake = self._wake
+        if self.priority == "idle" and not _set_idle(True):
+            log.info("prediction log: no SCHED_IDLE here; the writer runs at normal priority")
+            self.priority = "normal"
         while not (self._stopping and not self._queue):
             self._idle = True
             if not self._queue and not self._stopping:
@@ -184,10 +198,34 @@ class BatchWriter:
             # let the batch fill (unless a flush or stop is waiting)
             if not (self._stopping or self._hurry) and wake.wait(self.linger):
                 wake.clear()
+            self._mind_backlog()  # behind: write this look at normal priority
             self._write_buffered()
             self.warn_drops()
+            self._mind_backlog()  # caught up: back to idle
             if self._backoff and not self._stopping:
                 self._halt.wait(self._backoff)  # the database is down: not every linger
+
+    def _mind_backlog(self) -> None:
+        """An idle-priority writer a quarter of the buffer behind goes back to normal
+        priority until the buffer is nearly empty (warned, at most once a minute, when the
+        system refuses)."""
+        if self.priority != "idle":
+            return
+        backlog = len(self._queue)
+        if not self.boosted and backlog >= self.max_queue // 4:
+            self.boosted = _set_idle(False)
+            if self.boosted:
+                log.info("prediction log: %d rows waiting, writer at normal priority", backlog)
+            elif time.monotonic() - self._warned_at >= 60:
+                self._warned_at = time.monotonic()
+                log.warning(
+                    "prediction log: %d rows waiting and the writer may not leave idle "
+                    "priority (no CAP_SYS_NICE): add CPU, or set "
+                    "AUGUR_PREDICTION_LOG_WRITER_PRIORITY=normal",
+                    backlog,
+                )
+        elif self.boosted and backlog <= self.max_queue // 64:
+            self.boosted = not _set_idle(True)
 
     def warn_drops(self) -> None:
         """Warn when records were dropped (the buffer was full) since the last warning, at
@@ -272,3 +310,15 @@ class BatchWriter:
                 self.max_queue,
             )
         self._backoff = min(_MAX_BACKOFF, max(0.1, 2 * self._backoff))
+
+
+def _set_idle(idle: bool) -> bool:
+    """Put the calling thread in Linux's ``SCHED_IDLE`` class, or back in the normal one;
+    False when the system refuses (not Linux, or leaving ``SCHED_IDLE`` without
+    ``CAP_SYS_NICE``: a thread may lower its priority, not raise it)."""
+    try:
+        policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
+        os.sched_setscheduler(0, policy, os.sched_param(0))  # 0: the calling thread
+    except (AttributeError, OSError):
+        return False
+    return True

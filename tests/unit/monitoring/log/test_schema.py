@@ -44,6 +44,10 @@ def test_a_record_keeps_its_values_and_takes_no_new_fields() -> None:
         ({"action": None}, "action must be a string"),
         ({"ts": "2024-01-01"}, "ts must be a datetime"),
         ({"feature_timestamp": "2024-01-01"}, "feature_timestamp must be a datetime or None"),
+        ({"request_id": ""}, "request_id must be 1..128 characters"),
+        ({"request_id": "r" * 129}, "request_id must be 1..128 characters"),
+        ({"agreement": math.nan, "p_flat": 0.0}, "agreement must be a finite number"),
+        ({"size": -math.inf, "latency_ms": math.inf}, "size must be a finite number"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_field(changes: dict[str, object], message: str) -> None:
@@ -58,6 +62,8 @@ def test_values_a_producer_may_hand_over_are_accepted() -> None:
     assert record("r", direction=True).direction  # a bool is an integer
     assert record("r", feature_timestamp=None).feature_timestamp is None
     assert record("r" * 128, symbol="S" * 64).symbol == "S" * 64  # the longest allowed
+    # finite values whose sum is not (the quick check adds them) are finite values
+    assert record("r", p_up=1.7e308, p_down=1.7e308).p_down == 1.7e308
 
 
 def test_features_digest_is_stable_and_sensitive() -> None:

@@ -230,3 +230,74 @@ def test_settings_are_checked(db: Database) -> None:
         BatchWriter(db.write, max_queue=0)
     with pytest.raises(ValueError, match="max_queue and batch_size must be >= 1"):
         BatchWriter(db.write, batch_size=0)
+
+
+class PolicySpy(Database):
+    """Records the scheduling class the writer thread writes each batch in."""
+
+    def __init__(self, slow: float = 0.0) -> None:
+        super().__init__(slow)
+        self.policies: list[int] = []
+
+    def write(self, batch: list[PredictionRecord]) -> tuple[int, int]:
+        import os
+
+        self.policies.append(os.sched_getscheduler(0))
+        return super().write(batch)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
+def test_an_idle_priority_writer_writes_in_sched_idle() -> None:
+    import os
+
+    spy = PolicySpy()
+    writer = BatchWriter(spy.write, linger=0.001, priority="idle")
+    writer.start()
+    writer.put(record("r0"))
+    assert writer.flush(5)
+    writer.stop()
+    assert spy.policies == [os.SCHED_IDLE]
+    normal = PolicySpy()
+    writer = BatchWriter(normal.write, linger=0.001)
+    writer.start()
+    writer.put(record("r0"))
+    assert writer.flush(5)
+    writer.stop()
+    assert normal.policies == [os.SCHED_OTHER]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
+def test_an_idle_writer_behind_returns_to_normal_priority_until_caught_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import os
+
+    spy = PolicySpy(slow=0.02)
+    writer = BatchWriter(spy.write, max_queue=400, batch_size=10, linger=0.001, priority="idle")
+    writer.start()
+    writer.put(record("first"))
+    assert writer.flush(5)
+    assert spy.policies == [os.SCHED_IDLE]  # not behind: idle
+    for i in range(300):  # three quarters of the buffer: the writer falls behind
+        writer.put(record(f"r{i}"))
+    assert writer.flush(30)
+    writer.put(record("last"))
+    assert writer.flush(5)
+    writer.stop()
+    assert spy.ids == ["first", *(f"r{i}" for i in range(300)), "last"]  # nothing lost
+    try:  # may this process leave SCHED_IDLE (CAP_SYS_NICE)?
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        may_boost = True
+    except OSError:
+        may_boost = False
+    if may_boost:
+        assert os.SCHED_OTHER in spy.policies  # boosted while behind
+        assert spy.policies[-1] == os.SCHED_IDLE  # and back to idle once caught up
+    else:
+        assert "may not leave idle priority" in caplog.text
+
+
+def test_an_unknown_priority_is_refused(db: Database) -> None:
+    with pytest.raises(ValueError, match="priority must be 'normal' or 'idle'"):
+        BatchWriter(db.write, priority="low")  # type: ignore[arg-type]
