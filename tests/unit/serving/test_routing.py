@@ -130,6 +130,15 @@ def test_stickiness_and_zero_weight_versions() -> None:
     )
     router = Router(table)
     assert {router.route(f"k{i}").name for i in range(500)} == {"a"}
+    tail = RoutingTable.model_validate(
+        {
+            "versions": [
+                {"name": "a", "model_tag": "m:1", "weight": 0},
+                {"name": "b", "model_tag": "m:2", "weight": 100},
+            ]
+        }
+    )
+    assert {Router(tail).route(f"k{i}") for i in range(500)} == {Route("b", "m:2", "canary")}
     again = Router(RoutingTable.model_validate(CANARY))
     first = [again.route(f"k{i}").name for i in range(300)]
     assert first == [
