@@ -1,5 +1,5 @@
-"""Linux CPU scheduling for background work: the shadow process runs in the
-``SCHED_IDLE`` class, on CPU time the request path leaves."""
+"""Linux CPU scheduling for background work: the shadow process and the prediction log's
+writer run in the ``SCHED_IDLE`` class, on CPU time the request path leaves."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -15,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from augur._cpu import set_thread_idle
 from augur.monitoring.log._schema import PredictionRecord
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class BatchWriter:
         # record wakes it: a writer woken by every append is a thread switch per request
         # on the request path. A record is written within about two lingers.
         wake = self._wake
-        if self.priority == "idle" and not _set_idle(True):
+        if self.priority == "idle" and not set_thread_idle(0, True):
             log.info("prediction log: no SCHED_IDLE here; the writer runs at normal priority")
             self.priority = "normal"
         while not (self._stopping and not self._queue):
@@ -213,7 +213,7 @@ class BatchWriter:
             return
         backlog = len(self._queue)
         if not self.boosted and backlog >= self.max_queue // 4:
-            self.boosted = _set_idle(False)
+            self.boosted = set_thread_idle(0, False)
             if self.boosted:
                 log.info("prediction log: %d rows waiting, writer at normal priority", backlog)
             elif time.monotonic() - self._warned_at >= 60:
@@ -225,7 +225,7 @@ class BatchWriter:
                     backlog,
                 )
         elif self.boosted and backlog <= self.max_queue // 64:
-            self.boosted = not _set_idle(True)
+            self.boosted = not set_thread_idle(0, True)
 
     def warn_drops(self) -> None:
         """Warn when records were dropped (the buffer was full) since the last warning, at
@@ -310,15 +310,3 @@ class BatchWriter:
                 self.max_queue,
             )
         self._backoff = min(_MAX_BACKOFF, max(0.1, 2 * self._backoff))
-
-
-def _set_idle(idle: bool) -> bool:
-    """Put the calling thread in Linux's ``SCHED_IDLE`` class, or back in the normal one;
-    False when the system refuses (not Linux, or leaving ``SCHED_IDLE`` without
-    ``CAP_SYS_NICE``: a thread may lower its priority, not raise it)."""
-    try:
-        policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
-        os.sched_setscheduler(0, policy, os.sched_param(0))  # 0: the calling thread
-    except (AttributeError, OSError):
-        return False
-    return True
