@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
+from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -82,7 +83,7 @@ def _insert_sqlite(conn: sa.Connection, records: Sequence[PredictionRecord]) -> 
     at = 0
     while at < len(rows):
         n = min(_MOST_ROWS, 1 << ((len(rows) - at).bit_length() - 1))
-        params = tuple(v for row in rows[at : at + n] for v in row)
+        params = tuple(chain.from_iterable(rows[at : at + n]))
         conn.exec_driver_sql(_sqlite_insert_rows(n), params)
         at += n
 
