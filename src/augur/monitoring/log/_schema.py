@@ -210,45 +210,10 @@ _TEXTS: tuple[tuple[str, int], ...] = tuple(
     (name, cast(sa.String, predictions_table.c[name].type).length or 0)
     for name in ("symbol", "model_version", "action", "model_tag", "features_digest", "routing_key")
 )
-_SYMBOL, _MODEL_VERSION, _ACTION, _MODEL_TAG, _DIGEST, _ROUTING_KEY = (n for _, n in _TEXTS)
 
 
 def _problem(record: PredictionRecord) -> str | None:
     """What is wrong with a record, naming the field (``None``: nothing)."""
-    r = record
-    # The common record (plain floats, ints, strings, datetimes) passes in one expression;
-    # anything else is looked at field by field below (which also names the field).
-    if (
-        type(r.request_id) is str
-        and 0 < len(r.request_id) <= MAX_REQUEST_ID
-        and r.role in ROLES
-        and type(r.p_up) is float
-        and type(r.p_down) is float
-        and type(r.p_flat) is float
-        and type(r.confidence) is float
-        and type(r.agreement) is float
-        and type(r.size) is float
-        and type(r.latency_ms) is float
-        and math.isfinite(
-            r.p_up + r.p_down + r.p_flat + r.confidence + r.agreement + r.size + r.latency_ms
-        )
-        and type(r.direction) is int
-        and type(r.symbol) is str
-        and len(r.symbol) <= _SYMBOL
-        and type(r.model_version) is str
-        and len(r.model_version) <= _MODEL_VERSION
-        and type(r.action) is str
-        and len(r.action) <= _ACTION
-        and type(r.model_tag) is str
-        and len(r.model_tag) <= _MODEL_TAG
-        and type(r.features_digest) is str
-        and len(r.features_digest) <= _DIGEST
-        and type(r.routing_key) is str
-        and len(r.routing_key) <= _ROUTING_KEY
-        and type(r.ts) is datetime
-        and (r.feature_timestamp is None or type(r.feature_timestamp) is datetime)
-    ):
-        return None
     request_id = record.request_id
     if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
         return f"request_id must be 1..{MAX_REQUEST_ID} characters, got {request_id!r:.40}"

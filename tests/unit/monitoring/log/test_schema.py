@@ -62,7 +62,7 @@ def test_values_a_producer_may_hand_over_are_accepted() -> None:
     assert record("r", direction=True).direction  # a bool is an integer
     assert record("r", feature_timestamp=None).feature_timestamp is None
     assert record("r" * 128, symbol="S" * 64).symbol == "S" * 64  # the longest allowed
-    # finite values whose sum is not (the quick check adds them) are finite values
+    # the largest finite values are finite, also together
     assert record("r", p_up=1.7e308, p_down=1.7e308).p_down == 1.7e308
 
 
