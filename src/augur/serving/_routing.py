@@ -173,9 +173,6 @@ class Router:
         shadow = table.shadow
         self._shadow = Route(shadow.name, shadow.model_tag, "shadow") if shadow else None
         self._shadow_cut = round(shadow.percent * BUCKETS / 100.0) if shadow else 0
-        # One version with a weight takes every key: no hash needed to find it.
-        weighted = [route for cut, route in self._cuts if cut > 0]
-        self._only = weighted[0] if len(weighted) == 1 else None
 
     def pick(self, key: str) -> tuple[Route, Route | None]:
         """``(route(key), shadow(key))``."""
@@ -183,8 +180,6 @@ class Router:
 
     def route(self, key: str) -> Route:
         """The serving version for ``key`` (weights in proportion, sticky per key)."""
-        if self._only is not None:
-            return self._only
         b = bucket_of(key, "route")
         for cut, route in self._cuts:
             if b < cut:
